@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// Start-up cost of a CGI request: median wall time of `node -e ""`, bare
+// hand-written CGI hellos and `tsgi cgi examples/hello.js`, measured in one
+// run, interleaved round by round, each as a ratio to `node -e ""`.
+//
+// usage: node bench/cgi-startup.js [rounds]   (default 40)
+//
+// Every command runs in a clean environment (PATH plus the CGI variables), as
+// a web server runs a CGI child: an inherited NODE_OPTIONS or
+// NODE_EXTRA_CA_CERTS would slow every Node start and hide the rest.
+
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const rounds = Number(process.argv[2] ?? 40);
+const node = process.execPath;
+
+const env = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  GATEWAY_INTERFACE: "CGI/1.1",
+  REQUEST_METHOD: "GET",
+  SCRIPT_NAME: "/cgi-bin/hello",
+  PATH_INFO: "",
+  QUERY_STRING: "",
+  SERVER_NAME: "localhost",
+  SERVER_PORT: "80",
+  SERVER_PROTOCOL: "HTTP/1.1",
+  REMOTE_ADDR: "127.0.0.1",
+};
+
+const commands = [
+  { name: 'node -e ""', args: ["-e", ""] },
+  { name: "bare CGI hello (CommonJS)", args: [join(root, "bench/hello-bare.cjs")], expect: "Hello, world!" },
+  { name: "bare CGI hello (ESM)", args: [join(root, "bench/hello-bare.mjs")], expect: "Hello, world!" },
+  { name: "tsgi cgi examples/hello.js", args: [join(root, "bin/tsgi.js"), "cgi", join(root, "examples/hello.js")], expect: "Hello, world!" },
+];
+
+function runOnce(command) {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(node, command.args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0 || (command.expect && !result.stdout.toString().includes(command.expect))) {
+    throw new Error(`${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`);
+  }
+  return elapsed;
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+for (const command of commands) for (let i = 0; i < 3; i++) runOnce(command); // warm the file cache
+const times = commands.map(() => []);
+for (let round = 0; round < rounds; round++) {
+  // Rotate the order so no command always runs right after another.
+  for (let k = 0; k < commands.length; k++) {
+    const index = (round + k) % commands.length;
+    times[index].push(runOnce(commands[index]));
+  }
+}
+
+const base = median(times[0]);
+console.log(`CGI start-up, ${rounds} rounds, node ${process.version}`);
+console.log("| command | median ms | ratio to node -e \"\" |");
+console.log("|---|---:|---:|");
+for (let i = 0; i < commands.length; i++) {
+  const m = median(times[i]);
+  console.log(`| ${commands[i].name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}× |`);
+}

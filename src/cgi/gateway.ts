@@ -1,0 +1,156 @@
+// The CGI gateway (RFC 3875, PEP 3333's run_with_cgi): one request per
+// process, environ from the process environment, body from stdin, response on stdout.
+
+import { readFileSync } from "node:fs";
+import type { Writable } from "node:stream";
+import { runApplication, type Outcome, type ResponseSink } from "../engine.js";
+import { makeEnviron, parseContentLength } from "../environ.js";
+import { formatCgiHead } from "../headers.js";
+import type { Application, HeaderList } from "../types.js";
+import { FdWriter, createLimitedReader, createSyncWriter } from "./fd-streams.js";
+
+export interface CgiOptions {
+  /** The CGI variables; by default the process environment, read byte-exact where the OS allows. */
+  environ?: Record<string, string | undefined>;
+  /** Where the response goes; by default file descriptor 1. */
+  stdoutFd?: number;
+  /** Where the request body comes from; by default file descriptor 0. */
+  stdinFd?: number;
+  /** `tsgi.errors`; by default file descriptor 2. */
+  errors?: Writable;
+}
+
+let stdoutClaimed = false;
+
+/**
+ * Makes stdout belong to the response: from now on `process.stdout` (and so
+ * console.log) writes to stderr, where a stray line cannot corrupt the headers.
+ */
+export function claimStdout(): void {
+  if (stdoutClaimed) return;
+  stdoutClaimed = true;
+  Object.defineProperty(process, "stdout", {
+    configurable: true,
+    enumerable: true,
+    get: () => process.stderr,
+  });
+}
+
+/**
+ * Serves the one request this process was started for. Resolves to the exit
+ * code it also sets as `process.exitCode`: 0 when the application's response
+ * went out whole, non-zero otherwise. Never calls process.exit(), so pending
+ * output is never lost.
+ */
+export async function runWithCgi(app: Application, options: CgiOptions = {}): Promise<number> {
+  const vars = options.environ ?? readProcessEnvironment();
+  let stderr: Writable | undefined;
+  const errors = (): Writable => options.errors ?? (stderr ??= createSyncWriter(2));
+  if (!vars.REQUEST_METHOD) {
+    errors().write(
+      "tsgi: not a CGI environment (REQUEST_METHOD is not set): run this from a web server's CGI, " +
+        "or use `tsgi serve` to try an application locally\n",
+    );
+    return (process.exitCode = 2);
+  }
+  // httpoxy: a request's `Proxy:` header arrives as HTTP_PROXY, which HTTP clients
+  // in this process would take as their proxy. The app still sees it in environ.
+  if (!options.environ) delete process.env.HTTP_PROXY;
+  claimStdout();
+
+  const sink = new CgiSink(new FdWriter(options.stdoutFd ?? 1));
+  const length = parseContentLength(vars.CONTENT_LENGTH);
+  const stdinFd = options.stdinFd ?? 0;
+  const environ = makeEnviron(vars, { multithread: false, multiprocess: true, runOnce: true });
+  // Built on first use: most requests never touch them, and each costs start-up.
+  defineLazily(environ, "tsgi.input", () => createLimitedReader(stdinFd, typeof length === "number" ? length : 0));
+  defineLazily(environ, "tsgi.errors", errors);
+
+  let outcome: Outcome;
+  if (length === "invalid") {
+    errors().write(`tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`);
+    await runApplication(plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"), environ, sink);
+    outcome = "failed";
+  } else {
+    outcome = await runApplication(app, environ, sink);
+  }
+  return (process.exitCode = outcome === "complete" ? 0 : 1);
+}
+
+/** Makes `environ[key]` a value built by `make` on first read, then kept. */
+function defineLazily(environ: object, key: string, make: () => unknown): void {
+  Object.defineProperty(environ, key, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const value = make();
+      Object.defineProperty(environ, key, { value, writable: true, enumerable: true, configurable: true });
+      return value;
+    },
+    set(value: unknown) {
+      Object.defineProperty(environ, key, { value, writable: true, enumerable: true, configurable: true });
+    },
+  });
+}
+
+/** Sends a CGI response (header block, then body) to a descriptor. */
+class CgiSink implements ResponseSink {
+  constructor(private readonly out: FdWriter) {}
+
+  sendHeaders(status: string, headers: HeaderList): void {
+    void this.out.write(formatCgiHead(status, headers));
+  }
+
+  write(data: Uint8Array): void | Promise<void> {
+    return this.out.write(data);
+  }
+
+  end(): Promise<void> {
+    return this.out.end();
+  }
+
+  abort(): void {
+    // Whatever was queued still goes out; the non-zero exit code marks the response as incomplete.
+  }
+}
+
+/** An application that answers with a fixed plain-text response. */
+export function plainTextResponse(status: string, text: string): Application {
+  return (_environ, startResponse) => {
+    startResponse(status, [["Content-Type", "text/plain; charset=utf-8"]]);
+    return [text];
+  };
+}
+
+/**
+ * The process environment with values as Latin-1 byte strings. Node decodes
+ * process.env as UTF-8 and turns invalid bytes into U+FFFD, so on Linux the
+ * original bytes of any value that is not plain ASCII are read back from
+ * /proc/self/environ; a variable the process has since changed keeps its
+ * process.env value.
+ */
+export function readProcessEnvironment(): Record<string, string | undefined> {
+  const vars: Record<string, string | undefined> = { ...process.env };
+  if (!Object.values(vars).some((value) => value !== undefined && /[^\x00-\x7f]/.test(value))) return vars;
+  let raw: Buffer;
+  try {
+    raw = readFileSync("/proc/self/environ");
+  } catch {
+    return vars;
+  }
+  let start = 0;
+  while (start < raw.length) {
+    let end = raw.indexOf(0, start);
+    if (end === -1) end = raw.length;
+    const equals = raw.indexOf(0x3d, start);
+    if (equals > start && equals < end) {
+      const name = raw.toString("latin1", start, equals);
+      const current = vars[name];
+      if (current !== undefined && /[^\x00-\x7f]/.test(current) && raw.toString("utf8", equals + 1, end) === current) {
+        vars[name] = raw.toString("latin1", equals + 1, end);
+      }
+    }
+    start = end + 1;
+  }
+  return vars;
+}

@@ -1,0 +1,73 @@
+// The rules every gateway follows when it builds an environ: how bytes become
+// strings, which keys are always there, and how the URL scheme is found.
+
+import type { Environ, InputStream } from "./types.js";
+import type { Writable } from "node:stream";
+
+export const TSGI_VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
+
+/**
+ * Bytes from the web server become environ strings as Latin-1: each byte is
+ * one code point U+0000..U+00FF, so no byte is ever lost or replaced (PEP 3333's
+ * rule). `utf8()` reads such a string as UTF-8 when the application wants that.
+ */
+export function decodeEnvironBytes(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+}
+
+/** Reads an environ string (Latin-1 code points standing for bytes) as UTF-8 text. */
+export function utf8(value: string): string {
+  return Buffer.from(value, "latin1").toString("utf8");
+}
+
+/**
+ * `https` when `HTTPS` is `on`, `1` or `yes` (any case); when `HTTPS` is unset
+ * or empty, `REQUEST_SCHEME` decides; otherwise `http`. `HTTPS` wins because
+ * IIS sends `HTTPS=off` and Apache can leave a stale `REQUEST_SCHEME`.
+ */
+export function urlScheme(vars: Record<string, unknown>): "http" | "https" {
+  const https = vars.HTTPS;
+  if (typeof https === "string" && https !== "") {
+    const flag = https.toLowerCase();
+    return flag === "on" || flag === "1" || flag === "yes" ? "https" : "http";
+  }
+  return typeof vars.REQUEST_SCHEME === "string" && vars.REQUEST_SCHEME.toLowerCase() === "https" ? "https" : "http";
+}
+
+export interface GatewayKeys {
+  /** Left out by a gateway that defines `tsgi.input` itself afterwards. */
+  input?: InputStream;
+  /** Left out by a gateway that defines `tsgi.errors` itself afterwards. */
+  errors?: Writable;
+  multithread: boolean;
+  multiprocess: boolean;
+  runOnce: boolean;
+}
+
+/**
+ * Builds an environ from the web server's variables (kept exactly as given;
+ * the object itself becomes the environ, to spare a copy per request)
+ * plus the `tsgi.*` keys. SCRIPT_NAME, PATH_INFO and QUERY_STRING are always
+ * present (empty when the server sent none), as PEP 3333 asks.
+ */
+export function makeEnviron(vars: Record<string, string | undefined>, keys: GatewayKeys): Environ {
+  const environ = vars as Environ;
+  environ.SCRIPT_NAME ??= "";
+  environ.PATH_INFO ??= "";
+  environ.QUERY_STRING ??= "";
+  environ["tsgi.version"] = TSGI_VERSION;
+  environ["tsgi.url_scheme"] = urlScheme(vars);
+  if (keys.input) environ["tsgi.input"] = keys.input;
+  if (keys.errors) environ["tsgi.errors"] = keys.errors;
+  environ["tsgi.multithread"] = keys.multithread;
+  environ["tsgi.multiprocess"] = keys.multiprocess;
+  environ["tsgi.run_once"] = keys.runOnce;
+  return environ;
+}
+
+/** A CONTENT_LENGTH is valid when absent, empty, or a decimal number. */
+export function parseContentLength(value: string | undefined): number | undefined | "invalid" {
+  if (value === undefined || value === "") return undefined;
+  if (!/^[0-9]{1,15}$/.test(value)) return "invalid";
+  return Number(value);
+}

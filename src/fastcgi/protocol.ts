@@ -1,0 +1,259 @@
+// FastCGI 1.0 protocol constants and the name-value pair format used by
+// FCGI_PARAMS, FCGI_GET_VALUES and FCGI_GET_VALUES_RESULT (spec sections 3.4 and 8).
+
+/** The only protocol version defined; every record header must carry it. */
+export const FCGI_VERSION_1 = 1;
+/** Size of every record header in bytes. */
+export const FCGI_HEADER_LENGTH = 8;
+/** Largest content a single record can carry (16-bit length field). */
+export const FCGI_MAX_CONTENT_LENGTH = 65535;
+/** Request id reserved for management records (GET_VALUES, UNKNOWN_TYPE). */
+export const FCGI_NULL_REQUEST_ID = 0;
+/** BEGIN_REQUEST flag: keep the connection open after the request ends. */
+export const FCGI_KEEP_CONN = 1;
+
+/** Record types (the `type` byte of a record header). */
+export const RecordType = {
+  BEGIN_REQUEST: 1,
+  ABORT_REQUEST: 2,
+  END_REQUEST: 3,
+  PARAMS: 4,
+  STDIN: 5,
+  STDOUT: 6,
+  STDERR: 7,
+  DATA: 8,
+  GET_VALUES: 9,
+  GET_VALUES_RESULT: 10,
+  UNKNOWN_TYPE: 11,
+} as const;
+export type RecordType = (typeof RecordType)[keyof typeof RecordType];
+
+/** Roles a BEGIN_REQUEST can ask the application to play. */
+export const Role = {
+  RESPONDER: 1,
+  AUTHORIZER: 2,
+  FILTER: 3,
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** `protocolStatus` values of an END_REQUEST record. */
+export const ProtocolStatus = {
+  REQUEST_COMPLETE: 0,
+  CANT_MPX_CONN: 1,
+  OVERLOADED: 2,
+  UNKNOWN_ROLE: 3,
+} as const;
+export type ProtocolStatus = (typeof ProtocolStatus)[keyof typeof ProtocolStatus];
+
+/** Variable names a web server may ask about with GET_VALUES. */
+export const GetValuesName = {
+  MAX_CONNS: 'FCGI_MAX_CONNS',
+  MAX_REQS: 'FCGI_MAX_REQS',
+  MPXS_CONNS: 'FCGI_MPXS_CONNS',
+} as const;
+
+/** Default cap on the total size of one request's FCGI_PARAMS stream. */
+export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024;
+
+/** The peer sent bytes that violate the FastCGI wire format. */
+export class FastCgiProtocolError extends Error {
+  override name = 'FastCgiProtocolError';
+}
+
+const NON_LATIN1 = /[^\u0000-\u00ff]/;
+
+function lengthFieldSize(length: number): number {
+  return length < 0x80 ? 1 : 4;
+}
+
+function writeLengthField(out: Buffer, pos: number, length: number): number {
+  if (length < 0x80) {
+    out[pos] = length;
+    return pos + 1;
+  }
+  out.writeUInt32BE((length | 0x80000000) >>> 0, pos);
+  return pos + 4;
+}
+
+function checkLatin1(text: string): void {
+  // Buffer's latin1 encoder silently keeps only the low byte of wider chars,
+  // which would send a different name or value than the caller asked for.
+  if (NON_LATIN1.test(text)) {
+    throw new RangeError(`FastCGI names and values must be Latin-1; got ${JSON.stringify(text.slice(0, 40))}`);
+  }
+}
+
+/**
+ * Encodes name-value pairs into one Buffer. Strings are Latin-1: each char
+ * (code 0-255) becomes one byte; a wider char throws a RangeError.
+ */
+export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>): Buffer {
+  const list = Array.isArray(pairs) ? (pairs as readonly (readonly [string, string])[]) : [...pairs];
+  let size = 0;
+  for (const [name, value] of list) {
+    checkLatin1(name);
+    checkLatin1(value);
+    size += lengthFieldSize(name.length) + lengthFieldSize(value.length) + name.length + value.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  for (const [name, value] of list) {
+    pos = writeLengthField(out, pos, name.length);
+    pos = writeLengthField(out, pos, value.length);
+    pos += out.write(name, pos, 'latin1');
+    pos += out.write(value, pos, 'latin1');
+  }
+  return out;
+}
+
+/** Options for {@link ParamsDecoder}. */
+export interface ParamsDecoderOptions {
+  /** Cap on the total bytes of the stream (length fields included). Default {@link DEFAULT_MAX_PARAMS_BYTES}. */
+  maxBytes?: number;
+}
+
+const READ_NAME_LENGTH = 0;
+const READ_VALUE_LENGTH = 1;
+const READ_NAME = 2;
+const READ_VALUE = 3;
+
+/**
+ * Incremental decoder for one FCGI_PARAMS stream. The stream is a single byte
+ * sequence cut into records at arbitrary points, so feed it every record's
+ * content in order with push(); a pair may straddle any number of chunks.
+ *
+ * Names and values decode as Latin-1. A repeated name keeps its last value.
+ * push() throws FastCgiProtocolError once the stream exceeds `maxBytes` (or a
+ * length field announces a pair that would); end() throws if the stream stops
+ * inside a pair. After an error every later call throws the same error.
+ */
+export class ParamsDecoder {
+  readonly maxBytes: number;
+  private readonly params = new Map<string, string>();
+  private failure: FastCgiProtocolError | null = null;
+  private bytesSeen = 0;
+  private state = READ_NAME_LENGTH;
+  private lengthValue = 0;
+  private lengthBytesLeft = 0;
+  private nameLength = 0;
+  private valueLength = 0;
+  private name = '';
+  // Holds a name or value that straddles chunks; sized once from its length
+  // field so assembling it is a single copy, never repeated re-buffering.
+  private partial: Buffer | null = null;
+  private partialFilled = 0;
+
+  constructor(options: ParamsDecoderOptions = {}) {
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_PARAMS_BYTES;
+  }
+
+  /** Feeds the next piece of the stream. Throws FastCgiProtocolError past the size cap. */
+  push(chunk: Buffer): void {
+    if (this.failure) throw this.failure;
+    const chunkStart = this.bytesSeen;
+    this.bytesSeen += chunk.length;
+    if (this.bytesSeen > this.maxBytes) this.fail(`FastCGI params exceed the ${this.maxBytes}-byte limit`);
+
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      const state = this.state;
+      if (state === READ_NAME_LENGTH || state === READ_VALUE_LENGTH) {
+        const byte = chunk[pos++];
+        let length: number;
+        if (this.lengthBytesLeft === 0) {
+          if (byte >= 0x80) {
+            this.lengthValue = byte & 0x7f;
+            this.lengthBytesLeft = 3;
+            continue;
+          }
+          length = byte;
+        } else {
+          this.lengthValue = (this.lengthValue << 8) | byte;
+          if (--this.lengthBytesLeft !== 0) continue;
+          length = this.lengthValue;
+        }
+        if (state === READ_NAME_LENGTH) {
+          this.nameLength = length;
+          this.state = READ_VALUE_LENGTH;
+        } else {
+          this.valueLength = length;
+          // Refuse before buffering anything, so a forged length cannot make us allocate it.
+          if (chunkStart + pos + this.nameLength + length > this.maxBytes) {
+            this.fail(`FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`);
+          }
+          this.startName();
+        }
+      } else {
+        const fieldLength = state === READ_NAME ? this.nameLength : this.valueLength;
+        const available = end - pos;
+        let text: string;
+        if (this.partial === null && available >= fieldLength) {
+          text = chunk.toString('latin1', pos, pos + fieldLength);
+          pos += fieldLength;
+        } else {
+          if (this.partial === null) {
+            this.partial = Buffer.allocUnsafe(fieldLength);
+            this.partialFilled = 0;
+          }
+          const count = Math.min(fieldLength - this.partialFilled, available);
+          chunk.copy(this.partial, this.partialFilled, pos, pos + count);
+          this.partialFilled += count;
+          pos += count;
+          if (this.partialFilled < fieldLength) break;
+          text = this.partial.toString('latin1');
+          this.partial = null;
+        }
+        if (state === READ_NAME) {
+          this.name = text;
+          this.startValue();
+        } else {
+          this.params.set(this.name, text);
+          this.state = READ_NAME_LENGTH;
+        }
+      }
+    }
+  }
+
+  /** Ends the stream and returns the decoded pairs in arrival order. Throws if a pair is incomplete. */
+  end(): Map<string, string> {
+    if (this.failure) throw this.failure;
+    if (this.state !== READ_NAME_LENGTH || this.lengthBytesLeft !== 0) {
+      this.fail('FastCGI params stream ended inside a name-value pair');
+    }
+    return this.params;
+  }
+
+  // Zero-length names and values complete as soon as their length is known;
+  // waiting for a byte that never comes would leave the pair unfinished.
+  private startName(): void {
+    if (this.nameLength === 0) {
+      this.name = '';
+      this.startValue();
+    } else {
+      this.state = READ_NAME;
+    }
+  }
+
+  private startValue(): void {
+    if (this.valueLength === 0) {
+      this.params.set(this.name, '');
+      this.state = READ_NAME_LENGTH;
+    } else {
+      this.state = READ_VALUE;
+    }
+  }
+
+  private fail(message: string): never {
+    this.failure = new FastCgiProtocolError(message);
+    this.partial = null;
+    throw this.failure;
+  }
+}
+
+/** Decodes a complete name-value buffer (e.g. GET_VALUES content) in one call. */
+export function decodeNameValuePairs(content: Buffer, maxBytes = DEFAULT_MAX_PARAMS_BYTES): Map<string, string> {
+  const decoder = new ParamsDecoder({ maxBytes });
+  decoder.push(content);
+  return decoder.end();
+}

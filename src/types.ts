@@ -1,0 +1,57 @@
+// The TSGI interface as types: what an application and a gateway agree on.
+// docs/SPEC.md is the prose version of the same contract.
+import type { Readable, Writable } from "node:stream";
+
+/** One piece of a response body. A string is sent as UTF-8. */
+export type Chunk = Uint8Array | string;
+
+/**
+ * What an application returns: any sync or async iterable of chunks. If it has
+ * `close()`, the gateway calls it exactly once when it is done with the body.
+ */
+export type Body = (Iterable<Chunk> | AsyncIterable<Chunk>) & { close?: () => unknown };
+
+/** Response headers as an ordered list of `[name, value]` pairs; names may repeat. */
+export type HeaderList = [string, string][];
+
+/** The legacy imperative output path returned by `startResponse`; sends at once. */
+export type Write = (chunk: Chunk) => void | Promise<void>;
+
+/**
+ * Sets the status (`"NNN Reason"`) and headers of the response. A second call
+ * is only allowed with `excInfo` (the error being handled): before the headers
+ * went out it replaces them, after that it rethrows `excInfo`.
+ */
+export type StartResponse = (status: string, headers: HeaderList, excInfo?: unknown) => Write;
+
+/** The request body: a Node Readable that ends after CONTENT_LENGTH bytes. */
+export type InputStream = Readable & AsyncIterable<Uint8Array>;
+
+/**
+ * The request: CGI meta-variables as strings (bytes decoded as Latin-1, see
+ * docs/SPEC.md) plus the `tsgi.*` keys. Gateways may add more keys.
+ */
+export interface Environ {
+  REQUEST_METHOD: string;
+  SCRIPT_NAME: string;
+  PATH_INFO: string;
+  QUERY_STRING: string;
+  CONTENT_TYPE?: string;
+  CONTENT_LENGTH?: string;
+  SERVER_NAME?: string;
+  SERVER_PORT?: string;
+  SERVER_PROTOCOL?: string;
+  REMOTE_ADDR?: string;
+  [httpHeader: `HTTP_${string}`]: string | undefined;
+  "tsgi.version": readonly [number, number];
+  "tsgi.url_scheme": "http" | "https";
+  "tsgi.input": InputStream;
+  "tsgi.errors": Writable;
+  "tsgi.multithread": boolean;
+  "tsgi.multiprocess": boolean;
+  "tsgi.run_once": boolean;
+  [key: string]: unknown;
+}
+
+/** A TSGI application. */
+export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
