@@ -18,7 +18,11 @@ export interface ResponseSink {
   end(): void | Promise<void>;
   /** The response cannot be completed: cut it off so the peer does not take it as whole. */
   abort(reason: unknown): void;
-  /** Aborted when the peer no longer wants the response (client gone, FCGI_ABORT_REQUEST, timeout). */
+  /**
+   * Aborted when the peer no longer wants the response (client gone,
+   * FCGI_ABORT_REQUEST, timeout). Read only when the engine is about to wait,
+   * so a sink may build it on first read.
+   */
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -94,8 +98,10 @@ class Exchange {
       body = await app(this.environ, this.startResponse);
       checkBody(body);
       this.addSingleChunkLength(body);
-      const signal = this.sink.signal;
       const isAsync = typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function";
+      // Only an await lets an abort be noticed, so a sync body never needs the signal
+      // (and a sink may then skip building one).
+      let signal = isAsync ? this.sink.signal : undefined;
       iterator = isAsync
         ? (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]()
         : (body as Iterable<Chunk>)[Symbol.iterator]();
@@ -117,7 +123,11 @@ class Exchange {
         const bytes = toBytes(step.value);
         if (bytes.length !== 0) {
           const pending = this.send(bytes);
-          if (pending) await pending;
+          if (pending) {
+            await pending;
+            signal ??= this.sink.signal;
+            if (signal?.aborted) throw new ConnectionClosedError("request aborted");
+          }
         }
       }
       await this.finish();

@@ -1,7 +1,7 @@
 // The full `tsgi` command line (commander). `tsgi cgi` normally skips this
 // file: bin/tsgi.js sends it straight to the fast path in cli/cgi.ts.
 
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { readFileSync } from "node:fs";
 
 function packageVersion(): string {
@@ -24,7 +24,59 @@ export function buildProgram(): Command {
       await main([module]);
     });
 
+  program
+    .command("fcgi")
+    .description("run a long-lived FastCGI server for nginx, Apache (mod_fcgid, mod_proxy_fcgi) or lighttpd")
+    .argument("<module>", "application module: path/to/app.js (default export or `application`) or path/to/app.js:name")
+    .option("-l, --listen <address>", "unix socket path, host:port or port (default: the listening socket on fd 0)")
+    .option("--socket-mode <octal>", "permissions of a unix socket, whatever the umask", octal, 0o660)
+    .option("--allow <addresses>", "comma-separated peer addresses allowed over TCP (adds to FCGI_WEB_SERVER_ADDRS)", list)
+    .option("--grace <seconds>", "how long requests in flight may finish after SIGTERM/SIGINT", number, 30)
+    .option("--concurrency <n>", "requests in progress at once; more get FCGI_OVERLOADED", integer, 1024)
+    .option("--max-connections <n>", "connections open at once", integer, 1024)
+    .option("--max-requests-per-connection <n>", "requests at once on one multiplexed connection", integer, 64)
+    .option("--max-params-bytes <n>", "size limit of one request's FCGI_PARAMS", integer, 1024 * 1024)
+    .option("--receive-timeout <seconds>", "give up a request whose params or body stall this long", number, 60)
+    .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
+    .option("--stderr-to-web-server", "send tsgi.errors as FCGI_STDERR records instead of to stderr")
+    .action(async (module: string, options: Record<string, unknown>) => {
+      const { runFcgiCommand } = await import("./fcgi.js");
+      await runFcgiCommand(module, {
+        listen: options.listen as string | undefined,
+        socketMode: options.socketMode as number,
+        allow: options.allow as string[] | undefined,
+        grace: options.grace as number,
+        concurrency: options.concurrency as number,
+        maxConnections: options.maxConnections as number,
+        maxRequestsPerConnection: options.maxRequestsPerConnection as number,
+        maxParamsBytes: options.maxParamsBytes as number,
+        receiveTimeout: options.receiveTimeout as number,
+        multiplex: options.multiplex as boolean,
+        stderrToWebServer: Boolean(options.stderrToWebServer),
+      });
+    });
+
   return program;
+}
+
+function integer(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a whole number of at least 1");
+  return Number(value);
+}
+
+function number(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === "" || !Number.isFinite(parsed) || parsed < 0) throw new InvalidArgumentError("expected a number of at least 0");
+  return parsed;
+}
+
+function octal(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError("expected an octal mode such as 660");
+  return parseInt(value, 8);
+}
+
+function list(value: string): string[] {
+  return value.split(",").map((item) => item.trim()).filter(Boolean);
 }
 
 export async function main(argv: string[]): Promise<void> {

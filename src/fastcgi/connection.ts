@@ -1,0 +1,305 @@
+// One connection from the web server: parses its records, dispatches them to
+// the requests living on it (several at once when the peer multiplexes),
+// answers management records, and batches outgoing records into few writes.
+
+import type { Socket } from "node:net";
+import type { Writable } from "node:stream";
+import type { Outcome } from "../engine.js";
+import type { Application } from "../types.js";
+import {
+  FCGI_KEEP_CONN,
+  FastCgiProtocolError,
+  GetValuesName,
+  ProtocolStatus,
+  RecordType,
+  Role,
+  decodeNameValuePairs,
+} from "./protocol.js";
+import { RecordParser, encodeEndRequest, encodeGetValuesResult, encodeUnknownType, parseBeginRequest, type RecordHandler } from "./records.js";
+import { FastCgiRequest } from "./request.js";
+
+/** Settings every connection of a server shares. */
+export interface ConnectionOptions {
+  maxConnections: number;
+  maxRequests: number;
+  maxRequestsPerConnection: number;
+  maxParamsBytes: number;
+  multiplex: boolean;
+  /** Milliseconds a request may wait for more params or body before it is given up. */
+  receiveTimeout: number;
+  errors: Writable;
+  stderrToWebServer: boolean;
+  multiprocess: boolean;
+}
+
+/** What a connection needs from its server. */
+export interface ServerHooks {
+  /** Takes a request slot; false when the process is at its limit. */
+  admit(): boolean;
+  /** Gives a request slot back. */
+  release(): void;
+  requestFinished(outcome: Outcome): void;
+  connectionClosed(connection: FastCgiConnection): void;
+  readonly shuttingDown: boolean;
+}
+
+/** Bytes queued for the socket before a writer is asked to wait. */
+const OUTPUT_HIGH_WATER_MARK = 64 * 1024;
+/** Batches up to this size are joined into one buffer; larger ones go out as a corked writev. */
+const JOIN_LIMIT = 64 * 1024;
+
+function flushConnection(connection: FastCgiConnection): void {
+  connection.flush();
+}
+
+export class FastCgiConnection implements RecordHandler {
+  readonly requests = new Map<number, FastCgiRequest>();
+  closed = false;
+  private readonly parser = new RecordParser(this);
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private endWhenFlushed = false;
+  private peerEnded = false;
+  private drainWaiters: (() => void)[] = [];
+  private readonly pausedBy = new Set<FastCgiRequest>();
+
+  constructor(
+    readonly socket: Socket,
+    readonly options: ConnectionOptions,
+    readonly server: ServerHooks,
+    private readonly app: Application,
+  ) {
+    socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
+    socket.on("drain", () => this.releaseDrainWaiters());
+    socket.on("end", () => {
+      // The web server is done sending; answer what is in flight, then close.
+      this.peerEnded = true;
+      if (this.requests.size === 0) this.endAfterFlush();
+    });
+    socket.on("error", () => {
+      // EPIPE/ECONNRESET: the web server went away; "close" follows and aborts the requests.
+    });
+    socket.on("close", () => this.onClose());
+  }
+
+  log(message: string): void {
+    try {
+      this.options.errors.write(`[tsgi] fastcgi: ${message}\n`);
+    } catch {
+      // Nowhere left to report to.
+    }
+  }
+
+  // RecordHandler
+
+  onRecord(type: number, requestId: number, content: Buffer): void {
+    if (requestId === 0) {
+      this.management(type, content);
+    } else if (type === RecordType.BEGIN_REQUEST) {
+      this.begin(requestId, content);
+    } else if (type === RecordType.ABORT_REQUEST) {
+      const request = this.requests.get(requestId);
+      if (request) {
+        request.abortRequest("the web server aborted the request (FCGI_ABORT_REQUEST)");
+        request.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+      }
+    }
+    // Other record types on a request id, and records for ids not in use, are ignored (spec 3.3).
+  }
+
+  onStreamData(type: number, requestId: number, data: Buffer): void {
+    const request = this.requests.get(requestId);
+    if (request === undefined || request.finished) return;
+    if (type === RecordType.PARAMS) {
+      request.addParams(data, this.app);
+    } else if (type === RecordType.STDIN || type === RecordType.DATA) {
+      if (!request.addInput(type, data)) this.pauseFor(request);
+    }
+  }
+
+  onError(error: FastCgiProtocolError): void {
+    this.protocolError(error.message);
+  }
+
+  private management(type: number, content: Buffer): void {
+    if (type !== RecordType.GET_VALUES) {
+      this.send(encodeUnknownType(type));
+      return;
+    }
+    let asked: Map<string, string>;
+    try {
+      asked = decodeNameValuePairs(content);
+    } catch (error) {
+      this.protocolError(`bad FCGI_GET_VALUES: ${(error as Error).message}`);
+      return;
+    }
+    const known: Record<string, string> = {
+      [GetValuesName.MAX_CONNS]: String(this.options.maxConnections),
+      [GetValuesName.MAX_REQS]: String(this.options.maxRequests),
+      [GetValuesName.MPXS_CONNS]: this.options.multiplex ? "1" : "0",
+    };
+    const answer: [string, string][] = [];
+    for (const name of asked.keys()) if (Object.hasOwn(known, name)) answer.push([name, known[name]!]);
+    this.send(encodeGetValuesResult(answer));
+  }
+
+  private begin(id: number, content: Buffer): void {
+    let role: number;
+    let flags: number;
+    try {
+      ({ role, flags } = parseBeginRequest(content));
+    } catch (error) {
+      this.protocolError((error as Error).message);
+      return;
+    }
+    if (this.requests.has(id)) {
+      this.protocolError(`FCGI_BEGIN_REQUEST for request id ${id}, which is already in use`);
+      return;
+    }
+    const keepConn = (flags & FCGI_KEEP_CONN) !== 0;
+    let refusal: number | undefined;
+    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
+      refusal = ProtocolStatus.UNKNOWN_ROLE;
+      this.log(`request ${id}: unknown role ${role}`);
+    } else if (this.requests.size >= (this.options.multiplex ? this.options.maxRequestsPerConnection : 1)) {
+      refusal = ProtocolStatus.CANT_MPX_CONN;
+      this.log(`request ${id}: too many requests on one connection (${this.requests.size})`);
+    } else if (!this.server.admit()) {
+      refusal = ProtocolStatus.OVERLOADED;
+      this.log(`request ${id}: overloaded: ${this.options.maxRequests} requests already in progress`);
+    }
+    if (refusal !== undefined) {
+      this.send(encodeEndRequest(id, 0, refusal));
+      if (!keepConn && this.requests.size === 0) this.endAfterFlush();
+      return;
+    }
+    this.requests.set(id, new FastCgiRequest(id, role, keepConn, this));
+  }
+
+  /** Closes this connection over a protocol violation; other connections are untouched. */
+  private protocolError(message: string): void {
+    this.log(`protocol error, closing the connection: ${message}`);
+    this.parser.stop();
+    this.socket.destroy();
+  }
+
+  // Input flow control: a request whose body is not being read stops the whole
+  // connection (FastCGI has no per-request flow control), so memory stays bounded.
+
+  private pauseFor(request: FastCgiRequest): void {
+    this.pausedBy.add(request);
+    this.socket.pause();
+  }
+
+  resumeFor(request: FastCgiRequest): void {
+    request.lastInputAt = Date.now();
+    if (this.pausedBy.delete(request) && this.pausedBy.size === 0 && !this.closed) this.socket.resume();
+  }
+
+  // Output
+
+  send(bytes: Buffer): void {
+    if (this.closed) return;
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // Everything written in this turn of the event loop leaves in one write.
+      process.nextTick(flushConnection, this);
+    }
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    const out = this.out;
+    const outBytes = this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    if (this.closed || out.length === 0) return;
+    const socket = this.socket;
+    if (out.length === 1) {
+      socket.write(out[0]!);
+    } else if (outBytes <= JOIN_LIMIT) {
+      socket.write(Buffer.concat(out, outBytes));
+    } else {
+      socket.cork();
+      for (const bytes of out) socket.write(bytes);
+      socket.uncork();
+    }
+    if (this.endWhenFlushed) socket.end();
+    else if (!socket.writableNeedDrain) this.releaseDrainWaiters();
+  }
+
+  needsDrain(): boolean {
+    return this.outBytes + this.socket.writableLength >= OUTPUT_HIGH_WATER_MARK;
+  }
+
+  /** Resolves when the socket has taken what is queued. */
+  drained(): Promise<void> {
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private releaseDrainWaiters(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private endAfterFlush(): void {
+    if (this.closed) return;
+    if (this.flushScheduled) this.endWhenFlushed = true;
+    else this.socket.end();
+  }
+
+  /** A request sent END_REQUEST: free its id, and close the connection if it is no longer wanted. */
+  requestEnded(request: FastCgiRequest): void {
+    if (this.requests.get(request.id) !== request) return;
+    this.requests.delete(request.id);
+    if (this.pausedBy.has(request)) this.resumeFor(request);
+    this.server.release();
+    if (this.requests.size === 0 && (!request.keepConn || this.peerEnded || this.server.shuttingDown)) this.endAfterFlush();
+  }
+
+  /** The application failed after its headers went out: the web server must not take the response as whole. */
+  cutOff(request: FastCgiRequest): void {
+    if (this.requests.size > 1) {
+      // Other requests share this connection: end this one without closing its STDOUT stream.
+      request.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE, 1);
+      return;
+    }
+    request.finished = true;
+    this.requestEnded(request);
+    this.socket.destroy();
+  }
+
+  /** Called when the server shuts down: close now if nothing is in flight. */
+  closeIfIdle(): void {
+    if (this.requests.size === 0) this.endAfterFlush();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.parser.stop();
+    for (const request of this.requests.values()) {
+      request.abortRequest("the web server closed the connection");
+      request.finished = true;
+      this.server.release();
+    }
+    this.requests.clear();
+    this.pausedBy.clear();
+    this.releaseDrainWaiters();
+    this.server.connectionClosed(this);
+  }
+
+  /** Requests whose input has stalled longer than the receive timeout. */
+  *stalledRequests(now: number): Iterable<FastCgiRequest> {
+    for (const request of this.requests.values()) {
+      if (!request.inputComplete && !this.pausedBy.has(request) && now - request.lastInputAt > this.options.receiveTimeout) {
+        yield request;
+      }
+    }
+  }
+}

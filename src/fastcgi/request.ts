@@ -1,0 +1,275 @@
+// One FastCGI request on a connection: collects its params, streams its
+// FCGI_STDIN (and FCGI_DATA) to the application, and sends the response as
+// records through the shared response engine.
+
+import { Readable, Writable } from "node:stream";
+import { ConnectionClosedError, runApplication, type Outcome, type ResponseSink } from "../engine.js";
+import { makeEnviron } from "../environ.js";
+import { formatCgiHead } from "../headers.js";
+import type { Application, Environ, HeaderList } from "../types.js";
+import type { FastCgiConnection } from "./connection.js";
+import { FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
+import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream } from "./records.js";
+
+const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
+  [Role.RESPONDER]: "responder",
+  [Role.AUTHORIZER]: "authorizer",
+  [Role.FILTER]: "filter",
+};
+
+/** Queued body bytes per request stream before the connection stops reading. */
+const INPUT_HIGH_WATER_MARK = 64 * 1024;
+
+/** A request body stream fed by records; tells the connection when to pause and resume reading. */
+class RecordInput extends Readable {
+  ended = false;
+  full = false;
+
+  constructor(private readonly onDemand: () => void) {
+    super({ highWaterMark: INPUT_HIGH_WATER_MARK });
+  }
+
+  override _read(): void {
+    if (this.full) {
+      this.full = false;
+      this.onDemand();
+    }
+  }
+
+  /** Adds a piece of the stream; an empty piece ends it. Returns false when reading should pause. */
+  add(piece: Buffer): boolean {
+    if (this.ended) return true;
+    if (piece.length === 0) {
+      this.ended = true;
+      this.push(null);
+      return true;
+    }
+    if (this.destroyed) return true;
+    this.full = !this.push(piece);
+    return !this.full;
+  }
+}
+
+export class FastCgiRequest implements ResponseSink {
+  readonly roleName: "responder" | "authorizer" | "filter";
+  private params: ParamsDecoder | null;
+  private readonly input: RecordInput;
+  private readonly data: RecordInput | null;
+  private controller: AbortController | undefined;
+  private abortReason: string | undefined;
+  private pendingHead: Buffer | null = null;
+  private stderrUsed = false;
+  private appFinished = false;
+  /** END_REQUEST went out (or the connection is gone): nothing more is sent for this id. */
+  finished = false;
+  /** When input last arrived, for the receive timeout. */
+  lastInputAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly role: number,
+    readonly keepConn: boolean,
+    private readonly connection: FastCgiConnection,
+  ) {
+    this.roleName = ROLE_NAMES[role]!;
+    this.params = new ParamsDecoder({ maxBytes: connection.options.maxParamsBytes });
+    this.input = new RecordInput(() => connection.resumeFor(this));
+    this.data = role === Role.FILTER ? new RecordInput(() => connection.resumeFor(this)) : null;
+    if (role === Role.AUTHORIZER) this.input.add(Buffer.alloc(0)); // an authorizer gets no body
+  }
+
+  /** Built on first read: most responses are sent without the engine ever waiting. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(new ConnectionClosedError(this.abortReason));
+    }
+    return this.controller.signal;
+  }
+
+  /** Whether all input has arrived (or is no longer wanted). */
+  get inputComplete(): boolean {
+    return this.params === null && this.input.ended && (this.data === null || this.data.ended);
+  }
+
+  /** Whether the application has been called and its request is waiting on it. */
+  get started(): boolean {
+    return this.params === null;
+  }
+
+  addParams(piece: Buffer, app: Application): void {
+    if (this.params === null) return;
+    this.lastInputAt = Date.now();
+    try {
+      if (piece.length !== 0) {
+        this.params.push(piece);
+        return;
+      }
+      const vars = this.params.end();
+      this.params = null;
+      this.start(app, vars);
+    } catch (error) {
+      this.params = null;
+      const tooLarge = error instanceof FastCgiProtocolError && /exceed|max/i.test(error.message);
+      this.connection.log(`request ${this.id}: bad FCGI_PARAMS: ${(error as Error).message}`);
+      this.input.add(Buffer.alloc(0));
+      this.data?.add(Buffer.alloc(0));
+      this.respondDirectly(tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request");
+    }
+  }
+
+  /** Adds FCGI_STDIN or FCGI_DATA content; returns false when the connection should stop reading. */
+  addInput(type: number, piece: Buffer): boolean {
+    const stream = type === RecordType.DATA ? this.data : this.input;
+    if (stream === null) return true;
+    this.lastInputAt = Date.now();
+    if (!this.appFinished) return stream.add(piece);
+    // Input that arrives after the application finished is only read to be dropped.
+    if (piece.length === 0) stream.ended = true;
+    if (this.inputComplete) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+    return true;
+  }
+
+  private start(app: Application, vars: Map<string, string>): void {
+    const options = this.connection.options;
+    // A plain loop: Object.fromEntries builds a much slower object for this many keys.
+    const fields: Record<string, string> = {};
+    for (const [name, value] of vars) fields[name] = value;
+    const environ = makeEnviron(fields, {
+      input: this.input,
+      errors: options.stderrToWebServer ? this.stderrStream() : options.errors,
+      multithread: false,
+      multiprocess: options.multiprocess,
+      runOnce: false,
+    });
+    environ["tsgi.fcgi.role"] = this.roleName;
+    if (this.data) environ["tsgi.fcgi.data"] = this.data;
+    this.run(app, environ);
+  }
+
+  private run(app: Application, environ: Environ): void {
+    runApplication(app, environ, this).then((outcome) => this.applicationFinished(outcome));
+  }
+
+  /** Answers without the application (bad params, timeouts) through the same engine. */
+  respondDirectly(status: string): void {
+    const environ = makeEnviron(
+      { REQUEST_METHOD: "", SERVER_PROTOCOL: "" },
+      { input: this.input, errors: this.connection.options.errors, multithread: false, multiprocess: false, runOnce: false },
+    );
+    this.run((_env, startResponse) => {
+      startResponse(status, [["Content-Type", "text/plain; charset=utf-8"]]);
+      return [status.slice(4) + "\n"];
+    }, environ);
+  }
+
+  private applicationFinished(outcome: Outcome): void {
+    this.appFinished = true;
+    this.connection.server.requestFinished(outcome);
+    if (this.finished) return;
+    if (outcome === "cut") {
+      this.connection.cutOff(this);
+      return;
+    }
+    // Unread input is dropped from here on; END_REQUEST waits for its end so the
+    // web server is not still sending when the connection is reused or closed.
+    if (!this.input.ended) this.input.destroy();
+    if (this.data && !this.data.ended) this.data.destroy();
+    this.connection.resumeFor(this);
+    if (this.inputComplete) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+  }
+
+  /** FCGI_ABORT_REQUEST, the connection closing, or a timeout: stop the application. */
+  abortRequest(reason: string): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    const error = new ConnectionClosedError(reason);
+    this.controller?.abort(error);
+    if (!this.input.ended) this.input.destroy(error);
+    if (this.data && !this.data.ended) this.data.destroy(error);
+  }
+
+  /** The input stalled past the receive timeout. */
+  timeOut(): void {
+    this.connection.log(`request ${this.id}: no input for ${this.connection.options.receiveTimeout / 1000} s, giving up`);
+    if (!this.started) {
+      this.params = null;
+      this.input.add(Buffer.alloc(0));
+      this.data?.add(Buffer.alloc(0));
+      this.respondDirectly("408 Request Timeout");
+      return;
+    }
+    const error = new Error("request body timed out");
+    if (!this.input.ended) {
+      this.input.ended = true;
+      this.input.destroy(error);
+    }
+    if (this.data && !this.data.ended) {
+      this.data.ended = true;
+      this.data.destroy(error);
+    }
+    if (this.appFinished) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+  }
+
+  sendEndRequest(protocolStatus: number, appStatus = 0): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.connection.send(encodeEndRequest(this.id, appStatus, protocolStatus));
+    this.connection.requestEnded(this);
+  }
+
+  // ResponseSink: the engine drives these.
+
+  sendHeaders(status: string, headers: HeaderList): void {
+    this.pendingHead = formatCgiHead(status, headers);
+  }
+
+  write(data: Uint8Array): void | Promise<void> {
+    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    const connection = this.connection;
+    if (this.pendingHead) {
+      for (const piece of encodeStream(RecordType.STDOUT, this.id, this.pendingHead)) connection.send(piece);
+      this.pendingHead = null;
+    }
+    for (const piece of encodeStream(RecordType.STDOUT, this.id, data)) connection.send(piece);
+    if (connection.needsDrain()) return connection.drained();
+  }
+
+  end(): void {
+    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    if (this.pendingHead) {
+      for (const piece of encodeStream(RecordType.STDOUT, this.id, this.pendingHead)) this.connection.send(piece);
+      this.pendingHead = null;
+    }
+    if (this.stderrUsed) {
+      this.connection.send(encodeEndOfStream(RecordType.STDERR, this.id));
+      this.stderrUsed = false;
+    }
+    // When the input is already complete, the empty STDOUT and END_REQUEST go out
+    // together; applicationFinished() then finds the request finished.
+    if (this.inputComplete) {
+      this.finished = true;
+      this.connection.send(encodeResponseEnd(this.id));
+      this.connection.requestEnded(this);
+    } else {
+      this.connection.send(encodeEndOfStream(RecordType.STDOUT, this.id));
+    }
+  }
+
+  abort(): void {
+    // The engine gives up on this response; applicationFinished() decides how to end it.
+  }
+
+  /** Application error text as FCGI_STDERR records (the option that sends tsgi.errors to the web server). */
+  private stderrStream(): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        if (!this.finished && !this.connection.closed && chunk.length > 0) {
+          this.stderrUsed = true;
+          for (const piece of encodeStream(RecordType.STDERR, this.id, chunk)) this.connection.send(piece);
+        }
+        callback();
+      },
+    });
+  }
+}
