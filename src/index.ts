@@ -6,3 +6,4 @@ export { ApplicationError, formatCgiHead, validateHeaders, validateStatus } from
 export { TSGI_VERSION, decodeEnvironBytes, makeEnviron, urlScheme, utf8 } from "./environ.js";
 export { runWithCgi, type CgiOptions } from "./cgi/gateway.js";
 export { loadApplication, AppLoadError } from "./load-app.js";
+export { serveFastCgi, ListenError, type FastCgiOptions, type FastCgiServer, type FastCgiStats } from "./fastcgi/server.js";

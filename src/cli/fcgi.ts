@@ -1,42 +1,115 @@
-// `tsgi fcgi <module>`: loads the application and runs the FastCGI server
-// until SIGTERM or SIGINT, then shuts down gracefully.
+// `tsgi fcgi <module>`: runs the FastCGI server in this process, or with
+// --workers as a primary and its worker processes (each of which runs this
+// same command line again), until SIGTERM or SIGINT.
 
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
 import { AppLoadError, loadApplication } from "../load-app.js";
-import { ListenError, serveFastCgi, type FastCgiOptions } from "../fastcgi/server.js";
+import { ListenError, serveFastCgi, type FastCgiOptions, type FastCgiServer } from "../fastcgi/server.js";
+import { runPrimary, type ClusterMessage, type ClusterStatus } from "../fastcgi/workers.js";
 
 export interface FcgiCommandOptions extends FastCgiOptions {
   /** Seconds requests in flight get to finish after SIGTERM/SIGINT. */
   grace: number;
+  /** Worker processes; undefined runs everything in this one process. */
+  workers?: number | "auto" | undefined;
 }
 
+const log = (message: string) => process.stderr.write(`[tsgi] fastcgi: ${message}\n`);
+
 export async function runFcgiCommand(spec: string, options: FcgiCommandOptions): Promise<void> {
+  if (options.workers !== undefined && cluster.isPrimary) {
+    const workers = options.workers === "auto" ? availableParallelism() : options.workers;
+    try {
+      await runPrimary({ workers, listen: options.listen, socketMode: options.socketMode ?? 0o660, grace: options.grace, log });
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
   let app;
   try {
     app = await loadApplication(spec);
   } catch (error) {
-    process.stderr.write(`tsgi: ${error instanceof AppLoadError ? error.message : String(error)}\n`);
-    process.exit(1);
+    fail(error);
   }
-  let running;
+  const inWorker = cluster.isWorker;
+  let running: FastCgiServer;
+  let retiring = false;
+  const stop = (grace: number) => running.close(grace).then(() => process.exit(0));
   try {
-    running = await serveFastCgi(app, options);
+    running = await serveFastCgi(app, {
+      ...options,
+      multiprocess: inWorker,
+      onRetire: () => {
+        if (retiring) return;
+        retiring = true;
+        // A worker asks the primary to start its replacement first; alone, the
+        // process exits and the web server (mod_fcgid, lighttpd) starts a new one.
+        if (inWorker) process.send?.({ tsgi: "retire" } satisfies ClusterMessage);
+        else {
+          log(`served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`);
+          void stop(options.grace);
+        }
+      },
+      clusterStatus: inWorker ? askPrimaryForStatus : undefined,
+    });
   } catch (error) {
-    process.stderr.write(`tsgi: ${error instanceof ListenError ? error.message : String(error)}\n`);
-    process.exit(1);
+    fail(error);
   }
-  process.stderr.write(`[tsgi] fastcgi: serving ${spec} on ${running.where} (pid ${process.pid})\n`);
 
+  if (inWorker) {
+    process.send?.({ tsgi: "listening" } satisfies ClusterMessage);
+    setInterval(() => process.send?.({ tsgi: "stats", stats: running.stats() } satisfies ClusterMessage), 1000).unref();
+    process.on("message", (message: ClusterMessage) => {
+      if (message?.tsgi === "stop") void stop(message.grace);
+    });
+    // The primary is gone: finish what is in flight and leave.
+    process.on("disconnect", () => void stop(options.grace));
+    // The primary relays SIGTERM/SIGINT as "stop"; a terminal's Ctrl-C reaches every process.
+    process.on("SIGINT", () => {});
+    process.on("SIGTERM", () => void stop(options.grace));
+    return;
+  }
+
+  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
-      process.stderr.write(`[tsgi] fastcgi: ${signal} again: exiting at once\n`);
+      log(`${signal} again: exiting at once`);
       process.exit(1);
     }
     stopping = true;
-    const inFlight = running.stats().inFlight;
-    process.stderr.write(`[tsgi] fastcgi: ${signal}: no new connections; ${inFlight} request(s) in flight get up to ${options.grace} s\n`);
-    running.close(options.grace).then(() => process.exit(0));
+    log(`${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${options.grace} s`);
+    void stop(options.grace);
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof AppLoadError || error instanceof ListenError ? error.message : String(error);
+  process.stderr.write(`tsgi: ${message}\n`);
+  process.exit(1);
+}
+
+let nextNonce = 1;
+
+/** The status page in a worker shows every worker: the primary has their figures. */
+function askPrimaryForStatus(): Promise<ClusterStatus | undefined> {
+  const nonce = nextNonce++;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      process.off("message", onMessage);
+      resolve(undefined);
+    }, 1000);
+    const onMessage = (message: ClusterMessage) => {
+      if (message?.tsgi !== "status" || message.nonce !== nonce) return;
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      resolve(message.status);
+    };
+    process.on("message", onMessage);
+    process.send?.({ tsgi: "status-request", nonce } satisfies ClusterMessage);
+  });
 }

@@ -39,6 +39,8 @@ export function buildProgram(): Command {
     .option("--receive-timeout <seconds>", "give up a request whose params or body stall this long", number, 60)
     .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
     .option("--stderr-to-web-server", "send tsgi.errors as FCGI_STDERR records instead of to stderr")
+    .option("-w, --workers <n>", 'worker processes sharing the socket ("auto": one per CPU); without it, one process', workerCount)
+    .option("--max-requests <n>", "recycle a worker (or this process) after it served this many requests", integer)
     .action(async (module: string, options: Record<string, unknown>) => {
       const { runFcgiCommand } = await import("./fcgi.js");
       await runFcgiCommand(module, {
@@ -53,6 +55,8 @@ export function buildProgram(): Command {
         receiveTimeout: options.receiveTimeout as number,
         multiplex: options.multiplex as boolean,
         stderrToWebServer: Boolean(options.stderrToWebServer),
+        workers: options.workers as number | "auto" | undefined,
+        maxRequests: options.maxRequests as number | undefined,
       });
     });
 
@@ -62,6 +66,10 @@ export function buildProgram(): Command {
 function integer(value: string): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a whole number of at least 1");
   return Number(value);
+}
+
+function workerCount(value: string): number | "auto" {
+  return value === "auto" ? "auto" : integer(value);
 }
 
 function number(value: string): number {

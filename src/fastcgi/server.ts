@@ -2,6 +2,7 @@
 // socket inherited on fd 0, a unix socket, or TCP), admits peers, applies the
 // limits, and shuts down gracefully.
 
+import cluster from "node:cluster";
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { fstatSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -10,6 +11,7 @@ import type { Outcome } from "../engine.js";
 import type { Application } from "../types.js";
 import { FastCgiConnection, type ConnectionOptions, type ServerHooks } from "./connection.js";
 import { DEFAULT_MAX_PARAMS_BYTES } from "./protocol.js";
+import type { ClusterStatus } from "./workers.js";
 
 export interface FastCgiOptions {
   /**
@@ -40,6 +42,12 @@ export interface FastCgiOptions {
   stderrToWebServer?: boolean;
   /** The value of tsgi.multiprocess. Default false. */
   multiprocess?: boolean;
+  /** After this many requests, `onRetire` is called once (recycling, like PHP-FPM's pm.max_requests). */
+  maxRequests?: number | undefined;
+  /** Called once when `maxRequests` requests have been served. */
+  onRetire?: (() => void) | undefined;
+  /** Figures of every worker for the status page, when this process is one of several. */
+  clusterStatus?: (() => Promise<ClusterStatus | undefined>) | undefined;
 }
 
 export interface FastCgiStats {
@@ -101,6 +109,7 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     requestFinished(outcome: Outcome) {
       stats.requestsServed++;
       if (outcome === "failed" || outcome === "cut") stats.errors++;
+      if (stats.requestsServed === options.maxRequests) options.onRetire?.();
     },
     connectionClosed(connection) {
       connections.delete(connection);
@@ -192,6 +201,11 @@ async function listen(server: Server, spec: string | undefined, socketMode: numb
     const where = bound && typeof bound === "object" ? `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}` : spec;
     return { where, cleanUp: async () => {} };
   }
+  if (cluster.isWorker) {
+    // The primary owns the socket file: it replaced a stale one and sets the mode.
+    await listenOn(server, { path: address.path }, address.path);
+    return { where: address.path, cleanUp: async () => {} };
+  }
   await removeStaleSocket(address.path);
   await listenOn(server, { path: address.path }, address.path);
   await chmod(address.path, socketMode);
@@ -228,7 +242,7 @@ const NOT_FASTCGI_HINT =
   "socket as fd 0; to run it yourself, give --listen /path/to.sock or --listen 127.0.0.1:9000";
 
 /** Started from a terminal, a pipe or a file, fd 0 is no FastCGI listening socket. */
-function checkInheritedSocket(): void {
+export function checkInheritedSocket(): void {
   let isSocket = false;
   try {
     isSocket = fstatSync(0).isSocket();
@@ -239,7 +253,7 @@ function checkInheritedSocket(): void {
 }
 
 /** A socket file left by a process that died is replaced; one that still answers is not. */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string): Promise<void> {
   let stats;
   try {
     stats = await lstat(path);
