@@ -7,3 +7,5 @@ export { TSGI_VERSION, decodeEnvironBytes, makeEnviron, urlScheme, utf8 } from "
 export { runWithCgi, type CgiOptions } from "./cgi/gateway.js";
 export { loadApplication, AppLoadError } from "./load-app.js";
 export { serveFastCgi, ListenError, type FastCgiOptions, type FastCgiServer, type FastCgiStats } from "./fastcgi/server.js";
+export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";
+export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
