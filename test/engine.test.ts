@@ -1,0 +1,680 @@
+// Unit tests for the shared response engine (src/engine.ts): runApplication
+// drives an application into an in-memory sink, and the bytes are compared in
+// the CGI format. Cases and exact bytes follow anchors.md section B1.
+
+import { PassThrough, Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { ConnectionClosedError, runApplication, type Outcome, type ResponseSink } from "../src/engine.js";
+import { makeEnviron } from "../src/environ.js";
+import { ApplicationError, formatCgiHead } from "../src/headers.js";
+import type { Application, Body, Chunk, Environ, HeaderList } from "../src/types.js";
+
+type SinkEvent =
+  | { kind: "headers"; status: string; headers: HeaderList }
+  | { kind: "write"; data: Buffer }
+  | { kind: "end" }
+  | { kind: "abort"; reason: unknown };
+
+/** Records what the engine sends; `output()` is the response as a CGI gateway would write it. */
+class RecordingSink implements ResponseSink {
+  readonly events: SinkEvent[] = [];
+  readonly controller = new AbortController();
+  /** Replaces the default synchronous write, e.g. to simulate backpressure or a client that left. */
+  onWrite: ((data: Buffer, index: number) => void | Promise<void>) | undefined;
+  private writes = 0;
+
+  constructor(private readonly withSignal = false) {}
+
+  get signal(): AbortSignal | undefined {
+    return this.withSignal ? this.controller.signal : undefined;
+  }
+
+  sendHeaders(status: string, headers: HeaderList): void {
+    this.events.push({ kind: "headers", status, headers: headers.map(([name, value]) => [name, value]) });
+  }
+
+  write(data: Uint8Array): void | Promise<void> {
+    // A copy: the engine may hand over a buffer the application reuses.
+    const copy = Buffer.from(data);
+    this.events.push({ kind: "write", data: copy });
+    return this.onWrite?.(copy, this.writes++);
+  }
+
+  end(): void {
+    this.events.push({ kind: "end" });
+  }
+
+  abort(reason: unknown): void {
+    this.events.push({ kind: "abort", reason });
+  }
+
+  count(kind: SinkEvent["kind"]): number {
+    return this.events.filter((event) => event.kind === kind).length;
+  }
+
+  output(): Buffer {
+    const parts: Buffer[] = [];
+    for (const event of this.events) {
+      if (event.kind === "headers") parts.push(formatCgiHead(event.status, event.headers));
+      else if (event.kind === "write") parts.push(event.data);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** The output as a string of Latin-1 code points, one per byte. */
+  text(): string {
+    return this.output().toString("latin1");
+  }
+}
+
+function testEnviron(): { environ: Environ; errorLog: () => string } {
+  let logged = "";
+  const errors = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logged += chunk.toString("utf8");
+      callback();
+    },
+  });
+  const input = new PassThrough();
+  input.end();
+  const environ = makeEnviron(
+    { REQUEST_METHOD: "GET", SCRIPT_NAME: "/app", PATH_INFO: "/where", QUERY_STRING: "" },
+    { input, errors, multithread: false, multiprocess: true, runOnce: true },
+  );
+  return { environ, errorLog: () => logged };
+}
+
+interface Run {
+  outcome: Outcome;
+  sink: RecordingSink;
+  text: string;
+  errorLog: string;
+}
+
+async function run(app: Application, sink = new RecordingSink()): Promise<Run> {
+  const { environ, errorLog } = testEnviron();
+  const outcome = await runApplication(app, environ, sink);
+  return { outcome, sink, text: sink.text(), errorLog: errorLog() };
+}
+
+/** An application that sends `body` after calling startResponse with `status` and `headers`. */
+function respond(status: string, headers: HeaderList, body: Body): Application {
+  return (_environ, startResponse) => {
+    startResponse(status, headers);
+    return body;
+  };
+}
+
+/** A body that counts close() calls. */
+function closable<T extends object>(body: T): T & { close: () => void; closeCalls: number } {
+  const counted = body as T & { close: () => void; closeCalls: number };
+  counted.closeCalls = 0;
+  counted.close = () => {
+    counted.closeCalls++;
+  };
+  return counted;
+}
+
+const ERROR_RESPONSE =
+  "Status: 500 Internal Server Error\r\n" +
+  "Content-Type: text/plain; charset=utf-8\r\n" +
+  "Content-Length: 22\r\n" +
+  "\r\n" +
+  "Internal Server Error\n";
+
+/** Lets pending promise callbacks and timers run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+describe("Content-Length", () => {
+  it("adds Content-Length to a single-chunk body (B1 #1)", async () => {
+    const result = await run(respond("200 OK", [], [Buffer.from("http")]));
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 4\r\n\r\nhttp");
+    expect(result.outcome).toBe("complete");
+    expect(result.sink.count("end")).toBe(1);
+  });
+
+  it("adds no Content-Length when the application used write() (B1 #2)", async () => {
+    const result = await run((_environ, startResponse) => {
+      const write = startResponse("200 OK", []);
+      void write("http");
+      return [];
+    });
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nhttp");
+    expect(result.outcome).toBe("complete");
+  });
+
+  it("adds no Content-Length to a body of two chunks (B1 #3)", async () => {
+    const result = await run(respond("200 OK", [], [Buffer.from("a"), Buffer.from("b")]));
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nab");
+  });
+
+  it("sends the headers with Content-Length: 0 for an empty body (B1 #4)", async () => {
+    const result = await run(respond("200 OK", [], []));
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    expect(result.sink.count("headers")).toBe(1);
+  });
+
+  it("keeps a Content-Length the application set, even with an empty body (B1 #5)", async () => {
+    const result = await run(respond("200 OK", [["Content-Length", "12345"]], []));
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 12345\r\n\r\n");
+  });
+
+  it("keeps an application's Content-Length on a single chunk, whatever its case, without adding another", async () => {
+    const result = await run(respond("200 OK", [["content-length", "4"]], ["http"]));
+    expect(result.text).toBe("Status: 200 OK\r\ncontent-length: 4\r\n\r\nhttp");
+  });
+
+  it("counts bytes, not characters, for a single string chunk (B1 #6)", async () => {
+    const result = await run(respond("200 OK", [], ["тест"]));
+    expect(result.sink.output()).toEqual(
+      Buffer.concat([Buffer.from("Status: 200 OK\r\nContent-Length: 8\r\n\r\n"), Buffer.from("тест", "utf8")]),
+    );
+  });
+
+  it.each([
+    ["204 No Content", "Status: 204 No Content\r\n\r\n"],
+    ["304 Not Modified", "Status: 304 Not Modified\r\n\r\n"],
+  ])("adds no Content-Length: 0 for %s", async (status, expected) => {
+    const result = await run(respond(status, [], []));
+    expect(result.text).toBe(expected);
+  });
+
+  it("sends a string chunk as UTF-8", async () => {
+    const result = await run(respond("200 OK", [], ["é", "€"]));
+    expect(result.sink.output().subarray(-5)).toEqual(Buffer.from([0xc3, 0xa9, 0xe2, 0x82, 0xac]));
+  });
+});
+
+describe("header deferral", () => {
+  it("holds the headers back while the body yields only empty chunks", async () => {
+    let eventsBeforeFirstByte = -1;
+    const sink = new RecordingSink();
+    const result = await run((_environ, startResponse) => {
+      startResponse("200 OK", [["Content-Type", "text/plain"]]);
+      return (function* () {
+        yield "";
+        yield new Uint8Array(0);
+        eventsBeforeFirstByte = sink.events.length;
+        yield "x";
+      })();
+    }, sink);
+    expect(eventsBeforeFirstByte).toBe(0);
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nx");
+  });
+
+  it("turns an error after an empty first chunk into a 500, since nothing was sent (B1 #7)", async () => {
+    const result = await run((_environ, startResponse) => {
+      startResponse("200 OK", [["Content-Type", "text/plain"]]);
+      return (function* () {
+        yield "";
+        throw new Error("late failure");
+      })();
+    });
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.outcome).toBe("failed");
+  });
+
+  it("sends write() output at once, before the application returns", async () => {
+    let eventsSeenByApp: string[] = [];
+    const sink = new RecordingSink();
+    const result = await run((_environ, startResponse) => {
+      const write = startResponse("200 OK", []);
+      void write("now");
+      eventsSeenByApp = sink.events.map((event) => event.kind);
+      return ["later"];
+    }, sink);
+    expect(eventsSeenByApp).toEqual(["headers", "write"]);
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nnowlater");
+  });
+
+  it("works when startResponse is first called inside the body generator (B1 #14)", async () => {
+    const result = await run((_environ, startResponse) =>
+      (function* () {
+        startResponse("201 Created", [["X-Lazy", "yes"]]);
+        yield "made";
+      })(),
+    );
+    expect(result.text).toBe("Status: 201 Created\r\nX-Lazy: yes\r\n\r\nmade");
+    expect(result.outcome).toBe("complete");
+  });
+
+  it("accepts an async application returning an async iterable", async () => {
+    const result = await run(async (_environ, startResponse) => {
+      await settle();
+      startResponse("200 OK", []);
+      return (async function* () {
+        yield "a";
+        await settle();
+        yield Buffer.from("b");
+      })();
+    });
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nab");
+  });
+});
+
+describe("errors", () => {
+  it("answers 500 with a short plain body when the application throws before output; the stack goes only to tsgi.errors (B1 #8)", async () => {
+    const result = await run(() => {
+      throw new Error("secret database password wrong");
+    });
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.outcome).toBe("failed");
+    expect(result.errorLog).toContain("secret database password wrong");
+    expect(result.errorLog).toMatch(/at .*engine\.test\.ts/); // the stack, not just the message
+    expect(result.text).not.toContain("secret");
+  });
+
+  it("answers 500 when an async application rejects", async () => {
+    const result = await run(async () => {
+      await settle();
+      throw new Error("rejected");
+    });
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.errorLog).toContain("rejected");
+  });
+
+  it("answers 500 when the application throws something that is not an Error", async () => {
+    const result = await run(() => {
+      throw "just a string";
+    });
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.errorLog).toContain("just a string");
+  });
+
+  it("keeps what was sent, logs, and cuts the response off when the error comes after output (B1 #9)", async () => {
+    const result = await run((_environ, startResponse) => {
+      startResponse("200 OK", []);
+      return (function* () {
+        yield "Some output has been sent";
+        throw new Error("too late");
+      })();
+    });
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nSome output has been sent");
+    expect(result.outcome).toBe("cut");
+    expect(result.sink.count("headers")).toBe(1);
+    expect(result.sink.count("end")).toBe(0);
+    expect(result.sink.count("abort")).toBe(1);
+    expect(result.errorLog).toContain("too late");
+  });
+
+  it("makes a second startResponse without excInfo throw, and a 500 when the app lets it escape (B1 #10)", async () => {
+    let thrown: unknown;
+    const caught = await run((_environ, startResponse) => {
+      startResponse("200 OK", []);
+      try {
+        startResponse("201 Created", []);
+      } catch (error) {
+        thrown = error;
+      }
+      return ["first"];
+    });
+    expect(thrown).toBeInstanceOf(ApplicationError);
+    expect(caught.text).toBe("Status: 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+
+    const escaped = await run((_environ, startResponse) => {
+      startResponse("200 OK", []);
+      startResponse("201 Created", []);
+      return ["never"];
+    });
+    expect(escaped.text).toBe(ERROR_RESPONSE);
+    expect(escaped.errorLog).toContain("second time");
+  });
+
+  it("lets startResponse with excInfo replace status and headers before output (B1 #11)", async () => {
+    const result = await run((_environ, startResponse) => {
+      startResponse("200 OK", [["X-Original", "1"]]);
+      try {
+        throw new Error("handled");
+      } catch (error) {
+        startResponse("500 Oops", [["Content-Type", "text/plain"]], error);
+        return ["err"];
+      }
+    });
+    expect(result.text).toBe("Status: 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nerr");
+    expect(result.outcome).toBe("complete");
+  });
+
+  it("makes startResponse with excInfo rethrow that very error once output went out (B1 #12)", async () => {
+    const original = new Error("original failure");
+    let rethrown: unknown;
+    const result = await run((_environ, startResponse) => {
+      startResponse("200 OK", []);
+      return (function* () {
+        yield "partial";
+        try {
+          startResponse("500 Oops", [], original);
+        } catch (error) {
+          rethrown = error;
+          throw error;
+        }
+      })();
+    });
+    expect(rethrown).toBe(original);
+    expect(result.text).toBe("Status: 200 OK\r\n\r\npartial");
+    expect(result.outcome).toBe("cut");
+    expect(result.errorLog).toContain("original failure");
+  });
+
+  it("answers 500 when the application returns a body without calling startResponse (B1 #13)", async () => {
+    const nonEmpty = await run(() => ["orphan"]);
+    expect(nonEmpty.text).toBe(ERROR_RESPONSE);
+    expect(nonEmpty.errorLog).toContain("without calling startResponse");
+
+    const empty = await run(() => []);
+    expect(empty.text).toBe(ERROR_RESPONSE);
+  });
+
+  it.each([
+    ["a number", [42]],
+    ["a plain object", [{ toString: () => "x" }]],
+    ["null", [null]],
+  ])("answers 500 before any output for a chunk that is %s (B1 #23)", async (_what, body) => {
+    const result = await run(respond("200 OK", [], body as unknown as Chunk[]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.errorLog).toContain("a body chunk must be a Uint8Array or a string");
+  });
+
+  it.each([
+    ["a bare string", "hello"],
+    ["a bare Uint8Array", Buffer.from("hello")],
+    ["undefined", undefined],
+    ["a number", 7],
+  ])("answers 500 for a body that is %s instead of an iterable", async (_what, body) => {
+    const result = await run(respond("200 OK", [], body as unknown as Body));
+    expect(result.text).toBe(ERROR_RESPONSE);
+  });
+});
+
+describe("status and header validity", () => {
+  it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", "200 ОК", "600 Beyond", "200 \u0000"])(
+    "answers 500 for status %j and never emits it (B1 #19, #20, #22)",
+    async (status) => {
+      const result = await run(respond(status, [], ["body"]));
+      expect(result.text).toBe(ERROR_RESPONSE);
+      expect(result.errorLog).toContain("invalid status");
+    },
+  );
+
+  it("answers 500 for a header value with CR LF and never emits the injected header (B1 #16)", async () => {
+    const result = await run(respond("200 OK", [["Location", "a\r\nInjected: 1"]], ["body"]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.text).not.toContain("Injected");
+  });
+
+  it.each(["a\nb", "a\rb", "a\u0000b", "a\u007fb"])("answers 500 for a header value containing %j", async (value) => {
+    const result = await run(respond("200 OK", [["X-Value", value]], ["body"]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+  });
+
+  it.each(["X Header", "X:Header", "X-Header:", "X\r\nHeader", "X\u0000", "", "Ĥeader", "X(y)"])(
+    "answers 500 for header name %j (B1 #17)",
+    async (name) => {
+      const result = await run(respond("200 OK", [[name, "value"]], ["body"]));
+      expect(result.text).toBe(ERROR_RESPONSE);
+      expect(result.errorLog).toContain("invalid header name");
+    },
+  );
+
+  it.each(["Connection", "Transfer-Encoding", "keep-alive", "Upgrade", "TE", "Trailer", "Proxy-Authenticate"])(
+    "answers 500 for the hop-by-hop header %s (B1 #18)",
+    async (name) => {
+      const result = await run(respond("200 OK", [[name, "close"]], ["body"]));
+      expect(result.text).toBe(ERROR_RESPONSE);
+      expect(result.errorLog).toContain("hop-by-hop");
+    },
+  );
+
+  it("answers 500 for header text outside Latin-1 (B1 #22)", async () => {
+    const result = await run(respond("200 OK", [["X-Greeting", "привет"]], ["body"]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+  });
+
+  it("sends Latin-1 header text as one byte per character", async () => {
+    const result = await run(respond("200 OK", [["X-Name", "café"]], ["x"]));
+    expect(result.sink.output().includes(Buffer.from("X-Name: caf\xe9\r\n", "latin1"))).toBe(true);
+  });
+
+  it("keeps repeated headers as separate lines, in order", async () => {
+    const headers: HeaderList = [
+      ["Set-Cookie", "a=1"],
+      ["X-Other", "o"],
+      ["Set-Cookie", "b=2"],
+    ];
+    const result = await run(respond("200 OK", headers, []));
+    expect(result.text).toBe("Status: 200 OK\r\nSet-Cookie: a=1\r\nX-Other: o\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n");
+  });
+});
+
+describe("close() and return()", () => {
+  it("calls close() exactly once after a complete response", async () => {
+    const body = closable(["a", "b"]);
+    const result = await run(respond("200 OK", [], body));
+    expect(result.outcome).toBe("complete");
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("calls close() exactly once when iteration throws (B1 #15)", async () => {
+    const generator = (function* () {
+      yield "before";
+      throw new Error("mid-iteration");
+    })();
+    const body = closable(generator);
+    const result = await run(respond("200 OK", [], body));
+    expect(result.outcome).toBe("cut");
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("calls close() exactly once when the body fails before any output", async () => {
+    const body = closable([42 as unknown as Chunk]);
+    const result = await run(respond("200 OK", [], body));
+    expect(result.outcome).toBe("failed");
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("calls close() once and runs the generator's finally when the sink reports the client gone (B1 #24)", async () => {
+    let finallyRan = 0;
+    let chunksAfterGone = 0;
+    const generator = (function* () {
+      try {
+        yield "one";
+        chunksAfterGone++;
+        yield "two";
+      } finally {
+        finallyRan++;
+      }
+    })();
+    const body = closable(generator);
+    const sink = new RecordingSink();
+    sink.onWrite = () => {
+      throw new ConnectionClosedError("client went away");
+    };
+    const result = await run(respond("200 OK", [], body), sink);
+    expect(result.outcome).toBe("aborted");
+    expect(body.closeCalls).toBe(1);
+    expect(finallyRan).toBe(1);
+    expect(chunksAfterGone).toBe(0);
+    expect(sink.count("abort")).toBe(1);
+    expect(result.errorLog).toBe(""); // a client leaving is not an application error
+  });
+
+  it("stops, calls return() and close() when a pending sink write rejects with ConnectionClosedError", async () => {
+    let finallyRan = false;
+    const body = closable(
+      (async function* () {
+        try {
+          for (let index = 0; index < 1000; index++) yield "chunk";
+        } finally {
+          finallyRan = true;
+        }
+      })(),
+    );
+    const sink = new RecordingSink();
+    sink.onWrite = (_data, index) => (index === 2 ? Promise.reject(new ConnectionClosedError("gone")) : undefined);
+    const result = await run(respond("200 OK", [], body), sink);
+    await settle();
+    expect(result.outcome).toBe("aborted");
+    expect(sink.count("write")).toBe(3);
+    expect(finallyRan).toBe(true);
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("stops a sync generator once the sink's signal was aborted during a pending write, running its finally", async () => {
+    let finallyRan = false;
+    const sink = new RecordingSink(true);
+    const firstWrite = deferred();
+    sink.onWrite = (_data, index) => (index === 0 ? firstWrite.promise : undefined);
+    const body = closable(
+      (function* () {
+        try {
+          for (let index = 0; index < 1000; index++) yield "chunk";
+        } finally {
+          finallyRan = true;
+        }
+      })(),
+    );
+    const outcome = runApplication(respond("200 OK", [], body), testEnviron().environ, sink);
+    await settle();
+    sink.controller.abort(); // the client leaves while the first chunk waits for the pipe
+    firstWrite.resolve();
+    expect(await outcome).toBe("aborted");
+    expect(sink.count("write")).toBe(1);
+    expect(finallyRan).toBe(true);
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("returns at once when the signal aborts while an async generator is waiting, and its finally runs once it resumes", async () => {
+    const gate = deferred();
+    let finallyRan = false;
+    let resumedPastGate = false;
+    const sink = new RecordingSink(true);
+    const body = closable(
+      (async function* () {
+        try {
+          yield "first";
+          await gate.promise;
+          resumedPastGate = true;
+          yield "never sent";
+        } finally {
+          finallyRan = true;
+        }
+      })(),
+    );
+    const outcome = runApplication(respond("200 OK", [], body), testEnviron().environ, sink);
+    await settle();
+    sink.controller.abort();
+    expect(await outcome).toBe("aborted");
+    expect(body.closeCalls).toBe(1);
+    expect(finallyRan).toBe(false); // still inside `await gate.promise`
+
+    gate.resolve();
+    await settle();
+    expect(resumedPastGate).toBe(true);
+    expect(finallyRan).toBe(true);
+    expect(sink.text()).toBe("Status: 200 OK\r\n\r\nfirst");
+  });
+
+  it("does not call return() on an iterator that finished normally", async () => {
+    let returnCalls = 0;
+    const values = ["a", "b"];
+    let position = 0;
+    const body: Iterable<Chunk> = {
+      [Symbol.iterator]: () => ({
+        next: () => (position < values.length ? { done: false, value: values[position++]! } : { done: true, value: undefined }),
+        return: () => {
+          returnCalls++;
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+    const result = await run(respond("200 OK", [], body));
+    expect(result.text).toBe("Status: 200 OK\r\n\r\nab");
+    expect(returnCalls).toBe(0);
+  });
+
+  it("logs an error thrown by close() without changing a complete response", async () => {
+    const body = Object.assign(["ok"], {
+      close: () => {
+        throw new Error("close exploded");
+      },
+    });
+    const result = await run(respond("200 OK", [], body));
+    expect(result.outcome).toBe("complete");
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    expect(result.errorLog).toContain("close exploded");
+  });
+});
+
+describe("backpressure", () => {
+  it("does not write to the sink again until its pending write resolves", async () => {
+    const pending: ReturnType<typeof deferred>[] = [];
+    const sink = new RecordingSink();
+    sink.onWrite = () => {
+      const next = deferred();
+      pending.push(next);
+      return next.promise;
+    };
+    const outcome = runApplication(respond("200 OK", [], ["a", "b", "c"]), testEnviron().environ, sink);
+
+    for (let index = 0; index < 3; index++) {
+      await settle();
+      expect(sink.count("write")).toBe(index + 1);
+      expect(sink.count("end")).toBe(0);
+      pending[index]!.resolve();
+    }
+    expect(await outcome).toBe("complete");
+    expect(sink.text()).toBe("Status: 200 OK\r\n\r\nabc");
+  });
+
+  it("does not ask an async body for the next chunk while a write is pending", async () => {
+    let pulls = 0;
+    const gate = deferred();
+    const sink = new RecordingSink();
+    sink.onWrite = (_data, index) => (index === 0 ? gate.promise : undefined);
+    const body = (async function* () {
+      for (let index = 0; index < 3; index++) {
+        pulls++;
+        yield String(index);
+      }
+    })();
+    const outcome = runApplication(respond("200 OK", [], body), testEnviron().environ, sink);
+    await settle();
+    expect(pulls).toBe(1);
+    gate.resolve();
+    expect(await outcome).toBe("complete");
+    expect(pulls).toBe(3);
+  });
+
+  it("passes the sink's pending write back from write(), so an application can wait for it", async () => {
+    const gate = deferred();
+    const sink = new RecordingSink();
+    sink.onWrite = () => gate.promise;
+    let writeSettled = false;
+    const outcome = runApplication(
+      (_environ, startResponse) => {
+        const pending = startResponse("200 OK", [])("x");
+        expect(pending).toBeInstanceOf(Promise);
+        void (pending as Promise<void>).then(() => (writeSettled = true));
+        return [];
+      },
+      testEnviron().environ,
+      sink,
+    );
+    await settle();
+    expect(writeSettled).toBe(false);
+    gate.resolve();
+    expect(await outcome).toBe("complete");
+    expect(writeSettled).toBe(true);
+  });
+});
