@@ -396,6 +396,22 @@ describe("tsgi cgi <module>", () => {
   });
 });
 
+describe("stdout end-of-file", () => {
+  it("closes stdout once the response is sent, though a timer keeps the process alive", async () => {
+    const child = spawnCgi({ module: fixture("lingering-timer.js") });
+    child.stdin!.end();
+    const started = Date.now();
+    const chunks: Buffer[] = [];
+    child.stdout!.on("data", (chunk: Buffer) => chunks.push(chunk));
+    await new Promise<void>((resolve) => child.stdout!.on("end", resolve));
+    const eofAfter = Date.now() - started;
+    child.kill("SIGKILL");
+    expect(Buffer.concat(chunks).toString()).toContain("done\n");
+    // The web server answers the client at EOF; without the close it would wait the full 5 s.
+    expect(eofAfter).toBeLessThan(4000);
+  });
+});
+
 // Keeps the clean environment honest: the tests above must not depend on the test runner's variables.
 describe("test harness", () => {
   it("gives the child only PATH and the CGI variables", async () => {

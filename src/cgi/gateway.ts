@@ -1,7 +1,7 @@
 // The CGI gateway (RFC 3875, PEP 3333's run_with_cgi): one request per
 // process, environ from the process environment, body from stdin, response on stdout.
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { runApplication, type Outcome, type ResponseSink } from "../engine.js";
 import { makeEnviron, parseContentLength } from "../environ.js";
@@ -58,7 +58,8 @@ export async function runWithCgi(app: Application, options: CgiOptions = {}): Pr
   if (!options.environ) delete process.env.HTTP_PROXY;
   claimStdout();
 
-  const sink = new CgiSink(new FdWriter(options.stdoutFd ?? 1));
+  const stdout = new FdWriter(options.stdoutFd ?? 1);
+  const sink = new CgiSink(stdout);
   const length = parseContentLength(vars.CONTENT_LENGTH);
   const stdinFd = options.stdinFd ?? 0;
   const environ = makeEnviron(vars, { multithread: false, multiprocess: true, runOnce: true });
@@ -74,7 +75,24 @@ export async function runWithCgi(app: Application, options: CgiOptions = {}): Pr
   } else {
     outcome = await runApplication(app, environ, sink);
   }
+  if (options.stdoutFd === undefined) await releaseStdout(stdout);
   return (process.exitCode = outcome === "complete" ? 0 : 1);
+}
+
+/**
+ * The web server sends the response when stdout reaches end-of-file, not when
+ * the process exits: close it once drained, so a timer or socket the
+ * application left open cannot hold the response back. /dev/null takes fd 1's
+ * place, so no file opened later becomes "stdout" by accident.
+ */
+async function releaseStdout(stdout: FdWriter): Promise<void> {
+  await stdout.end().catch(() => {});
+  try {
+    closeSync(1);
+    openSync("/dev/null", "w");
+  } catch {
+    // Already closed, or no /dev/null: nothing more to release.
+  }
 }
 
 /** Makes `environ[key]` a value built by `make` on first read, then kept. */
