@@ -64,6 +64,11 @@ export function validateHeaders(headers: unknown): asserts headers is HeaderList
   }
 }
 
+/** Whether a header describes one connection, so that only a gateway may send it (the rule validateHeaders applies). */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name.toLowerCase());
+}
+
 /** Finds the first header with this name (case-insensitive); `lowerName` must be lower case. */
 export function findHeader(headers: HeaderList, lowerName: string): string | undefined {
   for (const [name, value] of headers) {

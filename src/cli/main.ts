@@ -60,7 +60,23 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command("serve")
+    .description("serve an application over HTTP for development (one process, access log on stderr)")
+    .argument("<module>", "application module: path/to/app.js (default export or `application`) or path/to/app.js:name")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "TCP port (0: any free port)", port, 8000)
+    .action(async (module: string, options: { host: string; port: number }) => {
+      const { runServeCommand } = await import("../http/serve.js");
+      await runServeCommand(module, { host: options.host, port: options.port });
+    });
+
   return program;
+}
+
+function port(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError("expected a port number from 0 to 65535");
+  return Number(value);
 }
 
 function integer(value: string): number {

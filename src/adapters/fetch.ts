@@ -1,0 +1,73 @@
+// Runs a fetch-style application — `(request: Request) => Response`, such as
+// Hono's `app.fetch` — as a TSGI application.
+
+import { STATUS_CODES } from "node:http";
+import { isHopByHop } from "../headers.js";
+import type { Application, Body, Environ, HeaderList, StartResponse } from "../types.js";
+import { requestFromEnviron } from "./fetch-request.js";
+import { bodyFromWebStream } from "./web-stream-body.js";
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+const NOT_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * The application that serves each request by calling `handler` with a
+ * Request built from the environ (URL from the scheme, Host, SCRIPT_NAME +
+ * PATH_INFO and QUERY_STRING; body streamed from tsgi.input) and sending the
+ * Response it returns, body streamed.
+ */
+export function fromFetchHandler(handler: FetchHandler): Application {
+  if (typeof handler !== "function") throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
+  return async (environ, startResponse) => {
+    let request: Request;
+    try {
+      request = requestFromEnviron(environ);
+    } catch (error) {
+      return badRequest(environ, startResponse, error);
+    }
+    const response: unknown = await handler(request);
+    if (!isResponse(response)) {
+      throw new TypeError(`the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`);
+    }
+    startResponse(statusLine(response.status), responseHeaders(response.headers));
+    return response.body === null ? [] : bodyFromWebStream(response.body);
+  };
+}
+
+/** Duck-typed: a Response from another copy of the fetch classes works as well. */
+function isResponse(value: unknown): value is Response {
+  const response = value as Partial<Response> | null;
+  return typeof response?.status === "number" && typeof response.headers?.getSetCookie === "function" && response.body !== undefined;
+}
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? "Unknown"}`;
+}
+
+/**
+ * The response headers as TSGI wants them: hop-by-hop headers left out (the
+ * gateway frames the response itself), each Set-Cookie on its own, and every
+ * value Latin-1.
+ */
+export function responseHeaders(headers: Headers): HeaderList {
+  const list: HeaderList = [];
+  for (const [name, value] of headers) {
+    if (name !== "set-cookie" && !isHopByHop(name)) list.push([name, latin1(value)]);
+  }
+  for (const cookie of headers.getSetCookie()) list.push(["set-cookie", latin1(cookie)]);
+  return list;
+}
+
+/** A value with characters beyond U+00FF goes out as its UTF-8 bytes, one code point per byte. */
+function latin1(value: string): string {
+  return NOT_LATIN1.test(value) ? Buffer.from(value, "utf8").toString("latin1") : value;
+}
+
+/** What the request cannot be turned into a Request for is the client's doing: a 400, not a 500. */
+function badRequest(environ: Environ, startResponse: StartResponse, error: unknown): Body {
+  const reason = error instanceof Error ? error.message : String(error);
+  environ["tsgi.errors"].write(`[tsgi] ${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}: cannot make a fetch Request: ${reason}\n`);
+  startResponse("400 Bad Request", [["Content-Type", "text/plain; charset=utf-8"]]);
+  return ["Bad Request\n"];
+}

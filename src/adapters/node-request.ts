@@ -1,0 +1,79 @@
+// Builds the real http.IncomingMessage that fromNodeHandler hands to a
+// Node-style application, from an environ; the body streams in from tsgi.input.
+
+import { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { encodePath } from "../http/percent.js";
+import type { Environ } from "../types.js";
+import type { BridgeSocket } from "./node-socket.js";
+
+/**
+ * `req.url` is the full path, SCRIPT_NAME + PATH_INFO (re-encoded), and the
+ * query, as for fromFetchHandler: an application served under a prefix
+ * routes under that prefix.
+ */
+export function incomingMessageFromEnviron(environ: Environ, socket: BridgeSocket): IncomingMessage {
+  const req = new IncomingMessage(socket as unknown as Socket);
+  req.method = environ.REQUEST_METHOD;
+  const path = encodePath(environ.SCRIPT_NAME + environ.PATH_INFO);
+  req.url = (path.startsWith("/") ? path : "/" + path) + (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  const [major, minor] = httpVersion(environ.SERVER_PROTOCOL);
+  req.httpVersionMajor = major;
+  req.httpVersionMinor = minor;
+  req.httpVersion = `${major}.${minor}`;
+  setHeaders(req, environ);
+  streamBodyFrom(req, environ);
+  return req;
+}
+
+function httpVersion(protocol: string | undefined): [number, number] {
+  const match = /^HTTP\/(\d)(?:\.(\d))?$/i.exec(protocol ?? "");
+  return match ? [Number(match[1]), Number(match[2] ?? 0)] : [1, 1];
+}
+
+/** `headers`, `headersDistinct` and `rawHeaders` from HTTP_* (HTTP_X_FOO → x-foo), CONTENT_TYPE and CONTENT_LENGTH. */
+function setHeaders(req: IncomingMessage, environ: Environ): void {
+  const pairs: [string, string][] = [];
+  for (const key of Object.keys(environ)) {
+    const value = environ[key];
+    if (key.startsWith("HTTP_") && typeof value === "string") pairs.push([key.slice(5).toLowerCase().replaceAll("_", "-"), value]);
+  }
+  if (environ.CONTENT_TYPE) pairs.push(["content-type", environ.CONTENT_TYPE]);
+  if (environ.CONTENT_LENGTH) pairs.push(["content-length", environ.CONTENT_LENGTH]);
+  // node:http builds these lazily from what its parser saw; there is no parser here, so they are set outright.
+  req.headers = Object.fromEntries(pairs);
+  req.headersDistinct = Object.fromEntries(pairs.map(([name, value]) => [name, [value]]));
+  req.rawHeaders = pairs.flat();
+}
+
+/**
+ * Feeds tsgi.input into the request as the application reads it: nothing is
+ * read until the application asks, and reading pauses while the request's
+ * buffer is full. `_read` is set on the instance, which Express's prototype
+ * swap leaves in place.
+ */
+function streamBodyFrom(req: IncomingMessage, environ: Environ): void {
+  let started = false;
+  const read = () => {
+    const input = environ["tsgi.input"];
+    if (started) {
+      input.resume();
+      return;
+    }
+    started = true;
+    input.on("data", (chunk: Uint8Array) => {
+      if (!req.push(chunk)) input.pause();
+    });
+    input.once("end", () => {
+      req.complete = true;
+      req.push(null);
+    });
+    input.once("error", (error: Error) => req.destroy(error));
+  };
+  Object.defineProperty(req, "_read", { value: read, writable: true, configurable: true });
+}
+
+/** Whether the application has started reading the body. */
+export function bodyWasRead(req: IncomingMessage): boolean {
+  return req.readableFlowing !== null || req.readableDidRead || req.readableEnded || req.destroyed;
+}

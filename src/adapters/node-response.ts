@@ -1,0 +1,255 @@
+// Makes a real http.ServerResponse feed the response engine instead of a
+// socket. Headers stay in node:http's own store (setHeader, writeHead and
+// everything built on them work unchanged); only write(), end() and
+// flushHeaders() are replaced, on the instance, where Express's prototype
+// swap and wrapping middleware (compression, on-headers) leave them in place.
+
+import { STATUS_CODES, ServerResponse, type IncomingMessage } from "node:http";
+import { isHopByHop } from "../headers.js";
+import type { Body, Environ, HeaderList, StartResponse } from "../types.js";
+import { ChunkQueue } from "./chunk-queue.js";
+import { bodyWasRead } from "./node-request.js";
+import type { BridgeSocket } from "./node-socket.js";
+
+type Callback = (error?: Error | null) => void;
+type Encoding = BufferEncoding | null | undefined;
+type ClosableBody = Body & { close(): void };
+
+/**
+ * One response: `body` resolves, at the application's first write() or its
+ * end(), to what the engine iterates — the one chunk given to end() (so the
+ * engine can add Content-Length), or a queue of written chunks.
+ */
+export class ResponseBridge {
+  readonly res: ServerResponse;
+  readonly body: Promise<Body>;
+  private resolveBody!: (body: Body) => void;
+  private rejectBody!: (error: unknown) => void;
+  private delivered = false;
+  private queue: ChunkQueue | undefined;
+  private finishEmitted = false;
+  /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
+  private closingSocket = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly socket: BridgeSocket,
+    private readonly environ: Environ,
+    private readonly startResponse: StartResponse,
+  ) {
+    this.body = new Promise((resolve, reject) => {
+      this.resolveBody = resolve;
+      this.rejectBody = reject;
+    });
+    const res = new ServerResponse(req);
+    // writeHead(code, headers) keeps its headers where getHeaders() sees them only
+    // once some header has been set; otherwise it renders them straight to text.
+    res.setHeader("x-tsgi", "");
+    res.removeHeader("x-tsgi");
+    res.assignSocket(socket as unknown as Parameters<ServerResponse["assignSocket"]>[0]);
+    this.res = res;
+    this.replaceOutputMethods();
+    socket.once("close", () => {
+      if (!this.closingSocket) this.destroyedByApplication();
+    });
+  }
+
+  /**
+   * The handler failed (threw, or its promise rejected). Before it responded,
+   * the engine sends a 500; while it was streaming, the response is cut off.
+   */
+  fail(error: unknown): void {
+    if (!this.delivered) {
+      this.delivered = true;
+      this.rejectBody(error);
+      this.abort();
+    } else if (this.queue && !this.res.writableEnded) {
+      this.queue.fail(error instanceof Error ? error : new Error(String(error)));
+    } else {
+      this.environ["tsgi.errors"].write(`[tsgi] ${this.req.method} ${this.req.url}: the handler failed after its response ended: ${describeError(error)}\n`);
+    }
+  }
+
+  private replaceOutputMethods(): void {
+    const res = this.res;
+    res.write = ((chunk: unknown, encoding?: Encoding | Callback, callback?: Callback): boolean => {
+      if (typeof encoding === "function") return this.write(chunk, undefined, encoding);
+      return this.write(chunk, encoding, callback);
+    }) as ServerResponse["write"];
+    res.end = ((chunk?: unknown, encoding?: Encoding | Callback, callback?: Callback): ServerResponse => {
+      if (typeof chunk === "function") this.end(undefined, undefined, chunk as Callback);
+      else if (typeof encoding === "function") this.end(chunk, undefined, encoding);
+      else this.end(chunk, encoding, callback);
+      return res;
+    }) as ServerResponse["end"];
+    res.flushHeaders = () => {
+      if (!res.headersSent) implicitHeader(res);
+      this.streaming();
+    };
+  }
+
+  private write(chunk: unknown, encoding: Encoding, callback: Callback | undefined): boolean {
+    const res = this.res;
+    checkChunk(chunk);
+    if (res.writableEnded || res.destroyed) {
+      this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
+      return false;
+    }
+    if (!res.headersSent) implicitHeader(res);
+    const queue = this.streaming();
+    const bytes = toBytes(chunk, encoding);
+    if (bytes.length === 0) {
+      if (callback) process.nextTick(callback);
+      return true;
+    }
+    return queue.push(bytes, callback);
+  }
+
+  private end(chunk: unknown, encoding: Encoding, callback: Callback | undefined): void {
+    const res = this.res;
+    if (chunk) {
+      checkChunk(chunk);
+      if (res.writableEnded || res.destroyed) return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
+      if (!res.headersSent) implicitHeader(res);
+      const bytes = toBytes(chunk, encoding);
+      if (this.queue) this.queue.push(bytes);
+      else this.deliver(this.completeBody([bytes]));
+    } else if (res.writableEnded) {
+      if (callback) {
+        if (this.finishEmitted) process.nextTick(callback, streamError("ERR_STREAM_ALREADY_FINISHED", "end() was already called"));
+        else res.once("finish", callback);
+      }
+      return;
+    } else {
+      if (!res.headersSent) implicitHeader(res);
+      if (!this.queue) this.deliver(this.completeBody([]));
+    }
+    if (callback) res.once("finish", callback);
+    res.finished = true;
+    this.queue?.end();
+  }
+
+  /** The queue that written chunks go to, handed to the engine as the body on first use. */
+  private streaming(): ChunkQueue {
+    if (this.queue) return this.queue;
+    const queue = new ChunkQueue(this.res.writableHighWaterMark, () => this.res.emit("drain"));
+    this.queue = queue;
+    const body = Object.assign(queue, { close: () => this.closed(queue.exhausted) });
+    this.deliver(body);
+    return queue;
+  }
+
+  /** A body that is all there: an array (the engine adds Content-Length to one chunk) that notes when it was iterated to the end. */
+  private completeBody(chunks: Uint8Array[]): ClosableBody {
+    let exhausted = false;
+    const iterate = function* () {
+      yield* chunks;
+      exhausted = true;
+    };
+    return Object.defineProperties([...chunks], {
+      [Symbol.iterator]: { value: iterate },
+      close: { value: () => this.closed(exhausted) },
+    }) as unknown as ClosableBody;
+  }
+
+  /** Hands the engine the status, headers and body; the headers are final by now (writeHead has run). */
+  private deliver(body: ClosableBody | ChunkQueue): void {
+    if (this.delivered) return;
+    this.delivered = true;
+    try {
+      this.startResponse(statusLine(this.res), headerList(this.res));
+    } catch (error) {
+      this.rejectBody(error);
+      this.abort();
+      return;
+    }
+    this.resolveBody(body);
+  }
+
+  /** The engine is done with the body (its close()): the whole response went out, or it stopped early. */
+  private closed(complete: boolean): void {
+    if (!complete) return this.abort();
+    process.nextTick(() => {
+      this.finishEmitted = true;
+      this.res.emit("finish");
+      this.closeSocket();
+      // As node:http does, an unread body is read and dropped so that the request still ends and closes.
+      if (!bodyWasRead(this.req)) this.req.resume();
+    });
+  }
+
+  /** The client went away or the response failed: tell the application as node:http would ('close', 'aborted'). */
+  private abort(): void {
+    this.closeSocket();
+    if (!this.req.destroyed) this.req.destroy();
+  }
+
+  private closeSocket(): void {
+    this.closingSocket = true;
+    // Through the socket, so node:http's own listener marks the response destroyed and emits its 'close'.
+    this.socket.destroy();
+  }
+
+  /** res.destroy() or req.socket.destroy() before end(): the response is cut off. */
+  private destroyedByApplication(): void {
+    if (this.res.writableEnded) return;
+    this.fail(new Error("the application destroyed the response before ending it"));
+    if (!this.req.destroyed) this.req.destroy();
+  }
+
+  private lateWrite(state: "ended" | "destroyed", callback: Callback | undefined): void {
+    const error =
+      state === "ended"
+        ? streamError("ERR_STREAM_WRITE_AFTER_END", "write after end")
+        : streamError("ERR_STREAM_DESTROYED", "cannot call write after a stream was destroyed");
+    if (callback) process.nextTick(callback, error);
+    // node:http emits 'error' here, which kills a process that has no listener; one late write must not stop a server.
+    if (state === "ended" && this.res.listenerCount("error") > 0) process.nextTick(() => this.res.emit("error", error));
+    else if (state === "ended") this.environ["tsgi.errors"].write(`[tsgi] ${this.req.method} ${this.req.url}: ${error.message}\n`);
+  }
+}
+
+/** What node:http does before the first body byte: writeHead(statusCode), through whatever wraps writeHead. */
+function implicitHeader(res: ServerResponse): void {
+  (res as ServerResponse & { _implicitHeader(): void })._implicitHeader();
+}
+
+function statusLine(res: ServerResponse): string {
+  return `${res.statusCode} ${res.statusMessage || STATUS_CODES[res.statusCode] || "Unknown"}`;
+}
+
+/**
+ * Every header as set (original case, arrays as repeated headers), minus
+ * hop-by-hop ones the gateway owns. Values are Latin-1 already: setHeader
+ * refuses anything else.
+ */
+function headerList(res: ServerResponse): HeaderList {
+  const list: HeaderList = [];
+  // getRawHeaderNames() (the names as the application spelled them) is missing from @types/node's ServerResponse.
+  for (const name of (res as ServerResponse & { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+    if (isHopByHop(name)) continue;
+    const value = res.getHeader(name);
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) list.push([name, String(item)]);
+  }
+  return list;
+}
+
+function checkChunk(chunk: unknown): void {
+  if (chunk === null) throw streamError("ERR_STREAM_NULL_VALUES", "May not write null values to stream", TypeError);
+  if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+    throw streamError("ERR_INVALID_ARG_TYPE", 'The "chunk" argument must be of type string or an instance of Buffer or Uint8Array', TypeError);
+  }
+}
+
+function toBytes(chunk: unknown, encoding: Encoding): Uint8Array {
+  return typeof chunk === "string" ? Buffer.from(chunk, encoding ?? "utf8") : (chunk as Uint8Array);
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+function streamError(code: string, message: string, kind: ErrorConstructor | TypeErrorConstructor = Error): Error {
+  return Object.assign(new kind(message), { code });
+}

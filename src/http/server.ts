@@ -1,0 +1,37 @@
+// The HTTP gateway for development: toNodeHandler's request handling behind
+// http.createServer, with an access log.
+
+import { createServer, type Server } from "node:http";
+import type { Writable } from "node:stream";
+import type { Application } from "../types.js";
+import { accessLogLine } from "./access-log.js";
+import { serveNodeRequest } from "./handler.js";
+
+export interface ServerOptions {
+  /** Default 127.0.0.1: a development server is not for the network. */
+  host?: string;
+  /** Default 8000; 0 lets the OS pick a free port (read it from `server.address()`). */
+  port?: number;
+  /** Where the access log goes: default process.stderr; `false` for none. */
+  accessLog?: Writable | false;
+  /** `tsgi.errors`; default process.stderr. */
+  errors?: Writable;
+}
+
+/** Starts an HTTP server for `app`; resolves once it listens, rejects when it cannot (port taken). */
+export function makeServer(app: Application, options: ServerOptions = {}): Promise<Server> {
+  const log = options.accessLog ?? process.stderr;
+  const errors = options.errors;
+  const server = createServer((req, res) => {
+    void serveNodeRequest(app, req, res, { errors }).then((served) => {
+      if (log) log.write(accessLogLine(req, served));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 8000, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,94 @@
+// Sends what the response engine produces to a node:http ServerResponse,
+// which adds the HTTP/1.1 framing: chunked or Content-Length, keep-alive, HEAD.
+
+import type { ServerResponse } from "node:http";
+import { ConnectionClosedError, type ResponseSink } from "../engine.js";
+import { statusAllowsBody, statusCode } from "../headers.js";
+import type { HeaderList } from "../types.js";
+
+/** How long a cut-off response may take to flush what was written before the connection is destroyed. */
+const FLUSH_BEFORE_CUT_MS = 2000;
+
+export class NodeResponseSink implements ResponseSink {
+  readonly signal: AbortSignal;
+  /** The status code sent, once the headers went out. */
+  sentStatus: number | undefined;
+  /** Body bytes that go to the client (none for HEAD, 204, 304: node:http drops them). */
+  bytesSent = 0;
+  private bodyGoesOut = true;
+  /** The body's end is marked (Content-Length or chunked), so a connection that just ends shows it incomplete. */
+  private framed = false;
+
+  constructor(private readonly res: ServerResponse) {
+    const controller = new AbortController();
+    this.signal = controller.signal;
+    // 'close' also follows a completed response; only a close before 'finish' means the client left.
+    res.once("close", () => {
+      if (!res.writableFinished) controller.abort(new ConnectionClosedError("the client closed the connection"));
+    });
+  }
+
+  sendHeaders(status: string, headers: HeaderList): void {
+    const res = this.res;
+    const req = res.req;
+    this.sentStatus = statusCode(status);
+    this.bodyGoesOut = req?.method !== "HEAD" && statusAllowsBody(this.sentStatus);
+    const chunked = req !== undefined && (req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1));
+    this.framed = chunked || headers.some(([name]) => name.toLowerCase() === "content-length");
+    // Not writeHead(code, reason, headers): once anything set a header on `res` (Express, mounting
+    // toNodeHandler), it applies the list with setHeader and a repeated name keeps only its last value.
+    // Headers set before stay unless the application sets the same name.
+    for (const [name] of headers) if (res.hasHeader(name)) res.removeHeader(name);
+    for (const [name, value] of headers) res.appendHeader(name, value);
+    res.writeHead(this.sentStatus, status.slice(4));
+  }
+
+  write(data: Uint8Array): void | Promise<void> {
+    this.throwIfGone();
+    if (this.bodyGoesOut) this.bytesSent += data.length;
+    if (this.res.write(data)) return;
+    return new Promise((resolve, reject) => {
+      const settle = (error?: Error) => {
+        this.res.off("drain", onDrain);
+        this.res.off("close", onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onDrain = () => settle();
+      const onClose = () => settle(new ConnectionClosedError("the client closed the connection"));
+      this.res.on("drain", onDrain);
+      this.res.on("close", onClose);
+    });
+  }
+
+  end(): Promise<void> {
+    this.throwIfGone();
+    return new Promise((resolve, reject) => {
+      const onClose = () => {
+        if (!this.res.writableFinished) reject(new ConnectionClosedError("the client closed the connection"));
+      };
+      this.res.once("close", onClose);
+      this.res.end(() => {
+        this.res.off("close", onClose);
+        resolve();
+      });
+    });
+  }
+
+  abort(): void {
+    // A framed response that stops short (no final chunk, fewer bytes than Content-Length) cannot pass for
+    // whole, so what was written is flushed before the connection ends; an unframed one needs the reset.
+    const socket = this.res.socket;
+    if (!this.framed || !socket || socket.destroyed) {
+      this.res.destroy();
+      return;
+    }
+    socket.destroySoon();
+    // A client that stopped reading would keep the flush, and so the connection, waiting forever.
+    setTimeout(() => socket.destroy(), FLUSH_BEFORE_CUT_MS).unref();
+  }
+
+  private throwIfGone(): void {
+    if (this.signal.aborted || this.res.destroyed) throw new ConnectionClosedError("the client closed the connection");
+  }
+}
