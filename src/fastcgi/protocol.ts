@@ -129,7 +129,8 @@ const READ_VALUE = 3;
  */
 export class ParamsDecoder {
   readonly maxBytes: number;
-  private readonly params = new Map<string, string>();
+  private readonly names: string[] = [];
+  private readonly values: string[] = [];
   private failure: FastCgiProtocolError | null = null;
   private bytesSeen = 0;
   private state = READ_NAME_LENGTH;
@@ -189,7 +190,7 @@ export class ParamsDecoder {
         const available = end - pos;
         let text: string;
         if (this.partial === null && available >= fieldLength) {
-          text = chunk.toString('latin1', pos, pos + fieldLength);
+          text = state === READ_NAME ? knownName(chunk, pos, pos + fieldLength) : chunk.toString('latin1', pos, pos + fieldLength);
           pos += fieldLength;
         } else {
           if (this.partial === null) {
@@ -208,20 +209,20 @@ export class ParamsDecoder {
           this.name = text;
           this.startValue();
         } else {
-          this.params.set(this.name, text);
+          this.store(this.name, text);
           this.state = READ_NAME_LENGTH;
         }
       }
     }
   }
 
-  /** Ends the stream and returns the decoded pairs in arrival order. Throws if a pair is incomplete. */
-  end(): Map<string, string> {
+  /** Ends the stream and returns the decoded pairs as an object. Throws if a pair is incomplete. */
+  end(): Record<string, string> {
     if (this.failure) throw this.failure;
     if (this.state !== READ_NAME_LENGTH || this.lengthBytesLeft !== 0) {
       this.fail('FastCGI params stream ended inside a name-value pair');
     }
-    return this.params;
+    return buildParamsObject(this.names, this.values);
   }
 
   // Zero-length names and values complete as soon as their length is known;
@@ -237,11 +238,16 @@ export class ParamsDecoder {
 
   private startValue(): void {
     if (this.valueLength === 0) {
-      this.params.set(this.name, '');
+      this.store(this.name, '');
       this.state = READ_NAME_LENGTH;
     } else {
       this.state = READ_VALUE;
     }
+  }
+
+  private store(name: string, value: string): void {
+    this.names.push(name);
+    this.values.push(value);
   }
 
   private fail(message: string): never {
@@ -251,9 +257,81 @@ export class ParamsDecoder {
   }
 }
 
+// Every request repeats the same few dozen param names. Reusing the string made
+// for a name the last time spares decoding it, and lets V8 reuse the property
+// key it already interned when the name became an environ key.
+const NAME_CACHE_SLOTS = 512;
+const cachedNameBytes: (Buffer | undefined)[] = new Array(NAME_CACHE_SLOTS);
+const cachedNames: string[] = new Array(NAME_CACHE_SLOTS);
+
+function knownName(chunk: Buffer, start: number, end: number): string {
+  let hash = 0x811c9dc5;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ chunk[i]!, 0x01000193);
+  const slot = (hash >>> 0) & (NAME_CACHE_SLOTS - 1);
+  const bytes = cachedNameBytes[slot];
+  if (bytes !== undefined && bytes.length === end - start) {
+    let same = true;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] !== chunk[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cachedNames[slot]!;
+  }
+  const name = chunk.toString('latin1', start, end);
+  if (end - start <= 64) {
+    cachedNameBytes[slot] = Buffer.from(chunk.subarray(start, end));
+    cachedNames[slot] = name;
+  }
+  return name;
+}
+
+// The params become an object with a few dozen keys. Adding them one by one
+// through computed keys is slow in V8 (every store is a new-property transition
+// through the generic path), and a web server sends the same names in the same
+// order request after request. So each sequence of names gets a small compiled
+// object literal, reused while the names repeat.
+type ParamsShape = { names: string[]; build: (values: string[]) => Record<string, string> };
+const MAX_SHAPES = 16;
+const MAX_SHAPE_KEYS = 256;
+const shapes: ParamsShape[] = [];
+
+function buildParamsObject(names: string[], values: string[]): Record<string, string> {
+  for (let i = 0; i < shapes.length; i++) {
+    const shape = shapes[i]!;
+    if (sameNames(shape.names, names)) {
+      if (i !== 0) shapes.unshift(shapes.splice(i, 1)[0]!);
+      return shape.build(values);
+    }
+  }
+  // "__proto__" in a literal would set the prototype; huge or odd sets are not worth compiling.
+  if (names.length > MAX_SHAPE_KEYS || names.includes('__proto__')) return assignParams(names, values);
+  const literal = names.map((name, index) => `${JSON.stringify(name)}: values[${index}]`).join(', ');
+  const build = new Function('values', `return { ${literal} };`) as ParamsShape['build'];
+  shapes.unshift({ names: names.slice(), build });
+  if (shapes.length > MAX_SHAPES) shapes.pop();
+  return build(values);
+}
+
+function sameNames(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function assignParams(names: string[], values: string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (let i = 0; i < names.length; i++) {
+    // Assigning "__proto__" would set the object's prototype instead of a key.
+    Object.defineProperty(params, names[i]!, { value: values[i], enumerable: true, writable: true, configurable: true });
+  }
+  return params;
+}
+
 /** Decodes a complete name-value buffer (e.g. GET_VALUES content) in one call. */
 export function decodeNameValuePairs(content: Buffer, maxBytes = DEFAULT_MAX_PARAMS_BYTES): Map<string, string> {
   const decoder = new ParamsDecoder({ maxBytes });
   decoder.push(content);
-  return decoder.end();
+  return new Map(Object.entries(decoder.end()));
 }

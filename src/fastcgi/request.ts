@@ -20,6 +20,8 @@ const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
 /** Queued body bytes per request stream before the connection stops reading. */
 const INPUT_HIGH_WATER_MARK = 64 * 1024;
 
+function ignoreError(): void {}
+
 /** A request body stream fed by records; tells the connection when to pause and resume reading. */
 class RecordInput extends Readable {
   ended = false;
@@ -27,6 +29,11 @@ class RecordInput extends Readable {
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
+    // An abort or timeout destroys this stream with an error. An app that never
+    // touched its body (or a request still in its params) has no "error" listener,
+    // and an unhandled "error" event would kill the whole process. Readers still
+    // see the error: for-await rejects and their own listeners are called.
+    this.on("error", ignoreError);
   }
 
   override _read(): void {
@@ -130,12 +137,9 @@ export class FastCgiRequest implements ResponseSink {
     return true;
   }
 
-  private start(app: Application, vars: Map<string, string>): void {
+  private start(app: Application, vars: Record<string, string>): void {
     const options = this.connection.options;
-    // A plain loop: Object.fromEntries builds a much slower object for this many keys.
-    const fields: Record<string, string> = {};
-    for (const [name, value] of vars) fields[name] = value;
-    const environ = makeEnviron(fields, {
+    const environ = makeEnviron(vars, {
       input: this.input,
       errors: options.stderrToWebServer ? this.stderrStream() : options.errors,
       multithread: false,
@@ -171,12 +175,16 @@ export class FastCgiRequest implements ResponseSink {
       this.connection.cutOff(this);
       return;
     }
-    // Unread input is dropped from here on; END_REQUEST waits for its end so the
-    // web server is not still sending when the connection is reused or closed.
+    // Unread input is dropped. END_REQUEST goes out now, not after the empty STDIN:
+    // nginx stops sending the body once it has the response and waits for
+    // END_REQUEST, so waiting for the body's end would deadlock until its
+    // fastcgi_read_timeout. Records still arriving for this id are ignored (the id
+    // is free), and without KEEP_CONN the connection is only half-closed, so they
+    // are still read and the web server gets no RST.
     if (!this.input.ended) this.input.destroy();
     if (this.data && !this.data.ended) this.data.destroy();
     this.connection.resumeFor(this);
-    if (this.inputComplete) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+    this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
   }
 
   /** FCGI_ABORT_REQUEST, the connection closing, or a timeout: stop the application. */
@@ -214,6 +222,11 @@ export class FastCgiRequest implements ResponseSink {
   sendEndRequest(protocolStatus: number, appStatus = 0): void {
     if (this.finished) return;
     this.finished = true;
+    // Aborted or cut off before end() ran: a STDERR stream in use still gets its end (spec 6.1).
+    if (this.stderrUsed) {
+      this.connection.send(encodeEndOfStream(RecordType.STDERR, this.id));
+      this.stderrUsed = false;
+    }
     this.connection.send(encodeEndRequest(this.id, appStatus, protocolStatus));
     this.connection.requestEnded(this);
   }

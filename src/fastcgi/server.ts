@@ -133,9 +133,10 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     connections.add(new FastCgiConnection(socket, settings, hooks, app));
   });
   server.maxConnections = settings.maxConnections;
-  server.on("error", (error) => log(`server error: ${error.message}`));
 
   const { where, cleanUp } = await listen(server, options.listen, options.socketMode ?? 0o660);
+  // Only now: a listen failure is reported once, as the ListenError that explains it.
+  server.on("error", (error) => log(`server error: ${error.message}`));
 
   const sweeper = setInterval(() => {
     const now = Date.now();
@@ -163,6 +164,16 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
         });
         if (stats.inFlight > 0) log(`grace period over: cutting off ${stats.inFlight} request(s) in flight`);
       }
+      // The last response may still be queued (it is written on the next tick):
+      // destroying its socket now would drop it. Idle connections end once their
+      // output is written; only those with requests still in flight are cut.
+      const closed = [...connections].map((connection) => new Promise((resolve) => connection.socket.once("close", resolve)));
+      for (const connection of connections) {
+        if (connection.requests.size > 0) connection.socket.destroy();
+        else connection.closeIfIdle();
+      }
+      // A peer that never closes its side does not hold the exit up for long.
+      await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       for (const connection of connections) connection.socket.destroy();
       await cleanUp();
     },
