@@ -95,7 +95,19 @@ class Exchange {
     let iterator: Iterator<Chunk> | AsyncIterator<Chunk> | undefined;
     let needsReturn = false;
     try {
-      body = await app(this.environ, this.startResponse);
+      const result = app(this.environ, this.startResponse);
+      if (isThenable(result)) {
+        // An async application may never settle; an abort (timeout, client gone) must not wait for it.
+        const signal = this.sink.signal;
+        const settled = signal ? await untilAborted(Promise.resolve(result), signal) : await result;
+        if (settled === ABORTED) {
+          closeWhenSettled(result, (error) => this.log("error in body close()", error));
+          throw new ConnectionClosedError("request aborted");
+        }
+        body = settled;
+      } else {
+        body = result;
+      }
       checkBody(body);
       this.addSingleChunkLength(body);
       const isAsync = typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function";
@@ -261,6 +273,20 @@ function describe(value: unknown): string {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+/** A body that arrives after the request was given up still gets its close(). */
+function closeWhenSettled(result: PromiseLike<Body>, onError: (error: unknown) => void): void {
+  Promise.resolve(result).then((late) => {
+    if (late && typeof late.close === "function") {
+      try {
+        const closing = late.close();
+        if (isThenable(closing)) closing.then(undefined, onError);
+      } catch (error) {
+        onError(error);
+      }
+    }
+  }, () => {});
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {

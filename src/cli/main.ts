@@ -41,6 +41,10 @@ export function buildProgram(): Command {
     .option("--stderr-to-web-server", "send tsgi.errors as FCGI_STDERR records instead of to stderr")
     .option("-w, --workers <n>", 'worker processes sharing the socket ("auto": one per CPU); without it, one process', workerCount)
     .option("--max-requests <n>", "recycle a worker (or this process) after it served this many requests", integer)
+    .option("--request-timeout <seconds>", "give up an application call running longer: 504, or the response cut off", number)
+    .option("--slow-request <seconds>", "log a request still running after this long", number)
+    .option("--status-path <path>", "answer this path with tsgi's status (plain text; JSON with ?json)")
+    .option("--ping-path <path>", 'answer this path with "pong"')
     .action(async (module: string, options: Record<string, unknown>) => {
       const { runFcgiCommand } = await import("./fcgi.js");
       await runFcgiCommand(module, {
@@ -57,6 +61,10 @@ export function buildProgram(): Command {
         stderrToWebServer: Boolean(options.stderrToWebServer),
         workers: options.workers as number | "auto" | undefined,
         maxRequests: options.maxRequests as number | undefined,
+        requestTimeout: options.requestTimeout as number | undefined,
+        slowRequest: options.slowRequest as number | undefined,
+        statusPath: options.statusPath as string | undefined,
+        pingPath: options.pingPath as string | undefined,
       });
     });
 

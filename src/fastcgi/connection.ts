@@ -17,6 +17,7 @@ import {
 } from "./protocol.js";
 import { RecordParser, encodeEndRequest, encodeGetValuesResult, encodeUnknownType, parseBeginRequest, type RecordHandler } from "./records.js";
 import { FastCgiRequest } from "./request.js";
+import type { BuiltInPages } from "./status.js";
 
 /** Settings every connection of a server shares. */
 export interface ConnectionOptions {
@@ -30,6 +31,12 @@ export interface ConnectionOptions {
   errors: Writable;
   stderrToWebServer: boolean;
   multiprocess: boolean;
+  /** Milliseconds an application call may run before it is given up (0: no limit). */
+  requestTimeout: number;
+  /** Milliseconds after which a request still running is logged (0: never). */
+  slowRequest: number;
+  /** The status and ping pages tsgi answers itself, if configured. */
+  pages: BuiltInPages | undefined;
 }
 
 /** What a connection needs from its server. */

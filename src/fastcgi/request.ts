@@ -10,6 +10,7 @@ import type { Application, Environ, HeaderList } from "../types.js";
 import type { FastCgiConnection } from "./connection.js";
 import { FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
 import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream } from "./records.js";
+import { builtInPage } from "./status.js";
 
 const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
   [Role.RESPONDER]: "responder",
@@ -67,6 +68,10 @@ export class FastCgiRequest implements ResponseSink {
   private pendingHead: Buffer | null = null;
   private stderrUsed = false;
   private appFinished = false;
+  /** Some of the response went out: a timeout can no longer answer 504. */
+  private outputStarted = false;
+  private timedOut = false;
+  private timers: NodeJS.Timeout[] | undefined;
   /** END_REQUEST went out (or the connection is gone): nothing more is sent for this id. */
   finished = false;
   /** When input last arrived, for the receive timeout. */
@@ -148,11 +153,58 @@ export class FastCgiRequest implements ResponseSink {
     });
     environ["tsgi.fcgi.role"] = this.roleName;
     if (this.data) environ["tsgi.fcgi.data"] = this.data;
-    this.run(app, environ);
+    const page = options.pages ? builtInPage(vars, options.pages) : undefined;
+    this.run(page ?? app, environ);
   }
 
   private run(app: Application, environ: Environ): void {
-    runApplication(app, environ, this).then((outcome) => this.applicationFinished(outcome));
+    const { requestTimeout, slowRequest } = this.connection.options;
+    if (requestTimeout > 0 || slowRequest > 0) this.watch(environ, requestTimeout, slowRequest);
+    runApplication(app, environ, this).then((outcome) => {
+      if (this.timers) for (const timer of this.timers) clearTimeout(timer);
+      this.applicationFinished(this.timedOut ? "failed" : outcome);
+    });
+  }
+
+  /** --slow-request logs a request still running at the threshold; --request-timeout gives it up. */
+  private watch(environ: Environ, timeout: number, slow: number): void {
+    const started = Date.now();
+    const line = () => requestLine(environ);
+    this.timers = [];
+    if (slow > 0) {
+      this.timers.push(setTimeout(() => this.connection.log(`slow request: still running after ${slow / 1000} s: ${line()}`), slow));
+    }
+    if (timeout > 0) {
+      this.timers.push(setTimeout(() => this.timeOutApplication(line(), Date.now() - started), timeout));
+    }
+  }
+
+  /** The application ran past --request-timeout: 504 if nothing went out yet, else cut the response off. */
+  private timeOutApplication(line: string, elapsed: number): void {
+    if (this.finished || this.appFinished) return;
+    this.timedOut = true;
+    const sent = this.outputStarted;
+    this.connection.log(`request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${sent ? "response cut off" : "answered 504"}: ${line}`);
+    if (sent) {
+      this.connection.cutOff(this);
+    } else {
+      this.pendingHead = null;
+      const body = Buffer.from("Gateway Timeout\n");
+      const head = formatCgiHead("504 Gateway Timeout", [
+        ["Content-Type", "text/plain; charset=utf-8"],
+        ["Content-Length", String(body.length)],
+      ]);
+      this.sendStdout(Buffer.concat([head, body]));
+      this.connection.send(encodeEndOfStream(RecordType.STDOUT, this.id));
+      this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+    }
+    // The engine stops at its next await and calls the body's return() and close().
+    this.abortRequest("request timed out");
+  }
+
+  private sendStdout(bytes: Uint8Array): void {
+    this.outputStarted = true;
+    for (const piece of encodeStream(RecordType.STDOUT, this.id, bytes)) this.connection.send(piece);
   }
 
   /** Answers without the application (bad params, timeouts) through the same engine. */
@@ -241,17 +293,17 @@ export class FastCgiRequest implements ResponseSink {
     if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
     const connection = this.connection;
     if (this.pendingHead) {
-      for (const piece of encodeStream(RecordType.STDOUT, this.id, this.pendingHead)) connection.send(piece);
+      this.sendStdout(this.pendingHead);
       this.pendingHead = null;
     }
-    for (const piece of encodeStream(RecordType.STDOUT, this.id, data)) connection.send(piece);
+    this.sendStdout(data);
     if (connection.needsDrain()) return connection.drained();
   }
 
   end(): void {
     if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
     if (this.pendingHead) {
-      for (const piece of encodeStream(RecordType.STDOUT, this.id, this.pendingHead)) this.connection.send(piece);
+      this.sendStdout(this.pendingHead);
       this.pendingHead = null;
     }
     if (this.stderrUsed) {
@@ -285,4 +337,10 @@ export class FastCgiRequest implements ResponseSink {
       },
     });
   }
+}
+
+/** "GET /path?query" for log lines. */
+function requestLine(environ: Environ): string {
+  const target = typeof environ.REQUEST_URI === "string" ? environ.REQUEST_URI : environ.SCRIPT_NAME + environ.PATH_INFO + (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  return `${environ.REQUEST_METHOD} ${target}`;
 }

@@ -12,6 +12,9 @@ import type { Application } from "../types.js";
 import { FastCgiConnection, type ConnectionOptions, type ServerHooks } from "./connection.js";
 import { DEFAULT_MAX_PARAMS_BYTES } from "./protocol.js";
 import type { ClusterStatus } from "./workers.js";
+import { tcpListenQueue, type StatusReport } from "./status.js";
+
+const zeroFigures = { requestsServed: 0, inFlight: 0, maxInFlight: 0, errors: 0, connections: 0 };
 
 export interface FastCgiOptions {
   /**
@@ -48,6 +51,14 @@ export interface FastCgiOptions {
   onRetire?: (() => void) | undefined;
   /** Figures of every worker for the status page, when this process is one of several. */
   clusterStatus?: (() => Promise<ClusterStatus | undefined>) | undefined;
+  /** Seconds an application call may run before it is given up: 504, or the response cut off. Default: no limit. */
+  requestTimeout?: number | undefined;
+  /** Seconds after which a request still running gets a log line. Default: never. */
+  slowRequest?: number | undefined;
+  /** A path tsgi answers itself with its status (plain text, or JSON with `?json`). Default: off. */
+  statusPath?: string | undefined;
+  /** A path tsgi answers itself with `pong`. Default: off. */
+  pingPath?: string | undefined;
 }
 
 export interface FastCgiStats {
@@ -88,6 +99,12 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     errors: options.errors ?? process.stderr,
     stderrToWebServer: options.stderrToWebServer ?? false,
     multiprocess: options.multiprocess ?? false,
+    requestTimeout: (options.requestTimeout ?? 0) * 1000,
+    slowRequest: (options.slowRequest ?? 0) * 1000,
+    pages:
+      options.statusPath || options.pingPath
+        ? { statusPath: options.statusPath, pingPath: options.pingPath, report: () => statusReport() }
+        : undefined,
   };
   const allowed = allowedPeers(options.allow);
   const connections = new Set<FastCgiConnection>();
@@ -137,6 +154,20 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
   const { where, cleanUp } = await listen(server, options.listen, options.socketMode ?? 0o660);
   // Only now: a listen failure is reported once, as the ListenError that explains it.
   server.on("error", (error) => log(`server error: ${error.message}`));
+
+  const statusReport = async (): Promise<StatusReport> => {
+    const bound = server.address();
+    const listenQueue = bound && typeof bound === "object" ? tcpListenQueue(bound.port) : null;
+    const own = { pid: process.pid, ...stats, connections: connections.size };
+    const cluster = await options.clusterStatus?.();
+    if (cluster === undefined) return { startedAt: stats.startedAt, processManager: "single process", listenQueue, processes: [own] };
+    return {
+      startedAt: new Date(cluster.startedAt),
+      processManager: `${cluster.workers.length} workers (primary ${cluster.primaryPid})`,
+      listenQueue,
+      processes: cluster.workers.map((worker) => (worker.pid === process.pid ? own : { pid: worker.pid, ...zeroFigures, ...worker.stats })),
+    };
+  };
 
   const sweeper = setInterval(() => {
     const now = Date.now();
