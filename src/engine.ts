@@ -74,7 +74,8 @@ class Exchange {
     validateStatus(status);
     validateHeaders(headers);
     this.status = status;
-    this.headers = headers.map(([name, value]) => [name, value]);
+    // A copy of the list, so a Content-Length added here never shows in the app's own.
+    this.headers = headers.slice();
     return this.write;
   };
 

@@ -8,6 +8,7 @@ import type { Outcome } from "../engine.js";
 import type { Application } from "../types.js";
 import {
   FCGI_KEEP_CONN,
+  FCGI_MAX_CONTENT_LENGTH,
   FastCgiProtocolError,
   GetValuesName,
   ProtocolStatus,
@@ -15,7 +16,17 @@ import {
   Role,
   decodeNameValuePairs,
 } from "./protocol.js";
-import { RecordParser, encodeEndRequest, encodeGetValuesResult, encodeUnknownType, parseBeginRequest, type RecordHandler } from "./records.js";
+import {
+  RecordParser,
+  encodeEndRequest,
+  encodeGetValuesResult,
+  encodeRecordHeader,
+  encodeStream,
+  encodeUnknownType,
+  paddingFor,
+  parseBeginRequest,
+  type RecordHandler,
+} from "./records.js";
 import { FastCgiRequest } from "./request.js";
 import type { BuiltInPages } from "./status.js";
 
@@ -55,6 +66,9 @@ const OUTPUT_HIGH_WATER_MARK = 64 * 1024;
 /** Batches up to this size are joined into one buffer; larger ones go out as a corked writev. */
 const JOIN_LIMIT = 64 * 1024;
 
+/** Zero bytes that pad a record to a multiple of 8, shared (they are never written to). */
+const PADDING = Array.from({ length: 8 }, (_, length) => Buffer.alloc(length));
+
 function flushConnection(connection: FastCgiConnection): void {
   connection.flush();
 }
@@ -63,7 +77,7 @@ export class FastCgiConnection implements RecordHandler {
   readonly requests = new Map<number, FastCgiRequest>();
   closed = false;
   private readonly parser = new RecordParser(this);
-  private out: Buffer[] = [];
+  private out: Uint8Array[] = [];
   private outBytes = 0;
   private flushScheduled = false;
   private endWhenFlushed = false;
@@ -206,7 +220,7 @@ export class FastCgiConnection implements RecordHandler {
 
   // Output
 
-  send(bytes: Buffer): void {
+  send(bytes: Uint8Array): void {
     if (this.closed) return;
     this.out.push(bytes);
     this.outBytes += bytes.length;
@@ -236,6 +250,25 @@ export class FastCgiConnection implements RecordHandler {
     }
     if (this.endWhenFlushed) socket.end();
     else if (!socket.writableNeedDrain) this.releaseDrainWaiters();
+  }
+
+  /**
+   * Sends `first` (and `second`) as records of a stream. When they fit one
+   * record, the header is the only new buffer: the content goes out as given.
+   */
+  sendStream(type: number, id: number, first: Uint8Array, second?: Uint8Array): void {
+    const length = first.length + (second === undefined ? 0 : second.length);
+    if (length === 0) return;
+    if (length > FCGI_MAX_CONTENT_LENGTH) {
+      for (const piece of encodeStream(type, id, first)) this.send(piece);
+      if (second !== undefined) for (const piece of encodeStream(type, id, second)) this.send(piece);
+      return;
+    }
+    const padding = paddingFor(length);
+    this.send(encodeRecordHeader(type, id, length, padding));
+    if (first.length > 0) this.send(first as Buffer);
+    if (second !== undefined && second.length > 0) this.send(second as Buffer);
+    if (padding > 0) this.send(PADDING[padding]!);
   }
 
   needsDrain(): boolean {

@@ -10,6 +10,14 @@ import type { Application, Environ, HeaderList } from "../types.js";
 import type { FastCgiConnection } from "./connection.js";
 import { FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
 import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream } from "./records.js";
+
+// The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
+// request id, and web servers use a few small ids: made once, shared.
+const RESPONSE_ENDS: Buffer[] = [];
+function responseEnd(id: number): Buffer {
+  if (id >= 256) return encodeResponseEnd(id);
+  return (RESPONSE_ENDS[id] ??= encodeResponseEnd(id));
+}
 import { builtInPage } from "./status.js";
 
 const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
@@ -202,9 +210,9 @@ export class FastCgiRequest implements ResponseSink {
     this.abortRequest("request timed out");
   }
 
-  private sendStdout(bytes: Uint8Array): void {
+  private sendStdout(bytes: Uint8Array, more?: Uint8Array): void {
     this.outputStarted = true;
-    for (const piece of encodeStream(RecordType.STDOUT, this.id, bytes)) this.connection.send(piece);
+    this.connection.sendStream(RecordType.STDOUT, this.id, bytes, more);
   }
 
   /** Answers without the application (bad params, timeouts) through the same engine. */
@@ -293,10 +301,12 @@ export class FastCgiRequest implements ResponseSink {
     if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
     const connection = this.connection;
     if (this.pendingHead) {
-      this.sendStdout(this.pendingHead);
+      // The header block and the first body bytes share one record when they fit.
+      this.sendStdout(this.pendingHead, data);
       this.pendingHead = null;
+    } else {
+      this.sendStdout(data);
     }
-    this.sendStdout(data);
     if (connection.needsDrain()) return connection.drained();
   }
 
@@ -314,7 +324,7 @@ export class FastCgiRequest implements ResponseSink {
     // together; applicationFinished() then finds the request finished.
     if (this.inputComplete) {
       this.finished = true;
-      this.connection.send(encodeResponseEnd(this.id));
+      this.connection.send(responseEnd(this.id));
       this.connection.requestEnded(this);
     } else {
       this.connection.send(encodeEndOfStream(RecordType.STDOUT, this.id));
