@@ -72,7 +72,6 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
     return;
   }
 
-  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -85,6 +84,9 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Only now: whoever waits for this line may signal at once, and before the
+  // handlers exist a SIGTERM would kill the process instead of stopping it.
+  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
 }
 
 function fail(error: unknown): never {

@@ -311,7 +311,9 @@ export class FastCgiConnection implements RecordHandler {
     }
     request.finished = true;
     this.requestEnded(request);
-    this.socket.destroy();
+    // What was produced still goes out; closing without END_REQUEST tells the web server it is incomplete.
+    this.flush();
+    this.socket.destroySoon();
   }
 
   /** Called when the server shuts down: close now if nothing is in flight. */

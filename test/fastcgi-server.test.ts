@@ -1,0 +1,1025 @@
+// End-to-end tests of `tsgi fcgi` at the protocol level: a real server process
+// (node bin/tsgi.js fcgi, from dist/ — run `npm run build` first) driven by the
+// FastCGI test client with exact bytes, several connections and odd peers.
+
+import { createHash } from "node:crypto";
+import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { GetValuesName, ProtocolStatus, RecordType, Role, decodeNameValuePairs, encodeNameValuePairs } from "../src/fastcgi/protocol.js";
+import { encodeRecord } from "../src/fastcgi/records.js";
+import {
+  FastCgiClient,
+  paramsFor,
+  splitFrames,
+  type FastCgiAddress,
+  type FastCgiResponse,
+} from "./helpers/fastcgi-client.js";
+import { ProcessGroup, TSGI_BIN, fcgiFixture, freePort, sleep, startTsgiFcgi, tempDir, type Proc, type TsgiFcgi } from "./helpers/servers.js";
+
+const group = new ProcessGroup();
+afterAll(() => group.cleanUp());
+
+const clients: FastCgiClient[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.destroy();
+});
+
+async function open(address: FastCgiAddress, options: Parameters<typeof FastCgiClient.connect>[1] = {}): Promise<FastCgiClient> {
+  const client = await FastCgiClient.connect(address, options);
+  clients.push(client);
+  return client;
+}
+
+function hex(text: string): Buffer {
+  return Buffer.from(text.replace(/\s+/g, ""), "hex");
+}
+
+function bodyJson<T = Record<string, any>>(result: FastCgiResponse): T {
+  return JSON.parse(result.response().body.toString("utf8")) as T;
+}
+
+function sha256(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** What the fixture's /stream route sends: 64 KiB chunks of byte `index & 0xff`, each starting with `index` (32-bit BE). */
+function pattern(total: number): Buffer {
+  const out = Buffer.alloc(total);
+  for (let index = 0, offset = 0; offset < total; index++, offset += 65536) {
+    const size = Math.min(65536, total - offset);
+    out.fill(index & 0xff, offset, offset + size);
+    if (size >= 4) out.writeUInt32BE(index, offset);
+  }
+  return out;
+}
+
+/** A request to the fixture app on a fresh connection. */
+async function get(server: TsgiFcgi, target: string, extra: Record<string, string> = {}): Promise<FastCgiResponse> {
+  const client = await open(server.address);
+  return client.request({ params: paramsFor(target, extra) });
+}
+
+/** Samples the process's resident memory every 50 ms until stopped; returns the peak in kB. */
+function sampleRss(proc: Proc): { stop(): number } {
+  let peak = proc.rssKb() ?? 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, proc.rssKb() ?? 0);
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, proc.rssKb() ?? 0);
+    },
+  };
+}
+
+// One server with the defaults serves every test that does not need other options.
+let main: TsgiFcgi;
+beforeAll(async () => {
+  main = await startTsgiFcgi(group);
+});
+
+describe("management records (request id 0)", () => {
+  it("FCGI_GET_VALUES for FCGI_MPXS_CONNS gives exactly one GET_VALUES_RESULT record, byte for byte", async () => {
+    const client = await open(main.address);
+    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]));
+    await client.waitForRecords((records) => records.length >= 1);
+    await sleep(50); // a stray second record (as Go sends) would arrive now
+    expect(client.rawBytes()).toEqual(Buffer.concat([hex("01 0A 00 00 00 12 06 00 0F 01"), Buffer.from("FCGI_MPXS_CONNS"), hex("31 00 00 00 00 00 00")]));
+  });
+
+  it("FCGI_GET_VALUES answers the three known names with the defaults, omits unknown ones, and the connection still serves a request", async () => {
+    const client = await open(main.address);
+    const asked = encodeNameValuePairs([
+      ["FCGI_MAX_CONNS", ""],
+      ["FCGI_NOT_A_VARIABLE", ""],
+      ["FCGI_MAX_REQS", ""],
+      ["FCGI_MPXS_CONNS", ""],
+    ]);
+    await client.sendRecord(RecordType.GET_VALUES, 0, asked);
+    const [record] = await client.waitForRecords((records) => records.length >= 1);
+    expect(record!.type).toBe(RecordType.GET_VALUES_RESULT);
+    expect(record!.requestId).toBe(0);
+    expect([...decodeNameValuePairs(record!.content)]).toEqual([
+      [GetValuesName.MAX_CONNS, "1024"],
+      [GetValuesName.MAX_REQS, "1024"],
+      [GetValuesName.MPXS_CONNS, "1"],
+    ]);
+    const result = await client.request({ params: paramsFor("/hello") });
+    expect(result.response().body.toString()).toBe("hello\n");
+  });
+
+  it("any other management type gets FCGI_UNKNOWN_TYPE, byte for byte, and the connection stays open", async () => {
+    const client = await open(main.address);
+    await client.sendRaw(hex("01 0C 00 00 00 08 00 00  00 00 00 00 00 00 00 00"));
+    await client.waitForRecords((records) => records.length >= 1);
+    expect(client.rawBytes()).toEqual(hex("01 0B 00 00 00 08 00 00 0C 00 00 00 00 00 00 00"));
+    const result = await client.request({ params: paramsFor("/hello") });
+    expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+  });
+});
+
+describe("roles", () => {
+  it("Responder: the response goes out as STDOUT, an empty STDOUT, then END_REQUEST REQUEST_COMPLETE", async () => {
+    const client = await open(main.address);
+    const result = await client.request({ params: paramsFor("/hello") });
+    expect(result.response().status).toBe("200 OK");
+    expect(result.response().body.toString()).toBe("hello\n");
+    expect(result.stdoutEnded).toBe(true);
+    expect(result.records.map((record) => record.type).slice(-2)).toEqual([RecordType.STDOUT, RecordType.END_REQUEST]);
+    expect(result.records.at(-2)!.content.length).toBe(0);
+  });
+
+  it("Authorizer: no stdin needed, environ says so, the app's 200 (with Variable-*) and 403 pass through", async () => {
+    const client = await open(main.address);
+    const allowed = await client.request({
+      role: Role.AUTHORIZER,
+      keepConn: true,
+      params: paramsFor("/authorize", { HTTP_AUTHORIZATION: "Bearer good" }),
+    });
+    expect(allowed.response().status).toBe("200 OK");
+    expect(allowed.response().headers).toContainEqual(["Variable-USER", "alice"]);
+    expect(allowed.response().headers).toContainEqual(["X-Role", "authorizer"]);
+    const denied = await client.request({ role: Role.AUTHORIZER, params: paramsFor("/authorize", { HTTP_AUTHORIZATION: "Bearer bad" }) });
+    expect(denied.response().status).toBe("403 Forbidden");
+    expect(denied.response().body.toString()).toBe("denied\n");
+
+    const inspected = await (await open(main.address)).request({ role: Role.AUTHORIZER, params: paramsFor("/inspect") });
+    expect(bodyJson(inspected).tsgi.role).toBe("authorizer");
+    expect(bodyJson(inspected).body.length).toBe(0);
+  });
+
+  it("Filter: FCGI_DATA reaches the app as environ['tsgi.fcgi.data'], a Readable", async () => {
+    const client = await open(main.address);
+    const result = await client.request({
+      role: Role.FILTER,
+      params: paramsFor("/filter", { FCGI_DATA_LENGTH: "19", FCGI_DATA_LAST_MOD: "0" }),
+      stdin: "abc",
+      data: Buffer.from("file contents\xe9 here", "latin1"),
+    });
+    expect(bodyJson(result)).toEqual({
+      role: "filter",
+      dataIsReadable: true,
+      data: "FILE CONTENTS\xc9 HERE",
+      dataLength: "19",
+      stdinLength: 3,
+    });
+  });
+
+  it("an unknown role gets END_REQUEST FCGI_UNKNOWN_ROLE, byte for byte, and a kept connection serves the next request", async () => {
+    const client = await open(main.address);
+    await client.sendRecord(RecordType.BEGIN_REQUEST, 1, hex("00 09 01 00 00 00 00 00")); // role 9, KEEP_CONN
+    await client.waitForRecords((records) => records.length >= 1);
+    expect(client.rawBytes()).toEqual(hex("01 03 00 01 00 08 00 00 00 00 00 00 03 00 00 00"));
+    // What the web server sends next for the refused id is ignored.
+    await client.sendParams(1, paramsFor("/hello"));
+    const result = await client.request({ requestId: 1, params: paramsFor("/hello") });
+    expect(result.response().body.toString()).toBe("hello\n");
+  });
+});
+
+describe("requests on one connection", () => {
+  it("two requests interleaved on one connection, id 2 finishing first: both answered, and the connection stays open while id 1 is active (node-fastcgi loses id 1)", async () => {
+    const client = await open(main.address);
+    // Neither asks for KEEP_CONN: the connection may close only after the last one.
+    await client.beginRequest(1);
+    const slowParams = encodeNameValuePairs(Object.entries(paramsFor("/slow?ms=400")));
+    await client.sendParams(1, slowParams.subarray(0, 20), { end: false });
+    await client.beginRequest(2);
+    await client.sendParams(2, paramsFor("/hello"));
+    await client.sendParams(1, slowParams.subarray(20));
+    await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(0));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+
+    const second = await client.response(2);
+    expect(second.response().body.toString()).toBe("hello\n");
+    await sleep(100);
+    expect(client.closed).toBe(false);
+    const first = await client.response(1);
+    expect(first.response().body.toString()).toBe("slept 400\n");
+    const ends = client.records.filter((record) => record.type === RecordType.END_REQUEST).map((record) => record.requestId);
+    expect(ends).toEqual([2, 1]);
+    await client.waitForClose(2000);
+  });
+
+  it("many requests at once on one connection are all answered (multiplexing is on by default)", async () => {
+    const client = await open(main.address);
+    const ids = [1, 2, 3, 4, 5, 6, 7, 8];
+    for (const id of ids) await client.beginRequest(id, { keepConn: true });
+    for (const id of ids) await client.sendParams(id, paramsFor(`/slow?ms=${300 - id * 20}`));
+    for (const id of ids) await client.sendStream(RecordType.STDIN, id, Buffer.alloc(0));
+    const started = Date.now();
+    const results = await Promise.all(ids.map((id) => client.response(id)));
+    // Run concurrently: far less than the 1.9 s they would take one after another.
+    expect(Date.now() - started).toBeLessThan(1200);
+    results.forEach((result, index) => expect(result.response().body.toString()).toBe(`slept ${300 - ids[index]! * 20}\n`));
+  });
+
+  it("KEEP_CONN set: the connection is kept after END_REQUEST and serves the next requests", async () => {
+    const client = await open(main.address);
+    for (let round = 0; round < 3; round++) {
+      const result = await client.request({ keepConn: true, params: paramsFor("/hello") });
+      expect(result.response().body.toString()).toBe("hello\n");
+    }
+    await sleep(100);
+    expect(client.closed).toBe(false);
+  });
+
+  it("KEEP_CONN not set: the server closes the connection after END_REQUEST", async () => {
+    const client = await open(main.address);
+    await client.request({ keepConn: false, params: paramsFor("/hello") });
+    await client.waitForClose(2000);
+  });
+
+  it("input the app did not read (a 10 MB POST body) is drained before a kept connection serves its next request", async () => {
+    const client = await open(main.address);
+    const size = 10 * 1024 * 1024;
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/ignore-body", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    const sent = await client.streamStdin(1, size);
+    expect(sent).toBe(size);
+    const ignored = await client.response(1);
+    expect(ignored.response().status).toBe("200 OK");
+    expect(ignored.response().body.toString()).toBe("ignored\n");
+    const next = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }), stdin: "next" });
+    expect(bodyJson(next)).toEqual({ length: 4, sha256: sha256(Buffer.from("next")) });
+  });
+
+  it("an app that answers without reading its body gets END_REQUEST before the body's end (nginx stops sending it and waits: no deadlock)", async () => {
+    const client = await open(main.address, { allowHalfOpen: true });
+    await client.beginRequest(1); // no KEEP_CONN
+    await client.sendParams(1, paramsFor("/ignore-body", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(8 * 1024 * 1024) }));
+    await client.streamStdin(1, 100_000, { end: false });
+    const result = await client.response(1, { timeoutMs: 3000 });
+    expect(result.response().body.toString()).toBe("ignored\n");
+    // The server only half-closes: the rest of the body is still read, without a reset.
+    expect(await client.streamStdin(1, 8 * 1024 * 1024 - 100_000)).toBe(8 * 1024 * 1024 - 100_000);
+    client.end();
+    await client.waitForClose(2000);
+    expect(client.socket.errored).toBeNull();
+  });
+
+  it("BEGIN_REQUEST for an id already in use closes that connection only", async () => {
+    const other = await open(main.address);
+    await other.beginRequest(1);
+    await other.sendParams(1, paramsFor("/slow?ms=400"));
+    await other.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+
+    const from = main.proc.stderr.length;
+    const client = await open(main.address);
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/hello"), { end: false });
+    await client.beginRequest(1, { keepConn: true });
+    await client.waitForClose(2000);
+    expect(client.records.filter((record) => record.type === RecordType.END_REQUEST)).toEqual([]);
+    await main.proc.waitForStderr(/protocol error, closing the connection: .*request id 1, which is already in use/, 2000, from);
+
+    const result = await other.response(1);
+    expect(result.response().body.toString()).toBe("slept 400\n");
+  });
+});
+
+describe("aborts and closed connections", () => {
+  it("FCGI_ABORT_REQUEST mid-body: the body's finally and close() run, exactly one END_REQUEST, nothing more for that id", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/watch?tag=abort-1", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(10_000), false);
+    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 2")));
+    await client.abortRequest(1);
+    const end = await client.waitForEndRequest(1);
+    expect(end).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    await main.proc.waitForStderr(/watch finally tag=abort-1/, 2000, from);
+    await main.proc.waitForStderr(/watch close tag=abort-1/, 2000, from);
+
+    // The rest of the body is ignored; the kept connection goes on serving.
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(10_000), true);
+    await sleep(150);
+    const endIndex = client.records.findIndex((r) => r.type === RecordType.END_REQUEST);
+    expect(client.records.slice(endIndex + 1)).toEqual([]);
+    const next = await client.request({ requestId: 2, params: paramsFor("/hello") });
+    expect(next.response().body.toString()).toBe("hello\n");
+    expect(client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST)).toHaveLength(1);
+  });
+
+  it("FCGI_ABORT_REQUEST while the app iterates tsgi.input: the iteration stops and its finally runs", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/watch-read?tag=abort-2", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(3000), false);
+    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("3000\n")));
+    await client.abortRequest(1);
+    expect(await client.waitForEndRequest(1)).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    await main.proc.waitForStderr(/watch-read finally tag=abort-2 length=3000/, 2000, from);
+    await main.proc.waitForStderr(/watch-read close tag=abort-2/, 2000, from);
+    await sleep(100);
+    expect(client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST)).toHaveLength(1);
+    expect(client.records.at(-1)!.type).toBe(RecordType.END_REQUEST);
+  });
+
+  it("the web server closing the connection mid-response stops the body (finally and close() run) and the process keeps serving", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/watch?tag=closed-1"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")));
+    client.destroy();
+    await main.proc.waitForStderr(/watch finally tag=closed-1/, 2000, from);
+    await main.proc.waitForStderr(/watch close tag=closed-1/, 2000, from);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("closing the connection mid-params, or while an app that never reads its body runs, does not crash the process (unhandled 'error' on tsgi.input)", async () => {
+    const midParams = await open(main.address);
+    await midParams.beginRequest(1);
+    await midParams.sendParams(1, { REQUEST_METHOD: "GET" }, { end: false });
+    await sleep(50);
+    midParams.destroy();
+
+    const from = main.proc.stderr.length;
+    const unread = await open(main.address);
+    await unread.beginRequest(1);
+    await unread.sendParams(1, paramsFor("/watch?tag=unread", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await unread.sendStream(RecordType.STDIN, 1, Buffer.alloc(1000), false);
+    await unread.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT));
+    unread.destroy();
+    await main.proc.waitForStderr(/watch finally tag=unread/, 2000, from);
+
+    await sleep(100);
+    expect(main.proc.running).toBe(true);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("a connection closed or reset while a large response is being written (EPIPE/ECONNRESET) crashes nothing", async () => {
+    const tcp = await startTsgiFcgi(group, { listen: "tcp" });
+    for (const server of [main, tcp]) {
+      const from = server.proc.stderr.length;
+      for (let round = 0; round < 3; round++) {
+        const client = await open(server.address, { keepRaw: false });
+        await client.beginRequest(1);
+        await client.sendParams(1, paramsFor(`/stream?bytes=${64 * 1024 * 1024}&tag=reset-${round}`));
+        await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+        await client.waitForRecords(() => client.receivedBytes > 100_000);
+        // A unix socket can only be closed (the server gets EPIPE); TCP can be reset (ECONNRESET).
+        if (server === tcp) client.socket.resetAndDestroy();
+        else client.destroy();
+        await server.proc.waitForStderr(new RegExp(`stream finally tag=reset-${round}`), 3000, from);
+      }
+      expect(server.proc.running).toBe(true);
+      expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
+      expect(server.proc.stderr.slice(from)).not.toMatch(/EPIPE|ECONNRESET|Unhandled|uncaught/i);
+    }
+    await tcp.proc.stop();
+  });
+});
+
+describe("hostile or broken peers", () => {
+  it("a record of an unknown type never kills the process (node-fastcgi: TypeError: fcgiRecords[type] is not a constructor)", async () => {
+    const client = await open(main.address);
+    await client.sendRecord(12, 0, Buffer.alloc(8));
+    await client.sendRecord(0, 0, Buffer.alloc(0));
+    await client.sendRecord(255, 0, Buffer.from("whatever"));
+    await client.sendRecord(RecordType.GET_VALUES_RESULT, 0, Buffer.alloc(0));
+    await client.waitForRecords((records) => records.length >= 4);
+    expect(client.records.map((r) => [r.type, r.requestId, r.content[0]])).toEqual([
+      [RecordType.UNKNOWN_TYPE, 0, 12],
+      [RecordType.UNKNOWN_TYPE, 0, 0],
+      [RecordType.UNKNOWN_TYPE, 0, 255],
+      [RecordType.UNKNOWN_TYPE, 0, RecordType.GET_VALUES_RESULT],
+    ]);
+    // On a request id, live or not, unknown types are ignored.
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendRecord(200, 1, Buffer.from("junk"));
+    await client.sendRecord(99, 7, Buffer.from("junk"));
+    await client.sendRecord(RecordType.END_REQUEST, 1, Buffer.alloc(8));
+    await client.sendParams(1, paramsFor("/hello"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    const result = await client.response(1);
+    expect(result.response().body.toString()).toBe("hello\n");
+    expect(main.proc.running).toBe(true);
+  });
+
+  it("a 70,000-byte HTTP_COOKIE split across two FCGI_PARAMS records reaches the app intact (node-fastcgi delivered 59,984 bytes)", async () => {
+    const cookie = Array.from({ length: 70_000 }, (_, index) => String.fromCharCode(97 + (index % 26))).join("");
+    const client = await open(main.address);
+    await client.beginRequest(1);
+    const params = encodeNameValuePairs(Object.entries(paramsFor("/inspect", { HTTP_COOKIE: cookie })));
+    expect(params.length).toBeGreaterThan(65535);
+    await client.sendParams(1, params); // records of 65535 bytes: the cookie straddles the boundary
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    const received = bodyJson(await client.response(1)).environ.HTTP_COOKIE as string;
+    expect(received.length).toBe(70_000);
+    expect(received).toBe(cookie);
+  });
+
+  it("a name-value pair split byte by byte across FCGI_PARAMS records decodes as one", async () => {
+    const client = await open(main.address);
+    await client.beginRequest(1);
+    const params = encodeNameValuePairs(Object.entries(paramsFor("/inspect", { HTTP_X_SPLIT: "x".repeat(200) })));
+    for (const byte of params) await client.sendRecord(RecordType.PARAMS, 1, Buffer.from([byte]));
+    await client.sendParams(1, Buffer.alloc(0));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    const report = bodyJson(await client.response(1));
+    expect(report.environ.HTTP_X_SPLIT).toBe("x".repeat(200));
+    expect(report.environ.PATH_INFO).toBe("/inspect");
+  });
+
+  it("a version byte of 2 closes that connection only", async () => {
+    const other = await open(main.address);
+    await other.beginRequest(1);
+    await other.sendParams(1, paramsFor("/slow?ms=300"));
+    await other.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+
+    const from = main.proc.stderr.length;
+    const client = await open(main.address);
+    await client.sendRaw(hex("02 01 00 01 00 08 00 00 00 01 00 00 00 00 00 00"));
+    await client.waitForClose(2000);
+    expect(client.records).toEqual([]);
+    await main.proc.waitForStderr(/Unsupported FastCGI record version 2/, 2000, from);
+    expect((await other.response(1)).response().body.toString()).toBe("slept 300\n");
+  });
+
+  it("garbage bytes (an HTTP request on the FastCGI socket) close that connection only", async () => {
+    const other = await open(main.address);
+    await other.beginRequest(1);
+    await other.sendParams(1, paramsFor("/slow?ms=300"));
+    await other.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+
+    const client = await open(main.address);
+    await client.sendRaw(Buffer.from("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    await client.waitForClose(2000);
+    expect(client.records).toEqual([]);
+    expect((await other.response(1)).response().body.toString()).toBe("slept 300\n");
+    expect(main.proc.running).toBe(true);
+  });
+
+  it("an 8-byte-short BEGIN_REQUEST body is a protocol error that closes the connection", async () => {
+    const client = await open(main.address);
+    await client.sendRecord(RecordType.BEGIN_REQUEST, 1, hex("00 01 00"));
+    await client.waitForClose(2000);
+    expect(main.proc.running).toBe(true);
+  });
+});
+
+describe("writing the response", () => {
+  it("a 1 MiB response arrives byte-exact in STDOUT records of at most 65535 bytes padded to 8, then an empty STDOUT, then END_REQUEST", async () => {
+    const size = 1024 * 1024;
+    const client = await open(main.address);
+    const result = await client.request({ params: paramsFor(`/stream?bytes=${size}`) });
+    const response = result.response();
+    expect(response.headers).toContainEqual(["Content-Length", String(size)]);
+    expect(response.body.equals(pattern(size))).toBe(true);
+
+    const frames = splitFrames(client.rawBytes());
+    expect(frames.every((frame) => frame.version === 1 && frame.requestId === 1)).toBe(true);
+    expect(frames.map((frame) => frame.type)).toEqual([...Array(frames.length - 2).fill(RecordType.STDOUT), RecordType.STDOUT, RecordType.END_REQUEST]);
+    const stdout = frames.slice(0, -2);
+    expect(stdout.length).toBeGreaterThanOrEqual(Math.ceil(size / 65535));
+    for (const frame of stdout) {
+      expect(frame.contentLength).toBeGreaterThan(0);
+      expect(frame.contentLength).toBeLessThanOrEqual(65535);
+      expect(frame.paddingLength).toBe((8 - (frame.contentLength % 8)) % 8);
+    }
+    expect(frames.at(-2)).toMatchObject({ contentLength: 0, paddingLength: 0 });
+    expect(frames.at(-1)).toMatchObject({ contentLength: 8, paddingLength: 0 });
+    expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: 0 });
+  });
+
+  it("an app failing after its headers went out is cut off: alone on its connection, the connection closes without END_REQUEST", async () => {
+    const client = await open(main.address);
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/fail-midway"));
+    // The app runs once the params end, so the connection may be gone before this goes out.
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0)).catch(() => {});
+    await client.waitForClose(2000);
+    expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("an app failing after its headers went out on a shared connection: END_REQUEST with appStatus 1 and an unended STDOUT; the other request is unaffected", async () => {
+    const client = await open(main.address);
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/slow?ms=300"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await client.beginRequest(2, { keepConn: true });
+    await client.sendParams(2, paramsFor("/fail-midway"));
+    await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(0));
+    const failed = await client.response(2);
+    expect(failed.endRequest).toEqual({ appStatus: 1, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    expect(failed.stdoutEnded).toBe(false);
+    expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
+  });
+
+  it("by default app errors (tsgi.errors, the 500's stack) go to the process's stderr, not to FCGI_STDERR", async () => {
+    const from = main.proc.stderr.length;
+    const client = await open(main.address);
+    const logged = await client.request({ keepConn: true, params: paramsFor("/stderr") });
+    expect(logged.response().body.toString()).toBe("logged\n");
+    const failed = await client.request({ params: paramsFor("/throw") });
+    expect(failed.response().status).toBe("500 Internal Server Error");
+    expect(client.records.some((record) => record.type === RecordType.STDERR)).toBe(false);
+    await main.proc.waitForStderr(/a message for the error log/, 2000, from);
+    await main.proc.waitForStderr(/GET \/throw: error in application: Error: boom on purpose\n\s+at /, 2000, from);
+  });
+
+  it("an exception in one request gives that request a 500 and a log line; the process goes on serving", async () => {
+    const from = main.proc.stderr.length;
+    const failed = await get(main, "/throw");
+    expect(failed.response().status).toBe("500 Internal Server Error");
+    expect(failed.response().body.toString()).toBe("Internal Server Error\n");
+    expect(failed.endRequest).toEqual({ appStatus: 0, protocolStatus: 0 });
+    await main.proc.waitForStderr(/boom on purpose/, 2000, from);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+});
+
+describe("--stderr-to-web-server", () => {
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiFcgi(group, { args: ["--stderr-to-web-server"] });
+  });
+
+  it("sends tsgi.errors as FCGI_STDERR, ended by an empty STDERR record before END_REQUEST", async () => {
+    const from = server.proc.stderr.length;
+    const client = await open(server.address);
+    const result = await client.request({ params: paramsFor("/stderr") });
+    expect(result.stderr.toString()).toBe("a message for the error log\n");
+    expect(result.stdoutEnded).toBe(true);
+    expect(result.stderrEnded).toBe(true);
+    const types = result.records.map((record) => [record.type, record.content.length === 0]);
+    const emptyStderr = types.findIndex(([type, empty]) => type === RecordType.STDERR && empty);
+    expect(emptyStderr).toBeLessThan(types.length - 1);
+    expect(types.at(-1)![0]).toBe(RecordType.END_REQUEST);
+    expect(server.proc.stderr.slice(from)).not.toContain("a message for the error log");
+  });
+
+  it("an aborted request that used FCGI_STDERR still ends that stream before END_REQUEST (node-fastcgi never ends it)", async () => {
+    const client = await open(server.address);
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/watch?tag=stderr-abort&log=1"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")));
+    await client.abortRequest(1);
+    const result = await client.response(1);
+    expect(result.stderr.toString()).toBe("watching stderr-abort\n");
+    expect(result.stderrEnded).toBe(true);
+    expect(result.records.at(-1)!.type).toBe(RecordType.END_REQUEST);
+    expect(result.records.at(-2)).toMatchObject({ type: RecordType.STDERR, content: Buffer.alloc(0) });
+  });
+
+  it("sends an app exception's stack as FCGI_STDERR with the 500", async () => {
+    const client = await open(server.address);
+    const result = await client.request({ params: paramsFor("/throw") });
+    expect(result.response().status).toBe("500 Internal Server Error");
+    expect(result.stderr.toString()).toMatch(/error in application: Error: boom on purpose\n\s+at /);
+    expect(result.stderrEnded).toBe(true);
+  });
+});
+
+describe("backpressure", () => {
+  it("a slow app does not make the server buffer FCGI_STDIN: 200 MB to an app that starts reading late, RSS growth < 100 MB", async () => {
+    const size = 200 * 1024 * 1024;
+    const client = await open(main.address, { keepRaw: false });
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/late-read?delay=1500", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    const before = main.proc.rssKb()!;
+    const rss = sampleRss(main.proc);
+    const hash = createHash("sha256");
+    const sending = client.streamStdin(1, size, { fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 16) & 0xff)) });
+    await sleep(1000);
+    // The app has not read a byte yet: the server stopped reading, so the client is stuck on a full socket.
+    expect(client.socket.bytesWritten).toBeLessThan(32 * 1024 * 1024);
+    await sending;
+    const result = await client.response(1, { timeoutMs: 30_000 });
+    const growthMb = (rss.stop() - before) / 1024;
+    expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
+    expect(growthMb).toBeLessThan(100);
+  });
+
+  it("a slow web server does not make the server buffer the response: a client that stops reading a 2 GiB response, RSS growth < 100 MB", async () => {
+    const from = main.proc.stderr.length;
+    const client = await open(main.address, { keepRaw: false });
+    const before = main.proc.rssKb()!;
+    const rss = sampleRss(main.proc);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor(`/stream?bytes=${2 * 1024 * 1024 * 1024}&tag=stalled`));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await client.waitForRecords(() => client.receivedBytes > 0);
+    client.socket.pause();
+    await sleep(1500);
+    const growthMb = (rss.stop() - before) / 1024;
+    expect(client.receivedBytes).toBeLessThan(64 * 1024 * 1024);
+    expect(growthMb).toBeLessThan(100);
+    client.destroy();
+    await main.proc.waitForStderr(/stream finally tag=stalled/, 3000, from);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("a 1 GiB upload streams through in constant memory (RSS growth < 100 MB) and arrives whole", async () => {
+    const size = 1024 * 1024 * 1024;
+    const client = await open(main.address, { keepRaw: false });
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    const before = main.proc.rssKb()!;
+    const rss = sampleRss(main.proc);
+    const hash = createHash("sha256");
+    await client.streamStdin(1, size, { fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 20) & 0xff)) });
+    const result = await client.response(1, { timeoutMs: 60_000 });
+    const growthMb = (rss.stop() - before) / 1024;
+    expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
+    expect(growthMb).toBeLessThan(100);
+  }, 60_000);
+});
+
+describe("limits", () => {
+  // One server for the limits that do not get in each other's way.
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiFcgi(group, {
+      args: ["--max-params-bytes", "4096", "--max-requests-per-connection", "2", "--concurrency", "3", "--receive-timeout", "0.5"],
+    });
+  });
+
+  it("GET_VALUES reports --concurrency as FCGI_MAX_REQS", async () => {
+    const client = await open(server.address);
+    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MAX_REQS", ""]]));
+    const [record] = await client.waitForRecords((records) => records.length >= 1);
+    expect([...decodeNameValuePairs(record!.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
+  });
+
+  it("params over --max-params-bytes get a clean 431 and END_REQUEST, a log line, and the kept connection serves on", async () => {
+    const from = server.proc.stderr.length;
+    const client = await open(server.address);
+    const tooBig = await client.request({ keepConn: true, params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }), stdin: "body" });
+    expect(tooBig.response().status).toBe("431 Request Header Fields Too Large");
+    expect(tooBig.endRequest).toEqual({ appStatus: 0, protocolStatus: 0 });
+    await server.proc.waitForStderr(/request 1: bad FCGI_PARAMS: .*4096-byte/, 2000, from);
+    const next = await client.request({ keepConn: true, params: paramsFor("/hello") });
+    expect(next.response().body.toString()).toBe("hello\n");
+  });
+
+  it("a forged 2 GB param length is refused with 431 before anything is allocated", async () => {
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendRecord(RecordType.PARAMS, 1, hex("01 FF FF FF FF 41")); // name 1 byte, value 2^31-1 bytes
+    const result = await client.response(1);
+    expect(result.response().status).toBe("431 Request Header Fields Too Large");
+  });
+
+  it("requests per connection: beyond --max-requests-per-connection the next id gets CANT_MPX_CONN, byte for byte", async () => {
+    const client = await open(server.address);
+    for (const id of [1, 2]) {
+      await client.beginRequest(id, { keepConn: true });
+      await client.sendParams(id, paramsFor("/slow?ms=400"));
+      await client.sendStream(RecordType.STDIN, id, Buffer.alloc(0));
+    }
+    const from = client.rawBytes().length;
+    await client.beginRequest(3, { keepConn: true });
+    await client.waitForRecords((records) => records.some((r) => r.requestId === 3));
+    expect(client.rawBytes().subarray(from, from + 16)).toEqual(hex("01 03 00 03 00 08 00 00 00 00 00 00 01 00 00 00"));
+    const results = await Promise.all([client.response(1), client.response(2)]);
+    for (const result of results) expect(result.response().body.toString()).toBe("slept 400\n");
+  });
+
+  it("beyond --concurrency requests in the process get FCGI_OVERLOADED; later ones are served", async () => {
+    const busy = await Promise.all([open(server.address), open(server.address), open(server.address)]);
+    for (const client of busy) {
+      await client.beginRequest(1);
+      await client.sendParams(1, paramsFor("/slow?ms=600"));
+      await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    }
+    await sleep(100);
+    const refused = await open(server.address);
+    await refused.beginRequest(1);
+    await refused.waitForRecords((records) => records.length >= 1);
+    expect(refused.rawBytes()).toEqual(hex("01 03 00 01 00 08 00 00 00 00 00 00 02 00 00 00"));
+    await refused.waitForClose(2000); // no KEEP_CONN
+    for (const client of busy) expect((await client.response(1)).response().body.toString()).toBe("slept 600\n");
+    expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("--receive-timeout 0.5: params sent, body never: the request is ended within ~1.5 s with a log line, and others are served meanwhile", async () => {
+    const from = server.proc.stderr.length;
+    const client = await open(server.address);
+    const started = Date.now();
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }));
+    expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
+    const result = await client.response(1, { timeoutMs: 5000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(result.endRequest.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+    expect(result.response().status).toMatch(/^(408|500) /);
+    await server.proc.waitForStderr(/request 1: no input for 0.5 s, giving up/, 1000, from);
+    expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("--receive-timeout 0.5 with an app that never reads its body: no crash, the request ends when the app does", async () => {
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/slow?ms=1800", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }));
+    const result = await client.response(1, { timeoutMs: 5000 });
+    expect(result.response().body.toString()).toBe("slept 1800\n");
+    expect(server.proc.running).toBe(true);
+    expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("--receive-timeout 0.5: params that never end get a 408 within ~1.5 s", async () => {
+    const client = await open(server.address);
+    const started = Date.now();
+    await client.beginRequest(1);
+    await client.sendParams(1, { REQUEST_METHOD: "GET" }, { end: false });
+    const result = await client.response(1, { timeoutMs: 5000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(result.response().status).toBe("408 Request Timeout");
+  });
+});
+
+describe("--no-multiplex", () => {
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiFcgi(group, { args: ["--no-multiplex"] });
+  });
+
+  it("reports FCGI_MPXS_CONNS 0", async () => {
+    const client = await open(server.address);
+    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]));
+    await client.waitForRecords((records) => records.length >= 1);
+    expect(client.rawBytes()).toEqual(Buffer.concat([hex("01 0A 00 00 00 12 06 00 0F 01"), Buffer.from("FCGI_MPXS_CONNS"), hex("30 00 00 00 00 00 00")]));
+  });
+
+  it("a second BEGIN_REQUEST while one is active gets CANT_MPX_CONN, byte for byte; the first is unaffected", async () => {
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/slow?ms=300"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await client.beginRequest(2);
+    await client.waitForRecords((records) => records.length >= 1);
+    expect(client.rawBytes().subarray(0, 16)).toEqual(hex("01 03 00 02 00 08 00 00 00 00 00 00 01 00 00 00"));
+    expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
+  });
+});
+
+describe("environ", () => {
+  type Report = { environ: Record<string, string>; tsgi: Record<string, unknown>; body: { length: number; sha256: string } };
+  const inspect = async (extra: Record<string, string>, stdin?: string): Promise<Report> => {
+    const client = await open(main.address);
+    return bodyJson<Report>(await client.request({ params: { ...paramsFor("/inspect"), ...extra }, stdin }));
+  };
+
+  it("is built from the params exactly as given (SCRIPT_NAME, PATH_INFO, REQUEST_URI untouched), run_once and multiprocess false", async () => {
+    const given = {
+      SCRIPT_NAME: "/app",
+      PATH_INFO: "/inspect/a%2Fb//c/",
+      QUERY_STRING: "x=1&y",
+      REQUEST_URI: "/app/inspect/a%2Fb//c/?x=1&y",
+      HTTP_X_ODD: "  spaced  value ",
+      HTTP_HOST: "example.org",
+      EMPTY: "",
+    };
+    const report = await inspect(given);
+    for (const [name, value] of Object.entries(given)) expect(report.environ[name]).toBe(value);
+    expect(report.tsgi).toMatchObject({ run_once: false, multiprocess: false, multithread: false, role: "responder", hasData: false });
+  });
+
+  it("tsgi.url_scheme comes from HTTPS (on/1, any case), then REQUEST_SCHEME", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ HTTPS: "on" }, "https"],
+      [{ HTTPS: "ON" }, "https"],
+      [{ HTTPS: "1" }, "https"],
+      [{ HTTPS: "off", REQUEST_SCHEME: "https" }, "http"],
+      [{ REQUEST_SCHEME: "https" }, "https"],
+      [{ REQUEST_SCHEME: "HTTPS" }, "https"],
+      [{}, "http"],
+    ];
+    for (const [extra, scheme] of cases) expect([extra, (await inspect(extra)).tsgi.url_scheme]).toEqual([extra, scheme]);
+  });
+
+  it("tsgi.input is the streamed FCGI_STDIN and works without CONTENT_LENGTH", async () => {
+    const report = await inspect({ REQUEST_METHOD: "POST" }, "a body without a length");
+    expect(report.environ.CONTENT_LENGTH).toBeUndefined();
+    expect(report.body).toEqual({ length: 23, sha256: sha256(Buffer.from("a body without a length")) });
+  });
+
+  it("a Latin-1 byte 0xE9 in a param arrives as \\u00e9", async () => {
+    const client = await open(main.address);
+    await client.beginRequest(1);
+    const raw = Buffer.concat([encodeNameValuePairs(Object.entries(paramsFor("/inspect"))), hex("0B 04"), Buffer.from("HTTP_X_BYTE"), hex("63 61 66 E9")]);
+    await client.sendParams(1, raw);
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    expect(bodyJson(await client.response(1)).environ.HTTP_X_BYTE).toBe("caf\u00e9");
+  });
+});
+
+describe("access control: FCGI_WEB_SERVER_ADDRS and --allow", () => {
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiFcgi(group, {
+      listen: "tcp",
+      args: ["--allow", "127.0.0.3"],
+      env: { FCGI_WEB_SERVER_ADDRS: "127.0.0.2", FIXTURE_LOG_CALLS: "1" },
+    });
+  });
+
+  it("a peer not listed (127.0.0.1 when only 127.0.0.2 is) is closed before any record is read; the app is never called", async () => {
+    const from = server.proc.stderr.length;
+    const client = await open(server.address);
+    // Closed without our sending anything: nothing was read.
+    await client.waitForClose(2000);
+    await server.proc.waitForStderr(/connection from 127\.0\.0\.1 refused/, 2000, from);
+    const second = await open(server.address);
+    await second.sendRecord(RecordType.BEGIN_REQUEST, 1, hex("00 01 00 00 00 00 00 00")).catch(() => {});
+    await second.waitForClose(2000);
+    expect(second.records).toEqual([]);
+    expect(server.proc.stderr.slice(from)).not.toContain("[fixture] call");
+  });
+
+  it("a listed peer (127.0.0.2 from FCGI_WEB_SERVER_ADDRS, 127.0.0.3 from --allow) is served", async () => {
+    for (const localAddress of ["127.0.0.2", "127.0.0.3"]) {
+      const client = await open(server.address, { localAddress });
+      const result = await client.request({ params: paramsFor("/inspect") });
+      expect(result.response().status).toBe("200 OK");
+    }
+  });
+
+  it("FCGI_WEB_SERVER_ADDRS listing 127.0.0.1 (with spaces and a second address) lets it in", async () => {
+    const other = await startTsgiFcgi(group, { listen: "tcp", env: { FCGI_WEB_SERVER_ADDRS: "10.1.2.3, 127.0.0.1" } });
+    const client = await open(other.address);
+    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    await other.proc.stop();
+  });
+});
+
+describe("listening", () => {
+  const local = new ProcessGroup();
+  afterEach(() => local.cleanUp());
+
+  it("without --listen, serves on the listening socket passed as fd 0", async () => {
+    // TCP: closing our copy of a unix listener would unlink its path under the child.
+    const listener = createServer();
+    await new Promise<void>((resolve) => listener.listen({ host: "127.0.0.1", port: 0 }, resolve));
+    const port = (listener.address() as AddressInfo).port;
+    const fd = (listener as Server & { _handle: { fd: number } })._handle.fd;
+    let server: TsgiFcgi;
+    try {
+      server = await startTsgiFcgi(local, { listen: null, stdio: [fd, "pipe", "pipe"] });
+    } finally {
+      listener.close(); // only the child accepts from now on
+    }
+    expect(server.proc.stderr).toMatch(/serving \S+ on fd 0 /);
+    const client = await open({ host: "127.0.0.1", port });
+    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+  });
+
+  it("without --listen and fd 0 a pipe: a clear message on stderr, non-zero exit", async () => {
+    // A real pipe from the shell (Node's own stdio "pipe" is a socketpair).
+    const proc = local.spawn("tsgi fcgi", "/bin/sh", ["-c", `: | exec "$0" "$@"`, process.execPath, TSGI_BIN, "fcgi", fcgiFixture("app.js")]);
+    const exit = await proc.waitForExit(5000);
+    expect(exit.code).not.toBe(0);
+    expect(proc.stderr).toMatch(/fd 0 is not a socket \(started from a terminal or a pipe\?\).*--listen/);
+  });
+
+  it("without --listen and fd 0 a connected socket: a clear message on stderr, non-zero exit", async () => {
+    const dir = tempDir(local);
+    const peer = createServer(() => {});
+    await new Promise<void>((resolve) => peer.listen(join(dir, "peer.sock"), resolve));
+    const socket: Socket = connect(join(dir, "peer.sock"));
+    await new Promise((resolve) => socket.once("connect", resolve));
+    try {
+      const proc = local.spawn("tsgi fcgi", process.execPath, [TSGI_BIN, "fcgi", fcgiFixture("app.js")], { stdio: [socket, "pipe", "pipe"] });
+      const exit = await proc.waitForExit(5000);
+      expect(exit.code).not.toBe(0);
+      expect(proc.stderr).toMatch(/fd 0 is a socket but not a listening one/);
+      expect(proc.stderr).not.toMatch(/server error/);
+    } finally {
+      socket.destroy();
+      peer.close();
+    }
+  });
+
+  it("--listen PATH replaces a stale socket file left by a killed server", async () => {
+    const path = join(tempDir(local), "stale.sock");
+    const first = await startTsgiFcgi(local, { listen: path });
+    first.proc.signal("SIGKILL");
+    await first.proc.waitForExit();
+    expect(statSync(path).isSocket()).toBe(true);
+    const second = await startTsgiFcgi(local, { listen: path });
+    expect((await (await open(second.address)).request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+  });
+
+  it("--listen PATH where a live server listens: the second exits non-zero with a clear message, the first keeps serving", async () => {
+    const path = join(tempDir(local), "live.sock");
+    const first = await startTsgiFcgi(local, { listen: path });
+    const second = await startTsgiFcgi(local, { listen: path, waitReady: false });
+    const exit = await second.proc.waitForExit(5000);
+    expect(exit.code).not.toBe(0);
+    expect(second.proc.stderr).toContain(`cannot listen on ${path}: another process is listening there`);
+    expect((await (await open(first.address)).request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+  });
+
+  it("--listen PATH where a regular file is: non-zero exit, the file is left alone", async () => {
+    const path = join(tempDir(local), "not-a-socket");
+    writeFileSync(path, "precious");
+    const proc = (await startTsgiFcgi(local, { listen: path, waitReady: false })).proc;
+    expect((await proc.waitForExit(5000)).code).not.toBe(0);
+    expect(proc.stderr).toContain("the file exists and is not a socket");
+    expect(statSync(path).isFile()).toBe(true);
+  });
+
+  it("the socket gets --socket-mode (default 0660) whatever the umask, and is removed on a clean exit", async () => {
+    const dir = tempDir(local);
+    const byDefault = await startTsgiFcgi(local, { listen: join(dir, "default.sock"), umask: "077" });
+    expect(statSync(join(dir, "default.sock")).mode & 0o777).toBe(0o660);
+    const open666 = await startTsgiFcgi(local, { listen: join(dir, "open.sock"), umask: "077", args: ["--socket-mode", "666"] });
+    expect(statSync(join(dir, "open.sock")).mode & 0o777).toBe(0o666);
+
+    for (const server of [byDefault, open666]) {
+      server.proc.signal("SIGTERM");
+      expect((await server.proc.waitForExit(3000)).code).toBe(0);
+    }
+    expect(existsSync(join(dir, "default.sock"))).toBe(false);
+    expect(existsSync(join(dir, "open.sock"))).toBe(false);
+  });
+
+  it("--listen host:port and a bare port (host 127.0.0.1) listen on TCP", async () => {
+    const withHost = await startTsgiFcgi(local, { listen: "127.0.0.1:0" });
+    expect(withHost.address).toMatchObject({ host: "127.0.0.1" });
+    expect((await (await open(withHost.address)).request({ params: paramsFor("/hello") })).response().status).toBe("200 OK");
+
+    const port = await freePort();
+    const bare = await startTsgiFcgi(local, { listen: String(port) });
+    expect(bare.address).toEqual({ host: "127.0.0.1", port });
+    expect((await (await open(bare.address)).request({ params: paramsFor("/hello") })).response().status).toBe("200 OK");
+  });
+});
+
+describe("signals and shutdown", () => {
+  const local = new ProcessGroup();
+  afterEach(() => local.cleanUp());
+
+  it("SIGTERM: stops accepting, lets the request in flight (~1 s) finish, then exits 0", async () => {
+    const server = await startTsgiFcgi(local);
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/slow?ms=1000"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await sleep(200);
+    server.proc.signal("SIGTERM");
+    await server.proc.waitForStderr(/SIGTERM: no new connections; 1 request\(s\) in flight/);
+    await sleep(100); // the log line is written just before the listener closes
+    await expect(FastCgiClient.connect(server.address, { timeoutMs: 1000 })).rejects.toThrow();
+    const result = await client.response(1, { timeoutMs: 3000 });
+    expect(result.response().body.toString()).toBe("slept 1000\n");
+    expect(await server.proc.waitForExit(3000)).toEqual({ code: 0, signal: null });
+  });
+
+  it("--grace: a request longer than the grace period is cut and the process exits", async () => {
+    const server = await startTsgiFcgi(local, { args: ["--grace", "0.5"] });
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/slow?ms=10000"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await sleep(200);
+    const signalled = Date.now();
+    server.proc.signal("SIGTERM");
+    const exit = await server.proc.waitForExit(3000);
+    expect(Date.now() - signalled).toBeLessThan(2000);
+    expect(exit.signal).toBeNull();
+    await client.waitForClose(1000);
+    expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
+    expect(server.proc.stderr).toMatch(/grace period over: cutting off 1 request/);
+  });
+
+  it("a second signal exits at once", async () => {
+    const server = await startTsgiFcgi(local);
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/slow?ms=10000"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    await sleep(200);
+    server.proc.signal("SIGTERM");
+    await server.proc.waitForStderr(/SIGTERM: no new connections/);
+    const second = Date.now();
+    server.proc.signal("SIGINT");
+    const exit = await server.proc.waitForExit(2000);
+    expect(Date.now() - second).toBeLessThan(1000);
+    expect(exit.code).not.toBe(0);
+  });
+
+  it("idle (even with a kept connection open, as nginx's pool holds), SIGTERM or SIGINT exits 0 within a second", async () => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const server = await startTsgiFcgi(local);
+      const client = await open(server.address);
+      await client.request({ keepConn: true, params: paramsFor("/hello") });
+      const signalled = Date.now();
+      server.proc.signal(signal);
+      expect(await server.proc.waitForExit(2000)).toEqual({ code: 0, signal: null });
+      expect(Date.now() - signalled).toBeLessThan(1000);
+      await client.waitForClose(1000);
+    }
+  });
+});
