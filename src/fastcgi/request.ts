@@ -35,6 +35,8 @@ function ignoreError(): void {}
 class RecordInput extends Readable {
   ended = false;
   full = false;
+  /** The application has asked for data: it is waiting on this stream. */
+  requested = false;
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
@@ -46,6 +48,7 @@ class RecordInput extends Readable {
   }
 
   override _read(): void {
+    this.requested = true;
     if (this.full) {
       this.full = false;
       this.onDemand();
@@ -190,25 +193,34 @@ export class FastCgiRequest implements ResponseSink {
   /** The application ran past --request-timeout: 504 if nothing went out yet, else cut the response off. */
   private timeOutApplication(line: string, elapsed: number): void {
     if (this.finished || this.appFinished) return;
+    const what = this.outputStarted ? "response cut off" : "answered 504";
+    this.connection.log(`request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${what}: ${line}`);
+    this.giveUp("504 Gateway Timeout", "request timed out");
+  }
+
+  /**
+   * Ends the request without waiting for the application: answers `status` if
+   * nothing went out yet, else cuts the response off; then stops the
+   * application, whose body gets return() and close() at its next await.
+   */
+  private giveUp(status: string, reason: string): void {
     this.timedOut = true;
-    const sent = this.outputStarted;
-    this.connection.log(`request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${sent ? "response cut off" : "answered 504"}: ${line}`);
-    if (sent) {
+    if (this.outputStarted) {
       this.connection.cutOff(this);
     } else {
       this.pendingHead = null;
-      const body = Buffer.from("Gateway Timeout\n");
-      const head = formatCgiHead("504 Gateway Timeout", [
+      const body = Buffer.from(status.slice(4) + "\n");
+      const head = formatCgiHead(status, [
         ["Content-Type", "text/plain; charset=utf-8"],
         ["Content-Length", String(body.length)],
       ]);
-      this.sendStdout(Buffer.concat([head, body]));
+      this.sendStdout(head, body);
       this.connection.send(encodeEndOfStream(RecordType.STDOUT, this.id));
       this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
     }
-    // The engine stops at its next await and calls the body's return() and close().
-    this.abortRequest("request timed out");
+    this.abortRequest(reason);
   }
+
 
   private sendStdout(bytes: Uint8Array, more?: Uint8Array): void {
     this.outputStarted = true;
@@ -267,17 +279,21 @@ export class FastCgiRequest implements ResponseSink {
       this.respondDirectly("408 Request Timeout");
       return;
     }
-    const error = new Error("request body timed out");
-    if (!this.input.ended) {
-      this.input.ended = true;
-      this.input.destroy(error);
+    const error = new ConnectionClosedError("the request body stopped arriving");
+    if (this.input.requested || this.data?.requested) {
+      // The application waits for the body: answer for it.
+      this.giveUp("408 Request Timeout", error.message);
+      return;
     }
-    if (this.data && !this.data.ended) {
-      this.data.ended = true;
-      this.data.destroy(error);
+    // The application does not read its body: it may still answer; its input just ends in an error.
+    for (const stream of [this.input, this.data]) {
+      if (stream && !stream.ended) {
+        stream.ended = true;
+        stream.destroy(error);
+      }
     }
-    if (this.appFinished) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
   }
+
 
   sendEndRequest(protocolStatus: number, appStatus = 0): void {
     if (this.finished) return;
