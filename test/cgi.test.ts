@@ -373,6 +373,15 @@ describe("tsgi cgi <module>", () => {
     expect(result.code).toBe(0);
   });
 
+  it('runs a shebang script that imports runWithCgi from "tsgi/cgi"', async () => {
+    const script = fixture("shebang-cgi-only.js");
+    chmodSync(script, 0o755);
+    const result = await runCgi({ command: [script], vars: { REQUEST_METHOD: "GET", PATH_INFO: "/cgi-only" } });
+    expect(result.stderr).toBe("");
+    expect(result.response?.body.toString()).toBe("shebang script: GET /cgi-only run_once=true\n");
+    expect(result.code).toBe(0);
+  });
+
   it("answers --help and --version", async () => {
     const packageVersion = (JSON.parse(readFileSync(`${REPO}/package.json`, "utf8")) as { version: string }).version;
     const version = await runCgi({ command: [process.execPath, TSGI_BIN, "--version"], bareEnvironment: true });
