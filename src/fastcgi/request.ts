@@ -242,12 +242,7 @@ export class FastCgiRequest implements ResponseSink {
   private applicationFinished(outcome: Outcome): void {
     this.appFinished = true;
     this.connection.server.requestFinished(outcome);
-    if (this.finished) return;
-    if (outcome === "cut") {
-      this.connection.cutOff(this);
-      return;
-    }
-    // Unread input is dropped. END_REQUEST goes out now, not after the empty STDIN:
+    // Unread input is dropped. END_REQUEST does not wait for the empty STDIN:
     // nginx stops sending the body once it has the response and waits for
     // END_REQUEST, so waiting for the body's end would deadlock until its
     // fastcgi_read_timeout. Records still arriving for this id are ignored (the id
@@ -256,6 +251,11 @@ export class FastCgiRequest implements ResponseSink {
     if (!this.input.ended) this.input.destroy();
     if (this.data && !this.data.ended) this.data.destroy();
     this.connection.resumeFor(this);
+    if (this.finished) return;
+    if (outcome === "cut") {
+      this.connection.cutOff(this);
+      return;
+    }
     this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
   }
 
@@ -336,15 +336,12 @@ export class FastCgiRequest implements ResponseSink {
       this.connection.send(encodeEndOfStream(RecordType.STDERR, this.id));
       this.stderrUsed = false;
     }
-    // When the input is already complete, the empty STDOUT and END_REQUEST go out
-    // together; applicationFinished() then finds the request finished.
-    if (this.inputComplete) {
-      this.finished = true;
-      this.connection.send(responseEnd(this.id));
-      this.connection.requestEnded(this);
-    } else {
-      this.connection.send(encodeEndOfStream(RecordType.STDOUT, this.id));
-    }
+    // The empty STDOUT and END_REQUEST go out together, in the same write as the
+    // response when it was produced at once. END_REQUEST does not wait for unread
+    // input (see applicationFinished).
+    this.finished = true;
+    this.connection.send(responseEnd(this.id));
+    this.connection.requestEnded(this);
   }
 
   abort(): void {
