@@ -49,6 +49,10 @@ class RecordInput extends Readable {
 
   override _read(): void {
     this.requested = true;
+    if (this.ended) {
+      this.push(null);
+      return;
+    }
     if (this.full) {
       this.full = false;
       this.onDemand();
@@ -60,7 +64,9 @@ class RecordInput extends Readable {
     if (this.ended) return true;
     if (piece.length === 0) {
       this.ended = true;
-      this.push(null);
+      // The end is handed over when someone reads (_read): most requests have no
+      // body and most applications never read it, and ending a stream costs ticks.
+      if (this.requested) this.push(null);
       return true;
     }
     if (this.destroyed) return true;
