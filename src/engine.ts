@@ -143,7 +143,8 @@ class Exchange {
           }
         }
       }
-      await this.finish();
+      const ending = this.finish();
+      if (ending) await ending;
       return "complete";
     } catch (error) {
       return await this.fail(error);
@@ -175,7 +176,7 @@ class Exchange {
     this.sink.sendHeaders(this.status, this.headers);
   }
 
-  private async finish(): Promise<void> {
+  private finish(): void | Promise<void> {
     if (!this.headersSent) {
       if (this.status === undefined) {
         throw new ApplicationError("the application returned without calling startResponse()");
@@ -185,7 +186,7 @@ class Exchange {
       }
       this.sendHead();
     }
-    await this.sink.end();
+    return this.sink.end();
   }
 
   private async fail(error: unknown): Promise<Outcome> {
