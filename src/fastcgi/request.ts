@@ -18,6 +18,7 @@ function responseEnd(id: number): Buffer {
   if (id >= 256) return encodeResponseEnd(id);
   return (RESPONSE_ENDS[id] ??= encodeResponseEnd(id));
 }
+import { bodyBytesReceived } from "./reclaim.js";
 import { builtInPage } from "./status.js";
 
 const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
@@ -152,6 +153,7 @@ export class FastCgiRequest implements ResponseSink {
     const stream = type === RecordType.DATA ? this.data : this.input;
     if (stream === null) return true;
     this.lastInputAt = Date.now();
+    bodyBytesReceived(piece.length);
     if (!this.appFinished) return stream.add(piece);
     // Input that arrives after the application finished is only read to be dropped.
     if (piece.length === 0) stream.ended = true;
