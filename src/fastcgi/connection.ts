@@ -91,7 +91,17 @@ export class FastCgiConnection implements RecordHandler {
     readonly server: ServerHooks,
     private readonly app: Application,
   ) {
-    socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
+    socket.on("data", (chunk: Buffer) => {
+      // This side is ended (shutting down) and nothing is in flight: a request
+      // arriving now could never be answered, so it must not run; the web server
+      // sees the connection close and retries where it can.
+      if (socket.writableEnded && this.requests.size === 0) {
+        this.parser.stop();
+        socket.destroy();
+        return;
+      }
+      this.parser.push(chunk);
+    });
     socket.on("drain", () => this.releaseDrainWaiters());
     socket.on("end", () => {
       // The web server is done sending; answer what is in flight, then close.

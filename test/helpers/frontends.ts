@@ -1,0 +1,608 @@
+// What the front-end tests (test/frontends-*.test.ts) share: the deployment
+// examples filled in from examples/deploy/, Apache httpd, lighttpd and nginx
+// started in the foreground from configs generated into temp dirs, and the
+// matrix of requests every web server in front of tsgi must get right.
+
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { CLEAN_PATH, parseCgiResponse } from "./cgi.js";
+import { ProcessGroup, REPO, freePort, isRoot, sleep, tempDir, waitForListening, type Proc } from "./servers.js";
+
+export { CLEAN_PATH, REPO };
+
+export const DEPLOY = join(REPO, "examples", "deploy");
+export const MATRIX_APP = join(REPO, "test", "fixtures", "frontends", "matrix-app.js");
+/** A module that throws while it is imported: what "the application fails to load" looks like. */
+export const BROKEN_APP = join(REPO, "test", "fixtures", "throws-at-import.js");
+export const BROKEN_APP_LINE = /tsgi: cannot load application module \S*throws-at-import\.js: configuration file missing/;
+
+/** The unprivileged user and group the web servers drop to when the tests run as root. */
+export const WEB_USER = "nobody";
+export const WEB_GROUP = "nogroup";
+
+// ---------------------------------------------------------------------------
+// Files the web servers need
+
+/**
+ * `path` if it exists; otherwise undefined with a warning naming the Debian
+ * package, or (CI=true) an error: there a missing server fails, never skips.
+ */
+export function findFile(path: string, debianPackage: string): string | undefined {
+  if (existsSync(path)) return path;
+  const message = `${path} not found: install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`;
+  if (process.env.CI === "true") throw new Error(`${message}; CI=true, so this fails instead of skipping`);
+  console.warn(`skipping tests that need ${path}: ${message}`);
+  return undefined;
+}
+
+/**
+ * A tool the tests use when it is there, also under CI (systemd-analyze: the
+ * issue asks for it only "if available"): its path, or undefined with a warning.
+ */
+export function optionalBinary(binary: string, debianPackage: string): string | undefined {
+  for (const dir of [...(process.env.PATH ?? "").split(":").filter(Boolean), "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+    if (existsSync(join(dir, binary))) return join(dir, binary);
+  }
+  console.warn(`skipping tests that need ${binary}: not found (Debian package "${debianPackage}"; optional, also under CI)`);
+  return undefined;
+}
+
+/** Replaces every `@NAME@` in `text`; throws on one left unfilled, so a renamed placeholder cannot go unnoticed. */
+export function fill(text: string, values: Record<string, string>): string {
+  const filled = text.replace(/@([A-Z0-9_]+)@/g, (match, name: string) => values[name] ?? match);
+  const left = /@[A-Z0-9_]+@/.exec(filled);
+  if (left) throw new Error(`placeholder ${left[0]} has no value`);
+  return filled;
+}
+
+/** An example file from examples/deploy/<folder>/, placeholders filled. */
+export function example(folder: string, file: string, values: Record<string, string> = {}): string {
+  return fill(readFileSync(join(DEPLOY, folder, file), "utf8"), values);
+}
+
+/** Writes `text` to `path` with `mode`, whatever the umask. */
+export function writeFile(path: string, text: string, mode = 0o644): string {
+  writeFileSync(path, text);
+  chmodSync(path, mode);
+  return path;
+}
+
+/** A directory the unprivileged web server user may write to (its logs, its sockets). */
+export function serverWritableDir(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+  if (isRoot) chownSync(path, uid(WEB_USER), gid(WEB_GROUP));
+  return path;
+}
+
+/** The user and group a process started by the tests ends up as: the web servers' when we are root, else our own. */
+export function effectiveUserAndGroup(): { user: string; group: string } {
+  if (isRoot) return { user: WEB_USER, group: WEB_GROUP };
+  const user = userInfo().username;
+  const gidNow = process.getgid?.() ?? -1;
+  const line = readFileSync("/etc/group", "utf8").split("\n").find((entry) => entry.split(":")[2] === String(gidNow));
+  return { user, group: line?.split(":")[0] ?? user };
+}
+
+function uid(user: string): number {
+  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((entry) => entry.startsWith(`${user}:`));
+  if (!line) throw new Error(`no user ${user} in /etc/passwd`);
+  return Number(line.split(":")[2]);
+}
+
+function gid(group: string): number {
+  const line = readFileSync("/etc/group", "utf8").split("\n").find((entry) => entry.startsWith(`${group}:`));
+  if (!line) throw new Error(`no group ${group} in /etc/group`);
+  return Number(line.split(":")[2]);
+}
+
+/** Reads a file that may not exist yet (a log) as text. */
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Resolves with the text once `read()` matches `pattern`; a web server may log after it answered. Bounded. */
+export async function waitForLog(read: () => string, pattern: RegExp | string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = read();
+    if (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text)) return text;
+    if (Date.now() > deadline) throw new Error(`the log did not show ${pattern} within ${timeoutMs} ms; it holds:\n${text}`);
+    await sleep(50);
+  }
+}
+
+/** Peak resident memory (VmHWM) of a running process in KiB, from /proc. */
+export function peakRssKb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "latin1");
+  const match = /VmHWM:\s*(\d+) kB/.exec(status);
+  if (!match) throw new Error(`no VmHWM for pid ${pid}`);
+  return Number(match[1]);
+}
+
+/** Whether a process with this PID exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Stops a process this test started but does not own a handle to (it forked away): SIGTERM, then SIGKILL. Bounded. */
+export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch {
+      // Gone already.
+    }
+  };
+  signal("SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(25);
+  if (alive(pid)) signal("SIGKILL");
+}
+
+/**
+ * Registers a last resort for a server started `detached` (its own process
+ * group, whose id is its PID): after the group's processes were stopped, kill
+ * whatever is left in that process group, e.g. FastCGI children it spawned.
+ */
+function killProcessGroupOnCleanUp(group: ProcessGroup, proc: Proc): void {
+  const pgid = proc.pid;
+  group.onCleanUp(() => {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {
+      // The group is empty: the server stopped its children itself.
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface HttpOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** The request body: bytes, or chunks produced on demand (sent with backpressure). */
+  body?: Buffer | (() => AsyncIterable<Buffer>);
+  agent?: Agent | false;
+  timeoutMs?: number;
+}
+
+/** One HTTP request, its whole response collected. Rejects on a connection error or after `timeoutMs`. */
+export function fetchHttp(url: string, options: HttpOptions = {}): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: options.method ?? "GET", headers: options.headers, agent: options.agent ?? false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        // A response cut off mid-body ends too; "aborted" tells it apart.
+        if (response.complete) resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) });
+        else reject(new Error(`the response from ${url} was cut off after ${Buffer.concat(chunks).length} body bytes`));
+      });
+      response.on("error", reject);
+    });
+    request.setTimeout(options.timeoutMs ?? 20_000, () => request.destroy(new Error(`no answer from ${url} in time`)));
+    request.on("error", reject);
+    const body = options.body;
+    if (body === undefined || Buffer.isBuffer(body)) {
+      request.end(body);
+      return;
+    }
+    void (async () => {
+      try {
+        for await (const chunk of body()) {
+          if (!request.write(chunk)) await new Promise((done) => request.once("drain", done));
+        }
+        request.end();
+      } catch (error) {
+        request.destroy(error as Error);
+      }
+    })();
+  });
+}
+
+export function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** What the matrix app's /stream route sends for `total` bytes. */
+export function streamPattern(total: number): Buffer {
+  const out = Buffer.alloc(total);
+  for (let index = 0, offset = 0; offset < total; index++, offset += 65536) {
+    const size = Math.min(65536, total - offset);
+    out.fill(index & 0xff, offset, offset + size);
+    if (size >= 4) out.writeUInt32BE(index, offset);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The matrix: what every front end must get right
+
+export interface MatrixCell {
+  /** Sends a request for `path` (starting with `mount`) through the front end. */
+  request(path: string, options?: HttpOptions): Promise<HttpResult>;
+  /** The URL path the application is mounted at: the SCRIPT_NAME it must see ("" for the whole site). */
+  mount: string;
+  /** FastCGI: one long-lived process whose state persists. CGI: a process per request. */
+  persistent: boolean;
+  /** Where the application's errors land: the server's error log, or tsgi's stderr. */
+  errorLog(): string;
+  /** Whether the front end passes the Authorization header on (Apache does not unless CGIPassAuth On). Default true. */
+  passesAuthorization?: boolean;
+}
+
+/** The GET every cell sends: PATH_INFO with an encoded space and UTF-8, and a query string. */
+export const MATRIX_GET = "/env/sub%20dir/caf%C3%A9?x=1&y=%C3%A9";
+/** The PATH_INFO the application must see for it: decoded, one Latin-1 character per byte. */
+export const MATRIX_PATH_INFO = "/env/sub dir/" + Buffer.from("café", "utf8").toString("latin1");
+
+/** GETs `target` and returns the environ the matrix app reports (also from a 404, which reports it too). */
+export async function environFor(cell: Pick<MatrixCell, "request">, target: string, headers?: Record<string, string>): Promise<Record<string, string>> {
+  const result = await cell.request(target, { headers });
+  const text = result.body.toString("utf8");
+  let report: { environ?: Record<string, string> };
+  try {
+    report = JSON.parse(text);
+  } catch {
+    throw new Error(`not the matrix app's JSON (status ${result.status}): ${text.slice(0, 500)}`);
+  }
+  if (!report.environ) throw new Error(`no environ in ${text.slice(0, 500)}`);
+  return report.environ;
+}
+
+/**
+ * Registers the matrix tests for one cell inside the current describe();
+ * `cell` is called when they run (after beforeAll started the servers).
+ */
+export function matrixTests(cell: () => MatrixCell): void {
+  it("GET with PATH_INFO and a query string: SCRIPT_NAME, PATH_INFO, QUERY_STRING and REQUEST_URI are right", async () => {
+    const { mount, passesAuthorization = true } = cell();
+    const environ = await environFor(cell(), mount + MATRIX_GET, { Authorization: "Bearer matrix" });
+    expect({
+      REQUEST_METHOD: environ.REQUEST_METHOD,
+      SCRIPT_NAME: environ.SCRIPT_NAME,
+      PATH_INFO: environ.PATH_INFO,
+      QUERY_STRING: environ.QUERY_STRING,
+      REQUEST_URI: environ.REQUEST_URI,
+      HTTP_AUTHORIZATION: environ.HTTP_AUTHORIZATION,
+    }).toEqual({
+      REQUEST_METHOD: "GET",
+      SCRIPT_NAME: mount,
+      PATH_INFO: MATRIX_PATH_INFO,
+      QUERY_STRING: "x=1&y=%C3%A9",
+      REQUEST_URI: mount + MATRIX_GET,
+      HTTP_AUTHORIZATION: passesAuthorization ? "Bearer matrix" : undefined,
+    });
+  });
+
+  it("POST: the application gets the whole body (it answers the body's SHA-256)", async () => {
+    const body = randomBytes(1024 * 1024 + 13);
+    const result = await cell().request(cell().mount + "/sha256", { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } });
+    expect(result.status, result.body.toString("utf8").slice(0, 300)).toBe(200);
+    expect(JSON.parse(result.body.toString("utf8"))).toMatchObject({ length: body.length, sha256: sha256(body) });
+  });
+
+  it("a non-200 status with a custom header passes through", async () => {
+    const result = await cell().request(cell().mount + "/status");
+    expect(result.status).toBe(418);
+    expect(result.headers["x-matrix"]).toBe("custom; v=1");
+    expect(result.body.toString("utf8")).toBe("short and stout\n");
+  });
+
+  it("a 10 MiB streamed response (no Content-Length) arrives byte-exact", async () => {
+    const size = 10 * 1024 * 1024;
+    const result = await cell().request(cell().mount + `/stream?bytes=${size}`);
+    expect(result.status).toBe(200);
+    expect(result.body.length).toBe(size);
+    expect(sha256(result.body)).toBe(sha256(streamPattern(size)));
+  });
+
+  it("an application exception gives a 500, the error is logged, and the next request is served", async () => {
+    // Counted, not just found: several cells may share one error log.
+    const logged = () => cell().errorLog().split("matrix-app: boom on purpose").length - 1;
+    const before = logged();
+    const failed = await cell().request(cell().mount + "/throw");
+    expect(failed.status).toBe(500);
+    const deadline = Date.now() + 5000;
+    while (logged() === before && Date.now() < deadline) await sleep(50);
+    expect(logged(), `the error log holds:\n${cell().errorLog().slice(-2000)}`).toBeGreaterThan(before);
+    const next = await cell().request(cell().mount + "/status");
+    expect(next.status).toBe(418);
+  });
+
+  it("state: kept between requests under FastCGI, fresh for each request under CGI", async () => {
+    const seen: { pid: number; count: number }[] = [];
+    for (let index = 0; index < 4; index++) {
+      const result = await cell().request(cell().mount + "/counter");
+      expect(result.status).toBe(200);
+      seen.push(JSON.parse(result.body.toString("utf8")));
+    }
+    if (!cell().persistent) {
+      expect(seen.map((entry) => entry.count)).toEqual([1, 1, 1, 1]);
+      expect(new Set(seen.map((entry) => entry.pid)).size).toBe(4);
+      return;
+    }
+    // Several processes may share the work (mod_fcgid, an upstream of two): each one's counter must grow by one per request it served.
+    const byPid = new Map<number, number[]>();
+    for (const { pid, count } of seen) byPid.set(pid, [...(byPid.get(pid) ?? []), count]);
+    expect(Math.max(...[...byPid.values()].map((counts) => counts.length))).toBeGreaterThanOrEqual(2);
+    for (const counts of byPid.values()) {
+      for (let index = 1; index < counts.length; index++) expect(counts[index]).toBe(counts[index - 1]! + 1);
+    }
+  });
+}
+
+/** A matrix cell for a front end reached over HTTP at `baseUrl`. */
+export function httpCell(baseUrl: () => string, fields: Omit<MatrixCell, "request">): MatrixCell {
+  return { ...fields, request: (path, options) => fetchHttp(baseUrl() + path, options) };
+}
+
+// ---------------------------------------------------------------------------
+// Apache httpd
+
+export interface ApacheOptions {
+  /** The server root, laid out by the caller (from `tempDir`). */
+  dir: string;
+  mpm: "event" | "prefork";
+  /** Modules besides the MPM and authz_core, by short name: "cgid", "fcgid", "proxy_fcgi", … */
+  modules: string[];
+  /** Configuration after the generated part (which ends with DocumentRoot <dir>/htdocs and `<Directory />` denied). */
+  config: string;
+  /** Extra module levels, e.g. "fcgid:info". */
+  logLevel?: string;
+}
+
+export interface Apache {
+  proc: Proc;
+  port: number;
+  url(path: string): string;
+  errorLog(): string;
+}
+
+/**
+ * Starts Apache httpd in the foreground from a generated config: 127.0.0.1 on
+ * a free port, everything it writes in `dir`, `User nobody` when we are root.
+ * Its own process group (on SIGTERM it signals its whole group, which would
+ * otherwise include the test runner); stopped by its PID in group.cleanUp().
+ */
+export async function startApache(group: ProcessGroup, binary: string, modulesDir: string, options: ApacheOptions): Promise<Apache> {
+  const { dir } = options;
+  const port = await freePort();
+  const runDir = join(dir, "run");
+  mkdirSync(runDir, { recursive: true, mode: 0o755 });
+  mkdirSync(join(dir, "htdocs"), { recursive: true, mode: 0o755 });
+  writeFile(join(dir, "mime.types"), "");
+  const load = (name: string) => `LoadModule ${name}_module "${modulesDir}/mod_${name}.so"`;
+  // mod_mime for TypesConfig; the rest as asked.
+  const modules = [...new Set([`mpm_${options.mpm}`, "authz_core", "mime", ...options.modules])];
+  const lines = [
+    "# Generated by test/helpers/frontends.ts",
+    `ServerRoot "${dir}"`,
+    `Listen 127.0.0.1:${port}`,
+    "ServerName 127.0.0.1",
+    `PidFile "${join(runDir, "httpd.pid")}"`,
+    `DefaultRuntimeDir "${runDir}"`,
+    `ErrorLog "${join(dir, "error.log")}"`,
+    `LogLevel warn ${options.logLevel ?? ""}`,
+    ...modules.map(load),
+    ...(isRoot ? [`User ${WEB_USER}`, `Group ${WEB_GROUP}`] : []),
+    ...(modules.includes("cgid") ? [`ScriptSock "${join(runDir, "cgid.sock")}"`] : []),
+    // mod_fcgid's sockets and shared memory: in the temp dir, writable by the user its process manager runs as.
+    ...(modules.includes("fcgid")
+      ? [`FcgidIPCDir "${serverWritableDir(join(dir, "fcgid"))}"`, `FcgidProcessTableFile "${join(runDir, "fcgid_shm")}"`]
+      : []),
+    `TypesConfig "${join(dir, "mime.types")}"`,
+    `DocumentRoot "${join(dir, "htdocs")}"`,
+    "<Directory />",
+    "    AllowOverride None",
+    "    Require all denied",
+    "</Directory>",
+    options.config,
+    "",
+  ];
+  const configPath = writeFile(join(dir, "httpd.conf"), lines.join("\n"));
+  const proc = group.spawn("apache2", binary, ["-d", dir, "-f", configPath, "-DFOREGROUND"], {
+    env: { PATH: CLEAN_PATH, LANG: "C" },
+    detached: true,
+  });
+  killProcessGroupOnCleanUp(group, proc);
+  const errorLog = () => readText(join(dir, "error.log"));
+  try {
+    await waitForListening({ host: "127.0.0.1", port }, 15_000, () => proc.running);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\napache2 output:\n${proc.stderr}\nerror.log:\n${errorLog()}`);
+  }
+  return { proc, port, url: (path) => `http://127.0.0.1:${port}${path}`, errorLog };
+}
+
+// ---------------------------------------------------------------------------
+// lighttpd
+
+export interface Lighttpd {
+  proc: Proc;
+  port: number;
+  dir: string;
+  url(path: string): string;
+  /** server.errorlog */
+  errorLogPath: string;
+  errorLog(): string;
+  /** lighttpd's own stderr, which its FastCGI children inherit. */
+  stderr(): string;
+}
+
+/**
+ * Starts lighttpd in the foreground (-D) with a generated lighttpd.conf that
+ * includes `includes` (filled example files): 127.0.0.1 on a free port, logs
+ * in `dir`, `server.username = nobody` when we are root. Its own process group,
+ * so FastCGI programs it spawned go with it; stopped by its PID in group.cleanUp().
+ */
+export async function startLighttpd(group: ProcessGroup, binary: string, dir: string, includes: string[]): Promise<Lighttpd> {
+  const port = await freePort();
+  mkdirSync(join(dir, "htdocs"), { recursive: true, mode: 0o755 });
+  // lighttpd opens its error log after dropping privileges.
+  const logDir = serverWritableDir(join(dir, "log"));
+  const errorLogPath = join(logDir, "error.log");
+  const includeLines = includes.map((text, index) => {
+    const path = writeFile(join(dir, `include-${index}.conf`), text);
+    return `include "${path}"`;
+  });
+  const config = [
+    "# Generated by test/helpers/frontends.ts",
+    `server.document-root = "${join(dir, "htdocs")}"`,
+    `server.bind = "127.0.0.1"`,
+    `server.port = ${port}`,
+    `server.errorlog = "${errorLogPath}"`,
+    ...(isRoot ? [`server.username = "${WEB_USER}"`, `server.groupname = "${WEB_GROUP}"`] : []),
+    ...includeLines,
+    "",
+  ].join("\n");
+  const configPath = writeFile(join(dir, "lighttpd.conf"), config);
+  const proc = group.spawn("lighttpd", binary, ["-D", "-f", configPath], { env: { PATH: CLEAN_PATH }, detached: true });
+  killProcessGroupOnCleanUp(group, proc);
+  const errorLog = () => readText(errorLogPath);
+  try {
+    await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nlighttpd stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}\nconfig:\n${config}\n${includes.join("\n")}`);
+  }
+  return { proc, port, dir, url: (path) => `http://127.0.0.1:${port}${path}`, errorLogPath, errorLog, stderr: () => proc.stderr };
+}
+
+// ---------------------------------------------------------------------------
+// nginx
+
+export interface NginxServer {
+  proc: Proc;
+  port: number;
+  url(path: string): string;
+  errorLog(): string;
+  /** Lines at level error or worse. */
+  errorLines(): string[];
+}
+
+/** nginx's stock fastcgi_params (Debian's), used when /etc/nginx/fastcgi_params is not there. */
+const STOCK_FASTCGI_PARAMS = `fastcgi_param  QUERY_STRING       $query_string;
+fastcgi_param  REQUEST_METHOD     $request_method;
+fastcgi_param  CONTENT_TYPE       $content_type;
+fastcgi_param  CONTENT_LENGTH     $content_length;
+fastcgi_param  SCRIPT_NAME        $fastcgi_script_name;
+fastcgi_param  REQUEST_URI        $request_uri;
+fastcgi_param  DOCUMENT_URI       $document_uri;
+fastcgi_param  DOCUMENT_ROOT      $document_root;
+fastcgi_param  SERVER_PROTOCOL    $server_protocol;
+fastcgi_param  REQUEST_SCHEME     $scheme;
+fastcgi_param  HTTPS              $https if_not_empty;
+fastcgi_param  GATEWAY_INTERFACE  CGI/1.1;
+fastcgi_param  SERVER_SOFTWARE    nginx/$nginx_version;
+fastcgi_param  REMOTE_ADDR        $remote_addr;
+fastcgi_param  REMOTE_PORT        $remote_port;
+fastcgi_param  REMOTE_USER        $remote_user;
+fastcgi_param  SERVER_ADDR        $server_addr;
+fastcgi_param  SERVER_PORT        $server_port;
+fastcgi_param  SERVER_NAME        $server_name;
+`;
+
+/**
+ * Starts nginx in the foreground with `site` (a filled example for the http { }
+ * context, holding its own server block: fill its @LISTEN@ with `listen(port)`)
+ * next to the distribution's fastcgi_params, as `include fastcgi_params` finds
+ * it in /etc/nginx. A master and one worker, which runs as nobody when we are root.
+ */
+export async function startNginxSite(group: ProcessGroup, binary: string, site: (listen: string) => string): Promise<NginxServer> {
+  const dir = tempDir(group, "tsgi-nginx-");
+  const port = await freePort();
+  const system = "/etc/nginx/fastcgi_params";
+  if (existsSync(system)) copyFileSync(system, join(dir, "fastcgi_params"));
+  else writeFile(join(dir, "fastcgi_params"), STOCK_FASTCGI_PARAMS);
+  writeFile(join(dir, "site.conf"), site(`127.0.0.1:${port}`));
+  const config = `# Generated by test/helpers/frontends.ts
+daemon off;
+master_process on;
+worker_processes 1;
+${isRoot ? `user ${WEB_USER} ${WEB_GROUP};` : ""}
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 1024; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  default_type application/octet-stream;
+  include ${dir}/site.conf;
+}
+`;
+  writeFile(join(dir, "nginx.conf"), config);
+  const proc = group.spawn("nginx", binary, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { env: { PATH: CLEAN_PATH } });
+  const errorLog = () => readText(join(dir, "error.log"));
+  try {
+    await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}`);
+  }
+  return {
+    proc,
+    port,
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    errorLog,
+    errorLines: () => errorLog().split("\n").filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// CGI environments for cgi-fcgi
+
+/** What a web server would put in a CGI environment for `target` under `mount` (Apache's values). */
+export function cgiEnvironment(mount: string, target: string, options: HttpOptions & { bodyLength?: number }): Record<string, string> {
+  const [path, query = ""] = target.split("?", 2) as [string, string?];
+  // Node writes a child's environment as UTF-8: the decoded text becomes the URL's bytes again.
+  const decoded = decodeURIComponent(path.slice(mount.length));
+  const env: Record<string, string> = {
+    GATEWAY_INTERFACE: "CGI/1.1",
+    SERVER_PROTOCOL: "HTTP/1.1",
+    SERVER_SOFTWARE: "tsgi-tests",
+    SERVER_NAME: "localhost",
+    SERVER_PORT: "80",
+    REMOTE_ADDR: "127.0.0.1",
+    REQUEST_METHOD: options.method ?? "GET",
+    SCRIPT_NAME: mount,
+    PATH_INFO: decoded,
+    QUERY_STRING: query,
+    REQUEST_URI: target,
+  };
+  if (options.bodyLength !== undefined) env.CONTENT_LENGTH = String(options.bodyLength);
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    const key = name.toUpperCase().replace(/-/g, "_");
+    env[key === "CONTENT_TYPE" ? key : `HTTP_${key}`] = value;
+  }
+  return env;
+}
+
+/** Parses a CGI response (cgi-fcgi relays the FastCGI server's) into an HttpResult. */
+export function cgiToHttp(stdout: Buffer): HttpResult {
+  const parsed = parseCgiResponse(stdout);
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of parsed.headers) if (name !== "Status") headers[name.toLowerCase()] = value;
+  return { status: Number(parsed.status.slice(0, 3)), headers, body: parsed.body };
+}
