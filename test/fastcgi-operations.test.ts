@@ -118,3 +118,26 @@ describe("--request-timeout and --slow-request", () => {
     expect(result.response().body.toString()).toBe("app answered /fine\n");
   });
 });
+
+describe("shutting down with a kept connection", () => {
+  it("does not run a request that arrives on a connection already closed for shutdown", async () => {
+    const server = await startTsgiFcgi(group, { app: APP, listen: "tcp", args: ["--grace", "5"] });
+    // A web server may keep writing after our FIN: allowHalfOpen keeps its side open.
+    const client = await FastCgiClient.connect(server.address, { allowHalfOpen: true });
+    clients.push(client);
+    const first = await client.request({ params: paramsFor("/counted"), keepConn: true });
+    expect(first.response().body.toString()).toBe("app answered /counted\n");
+    server.proc.child.kill("SIGTERM");
+    await server.proc.waitForStderr(/SIGTERM: no new connections/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Its response could never be delivered, so the application must not be called for it.
+    const second = client.request({ params: paramsFor("/counted"), keepConn: true, timeoutMs: 3000 }).then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(await second).toBe("refused");
+    const exit = await server.proc.exited;
+    expect(exit.code).toBe(0);
+    expect(server.proc.stderr.match(/app called for \/counted/g)).toHaveLength(1);
+  });
+});
