@@ -91,17 +91,7 @@ export class FastCgiConnection implements RecordHandler {
     readonly server: ServerHooks,
     private readonly app: Application,
   ) {
-    socket.on("data", (chunk: Buffer) => {
-      // This side is ended (shutting down) and nothing is in flight: a request
-      // arriving now could never be answered, so it must not run; the web server
-      // sees the connection close and retries where it can.
-      if (socket.writableEnded && this.requests.size === 0) {
-        this.parser.stop();
-        socket.destroy();
-        return;
-      }
-      this.parser.push(chunk);
-    });
+    socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
     socket.on("drain", () => this.releaseDrainWaiters());
     socket.on("end", () => {
       // The web server is done sending; answer what is in flight, then close.
@@ -186,6 +176,15 @@ export class FastCgiConnection implements RecordHandler {
     }
     if (this.requests.has(id)) {
       this.protocolError(`FCGI_BEGIN_REQUEST for request id ${id}, which is already in use`);
+      return;
+    }
+    if (this.socket.writableEnded) {
+      // This side is already closed (no KEEP_CONN, or shutting down): the answer
+      // could never be sent, so the request must not run. The web server sees the
+      // connection close and retries where it can. (Body records still arriving
+      // for earlier requests are read and dropped, so they cause no reset.)
+      this.parser.stop();
+      this.socket.destroy();
       return;
     }
     const keepConn = (flags & FCGI_KEEP_CONN) !== 0;
