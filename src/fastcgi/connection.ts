@@ -84,6 +84,7 @@ export class FastCgiConnection implements RecordHandler {
   private peerEnded = false;
   private drainWaiters: (() => void)[] = [];
   private readonly pausedBy = new Set<FastCgiRequest>();
+  private recordsSeen = false;
 
   constructor(
     readonly socket: Socket,
@@ -96,6 +97,9 @@ export class FastCgiConnection implements RecordHandler {
     socket.on("end", () => {
       // The web server is done sending; answer what is in flight, then close.
       this.peerEnded = true;
+      // Input still missing can never arrive now: those requests are given up at once,
+      // not held (with their slot) until the receive timeout.
+      for (const request of [...this.requests.values()]) if (!request.inputComplete) request.peerGone();
       if (this.requests.size === 0) this.endAfterFlush();
     });
     socket.on("error", () => {
@@ -115,6 +119,7 @@ export class FastCgiConnection implements RecordHandler {
   // RecordHandler
 
   onRecord(type: number, requestId: number, content: Buffer): void {
+    this.recordsSeen = true;
     if (requestId === 0) {
       this.management(type, content);
     } else if (type === RecordType.BEGIN_REQUEST) {
@@ -323,6 +328,11 @@ export class FastCgiConnection implements RecordHandler {
     // What was produced still goes out; closing without END_REQUEST tells the web server it is incomplete.
     this.flush();
     this.socket.destroySoon();
+  }
+
+  /** Whether any record arrived yet: a fresh connection's first request may still be on its way. */
+  get used(): boolean {
+    return this.recordsSeen;
   }
 
   /** Called when the server shuts down: close now if nothing is in flight. */

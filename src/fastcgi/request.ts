@@ -277,6 +277,15 @@ export class FastCgiRequest implements ResponseSink {
     if (this.data && !this.data.ended) this.data.destroy(error);
   }
 
+  /** The web server closed its side before this request's input was complete. */
+  peerGone(): void {
+    this.abortRequest("the web server closed the connection");
+    if (this.started) return; // the application sees the abort and ends the request
+    this.params = null;
+    this.finished = true;
+    this.connection.requestEnded(this);
+  }
+
   /** The input stalled past the receive timeout. */
   timeOut(): void {
     this.connection.log(`request ${this.id}: no input for ${this.connection.options.receiveTimeout / 1000} s, giving up`);

@@ -184,7 +184,12 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
       shuttingDown = true;
       clearInterval(sweeper);
       server.close();
-      for (const connection of connections) connection.closeIfIdle();
+      // A connection accepted a moment ago has its first request on the way (or still
+      // unread in the socket): give it a moment to arrive before idle ones are closed.
+      if ([...connections].some((connection) => !connection.used && connection.requests.size === 0)) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      for (const connection of connections) if (connection.used || connection.requests.size > 0) connection.closeIfIdle();
       if (stats.inFlight > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, graceSeconds * 1000);

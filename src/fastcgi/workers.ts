@@ -57,6 +57,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const retiring = new Set<Worker>();
   const deaths: number[] = [];
   let restartDelay = 0;
+  const restartTimers = new Set<NodeJS.Timeout>();
   let stopping = false;
   let socketModeApplied = socketPath === undefined;
 
@@ -121,9 +122,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     } else {
       restartDelay = 0;
     }
-    setTimeout(() => {
+    // Not unref()'d: with every worker dead this timer is all that keeps the primary alive.
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
       if (!stopping) fork();
-    }, restartDelay).unref();
+    }, restartDelay);
+    restartTimers.add(timer);
   });
 
   for (let i = 0; i < options.workers; i++) fork();
@@ -148,6 +152,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    for (const timer of restartTimers) clearTimeout(timer);
+    restartTimers.clear();
     log(`${signal}: workers finish their requests (up to ${options.grace} s) and exit`);
     for (const worker of [...serving]) stopWorker(worker);
     const deadline = setTimeout(() => {
