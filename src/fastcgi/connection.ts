@@ -228,8 +228,10 @@ export class FastCgiConnection implements RecordHandler {
   }
 
   resumeFor(request: FastCgiRequest): void {
+    if (!this.pausedBy.delete(request)) return;
+    // The time spent paused was ours, not a stall of the web server's.
     request.lastInputAt = Date.now();
-    if (this.pausedBy.delete(request) && this.pausedBy.size === 0 && !this.closed) this.socket.resume();
+    if (this.pausedBy.size === 0 && !this.closed) this.socket.resume();
   }
 
   // Output

@@ -158,6 +158,14 @@ export class ParamsDecoder {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
+      if (this.state === READ_NAME_LENGTH && this.lengthBytesLeft === 0) {
+        // The common case: the whole pair lies in this chunk.
+        const next = this.wholePair(chunk, pos, chunkStart);
+        if (next !== -1) {
+          pos = next;
+          continue;
+        }
+      }
       const state = this.state;
       if (state === READ_NAME_LENGTH || state === READ_VALUE_LENGTH) {
         const byte = chunk[pos++];
@@ -223,6 +231,36 @@ export class ParamsDecoder {
       this.fail('FastCGI params stream ended inside a name-value pair');
     }
     return buildParamsObject(this.names, this.values);
+  }
+
+  /**
+   * Decodes one pair starting at `pos` when all of it is in `chunk` and within
+   * the size limit; returns the position after it, or -1 to take the byte-by-byte path.
+   */
+  private wholePair(chunk: Buffer, pos: number, chunkStart: number): number {
+    const end = chunk.length;
+    let nameLength = chunk[pos]!;
+    if (nameLength >= 0x80) {
+      if (pos + 4 > end) return -1;
+      nameLength = ((nameLength & 0x7f) * 0x1000000) + (chunk[pos + 1]! << 16) + (chunk[pos + 2]! << 8) + chunk[pos + 3]!;
+      pos += 4;
+    } else {
+      pos += 1;
+    }
+    if (pos >= end) return -1;
+    let valueLength = chunk[pos]!;
+    if (valueLength >= 0x80) {
+      if (pos + 4 > end) return -1;
+      valueLength = ((valueLength & 0x7f) * 0x1000000) + (chunk[pos + 1]! << 16) + (chunk[pos + 2]! << 8) + chunk[pos + 3]!;
+      pos += 4;
+    } else {
+      pos += 1;
+    }
+    const pairEnd = pos + nameLength + valueLength;
+    if (pairEnd > end || chunkStart + pairEnd > this.maxBytes) return -1;
+    const name = nameLength === 0 ? '' : knownName(chunk, pos, pos + nameLength);
+    this.store(name, valueLength === 0 ? '' : chunk.toString('latin1', pos + nameLength, pairEnd));
+    return pairEnd;
   }
 
   // Zero-length names and values complete as soon as their length is known;
