@@ -8,6 +8,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { utf8 } from "../src/environ.js";
 import { CLEAN_PATH, REPO, TSGI_BIN, fixture, parseCgiResponse, runCgi, spawnCgi, type CgiResult } from "./helpers/cgi.js";
+import { sha256 } from "./helpers/bytes.js";
 
 interface InspectReport {
   environ: Record<string, string>;
@@ -32,10 +33,6 @@ async function inspect(request: Parameters<typeof runCgi>[0] = {}): Promise<{ re
   expect(result.code).toBe(0);
   expect(result.response?.status).toBe("200 OK");
   return { report: JSON.parse(result.response!.body.toString("utf8")) as InspectReport, result };
-}
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
 }
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, index) => index));

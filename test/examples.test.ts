@@ -4,13 +4,14 @@
 // started from a temporary directory.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLEAN_PATH, REPO, TSGI_BIN, runCgi } from "./helpers/cgi.js";
+import { sha256 } from "./helpers/bytes.js";
 
 const EXAMPLES = join(REPO, "examples");
 const APACHE_RECIPES = join(EXAMPLES, "deploy", "apache-cgi");
@@ -23,10 +24,6 @@ function parseEcho(text: string): Map<string, string> {
     if (equals > 0) entries.set(line.slice(0, equals), line.slice(equals + 1));
   }
   return entries;
-}
-
-function sha256(data: Uint8Array | string): string {
-  return createHash("sha256").update(data).digest("hex");
 }
 
 describe("examples/hello.js", () => {

@@ -2,12 +2,13 @@
 // to `tsgi fcgi` (from dist/ — run `npm run build` first) over a unix socket or
 // TCP, with and without fastcgi_keep_conn + upstream keepalive.
 
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessGroup, findBinary, startNginx, startTsgiFcgi, tempDir, type Nginx, type TsgiFcgi } from "./helpers/servers.js";
+import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -32,21 +33,6 @@ function fetchRaw(url: string, options: { method?: string; body?: Buffer; agent?
     request.on("error", reject);
     request.end(options.body);
   });
-}
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-/** What the fixture's /stream route sends (see test/fixtures/fcgi/app.js). */
-function pattern(total: number): Buffer {
-  const out = Buffer.alloc(total);
-  for (let index = 0, offset = 0; offset < total; index++, offset += 65536) {
-    const size = Math.min(65536, total - offset);
-    out.fill(index & 0xff, offset, offset + size);
-    if (size >= 4) out.writeUInt32BE(index, offset);
-  }
-  return out;
 }
 
 /** nginx's stock fastcgi_params, inlined so the config does not depend on /etc/nginx, plus PATH_INFO from the split. */
@@ -147,7 +133,7 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
     expect(result.status).toBe(200);
     expect(result.headers["content-length"]).toBe(String(size));
     expect(result.body.length).toBe(size);
-    expect(result.body.equals(pattern(size))).toBe(true);
+    expect(result.body.equals(streamPattern(size))).toBe(true);
   });
 
   it("an app exception gives a 500 and the next request is served", async () => {

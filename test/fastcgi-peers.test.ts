@@ -2,7 +2,7 @@
 // libfcgi's cgi-fcgi, spawn-fcgi and lighttpd (both hand the listening socket over
 // as fd 0), and node-fastcgi side by side with tsgi on the defects tsgi's tests name.
 
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
@@ -21,6 +21,7 @@ import {
   tempDir,
   waitForListening,
 } from "./helpers/servers.js";
+import { sha256 } from "./helpers/bytes.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
@@ -28,10 +29,6 @@ const lighttpd = findBinary("lighttpd", "lighttpd");
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
 
 /** Runs `cgi-fcgi -bind -connect <socket>` with a CGI environment, as a CGI-to-FastCGI bridge does. */
 async function runCgiFcgi(socket: string, vars: Record<string, string>, stdin?: Buffer) {

@@ -8,29 +8,20 @@ import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GetValuesName, ProtocolStatus, RecordType, Role, decodeNameValuePairs, encodeNameValuePairs } from "../src/fastcgi/protocol.js";
-import { encodeRecord } from "../src/fastcgi/records.js";
 import {
   FastCgiClient,
+  trackClients,
   paramsFor,
   splitFrames,
-  type FastCgiAddress,
   type FastCgiResponse,
 } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, TSGI_BIN, fcgiFixture, freePort, sleep, startTsgiFcgi, tempDir, type Proc, type TsgiFcgi } from "./helpers/servers.js";
+import { ProcessGroup, TSGI_BIN, fcgiFixture, freePort, sampleRss, sleep, startTsgiFcgi, tempDir, type TsgiFcgi } from "./helpers/servers.js";
+import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
 
-const clients: FastCgiClient[] = [];
-afterEach(() => {
-  for (const client of clients.splice(0)) client.destroy();
-});
-
-async function open(address: FastCgiAddress, options: Parameters<typeof FastCgiClient.connect>[1] = {}): Promise<FastCgiClient> {
-  const client = await FastCgiClient.connect(address, options);
-  clients.push(client);
-  return client;
-}
+const open = trackClients();
 
 function hex(text: string): Buffer {
   return Buffer.from(text.replace(/\s+/g, ""), "hex");
@@ -40,39 +31,10 @@ function bodyJson<T = Record<string, any>>(result: FastCgiResponse): T {
   return JSON.parse(result.response().body.toString("utf8")) as T;
 }
 
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-/** What the fixture's /stream route sends: 64 KiB chunks of byte `index & 0xff`, each starting with `index` (32-bit BE). */
-function pattern(total: number): Buffer {
-  const out = Buffer.alloc(total);
-  for (let index = 0, offset = 0; offset < total; index++, offset += 65536) {
-    const size = Math.min(65536, total - offset);
-    out.fill(index & 0xff, offset, offset + size);
-    if (size >= 4) out.writeUInt32BE(index, offset);
-  }
-  return out;
-}
-
 /** A request to the fixture app on a fresh connection. */
 async function get(server: TsgiFcgi, target: string, extra: Record<string, string> = {}): Promise<FastCgiResponse> {
   const client = await open(server.address);
   return client.request({ params: paramsFor(target, extra) });
-}
-
-/** Samples the process's resident memory every 50 ms until stopped; returns the peak in kB. */
-function sampleRss(proc: Proc): { stop(): number } {
-  let peak = proc.rssKb() ?? 0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, proc.rssKb() ?? 0);
-  }, 50);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, proc.rssKb() ?? 0);
-    },
-  };
 }
 
 // One server with the defaults serves every test that does not need other options.
@@ -473,7 +435,7 @@ describe("writing the response", () => {
     const result = await client.request({ params: paramsFor(`/stream?bytes=${size}`) });
     const response = result.response();
     expect(response.headers).toContainEqual(["Content-Length", String(size)]);
-    expect(response.body.equals(pattern(size))).toBe(true);
+    expect(response.body.equals(streamPattern(size))).toBe(true);
 
     const frames = splitFrames(client.rawBytes());
     expect(frames.every((frame) => frame.version === 1 && frame.requestId === 1)).toBe(true);

@@ -8,27 +8,18 @@
 import { createHash } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordType } from "../src/fastcgi/protocol.js";
-import { FastCgiClient, paramsFor, type FastCgiAddress } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, findBinary, sleep, startNginx, startTsgiFcgi, tempDir, waitForListening, type Nginx, type TsgiFcgi } from "./helpers/servers.js";
-import { ProofLog, ask, childPids, isAlive, listeningWorkers, proofFixture, sampleRss, startLoad, until } from "./fixtures/proof/harness.js";
+import { FastCgiClient, paramsFor, trackClients } from "./helpers/fastcgi-client.js";
+import { ProcessGroup, findBinary, sampleRss, sleep, startNginx, startTsgiFcgi, tempDir, waitForListening, type Nginx, type TsgiFcgi } from "./helpers/servers.js";
+import { ProofLog, ask, childPids, isAlive, listeningWorkers, proofFixture, startLoad, until } from "./fixtures/proof/harness.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
 
-const clients: FastCgiClient[] = [];
-afterEach(() => {
-  for (const client of clients.splice(0)) client.destroy();
-});
-
-async function open(address: FastCgiAddress, options: Parameters<typeof FastCgiClient.connect>[1] = {}): Promise<FastCgiClient> {
-  const client = await FastCgiClient.connect(address, options);
-  clients.push(client);
-  return client;
-}
+const open = trackClients();
 
 /** Starts the proof app in one process with a fresh side file. */
 async function startProof(args: string[] = []): Promise<TsgiFcgi & { log: ProofLog }> {

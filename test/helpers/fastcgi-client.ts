@@ -3,6 +3,7 @@
 // Records are encoded with src/fastcgi/records.ts and parsed with its RecordParser.
 
 import { connect, type Socket } from "node:net";
+import { afterEach } from "vitest";
 import { FCGI_KEEP_CONN, FCGI_MAX_CONTENT_LENGTH, RecordType, Role, encodeNameValuePairs } from "../../src/fastcgi/protocol.js";
 import { RecordParser, encodeBeginRequest, encodeEndOfStream, encodeRecord, encodeRecordHeader, encodeStream, paddingFor } from "../../src/fastcgi/records.js";
 import { parseCgiResponse, type ParsedResponse } from "./cgi.js";
@@ -427,4 +428,20 @@ export function splitFrames(bytes: Buffer): RawFrame[] {
 
 export function describeAddress(address: FastCgiAddress): string {
   return "path" in address ? address.path : `${address.host}:${address.port}`;
+}
+
+/**
+ * Returns an `open(address, options)` whose clients are destroyed after each
+ * test; call it once at the top of a test file.
+ */
+export function trackClients(): (address: FastCgiAddress, options?: Parameters<typeof FastCgiClient.connect>[1]) => Promise<FastCgiClient> {
+  const clients: FastCgiClient[] = [];
+  afterEach(() => {
+    for (const client of clients.splice(0)) client.destroy();
+  });
+  return async (address, options = {}) => {
+    const client = await FastCgiClient.connect(address, options);
+    clients.push(client);
+    return client;
+  };
 }

@@ -3,7 +3,7 @@
 // started in the foreground from configs generated into temp dirs, and the
 // matrix of requests every web server in front of tsgi must get right.
 
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { userInfo } from "node:os";
@@ -11,6 +11,9 @@ import { join } from "node:path";
 import { expect, it } from "vitest";
 import { CLEAN_PATH, parseCgiResponse } from "./cgi.js";
 import { ProcessGroup, REPO, freePort, isRoot, sleep, tempDir, waitForListening, type Proc } from "./servers.js";
+import { sha256, streamPattern } from "./bytes.js";
+
+export { sha256, streamPattern };
 
 export { CLEAN_PATH, REPO };
 
@@ -217,21 +220,6 @@ export function fetchHttp(url: string, options: HttpOptions = {}): Promise<HttpR
       }
     })();
   });
-}
-
-export function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-/** What the matrix app's /stream route sends for `total` bytes. */
-export function streamPattern(total: number): Buffer {
-  const out = Buffer.alloc(total);
-  for (let index = 0, offset = 0; offset < total; index++, offset += 65536) {
-    const size = Math.min(65536, total - offset);
-    out.fill(index & 0xff, offset, offset + size);
-    if (size >= 4) out.writeUInt32BE(index, offset);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------

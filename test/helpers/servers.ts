@@ -246,6 +246,20 @@ process.once("exit", () => {
 });
 
 /** The processes and temp dirs of one test file (or one test): `cleanUp()` from afterAll/afterEach. */
+/** Samples a process's resident memory every 50 ms until stopped; stop() gives the peak in kB. */
+export function sampleRss(proc: Proc): { stop(): number } {
+  let peak = proc.rssKb() ?? 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, proc.rssKb() ?? 0);
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, proc.rssKb() ?? 0);
+    },
+  };
+}
+
 export class ProcessGroup {
   private readonly procs: Proc[] = [];
   private cleanUps: (() => void)[] = [];
