@@ -560,7 +560,8 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 30_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    expect(growthMb).toBeLessThan(100);
+    // The bound; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    expect(growthMb).toBeLessThanOrEqual(16);
   });
 
   it("a slow web server does not make the server buffer the response: a client that stops reading a 2 GiB response, RSS growth < 100 MB", async () => {
@@ -582,7 +583,7 @@ describe("backpressure", () => {
     expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
   });
 
-  it("a 1 GiB upload streams through in constant memory (RSS growth < 100 MB) and arrives whole", async () => {
+  it("a 1 GiB upload streams through in constant memory (RSS at most 16 MiB above where it started) and arrives whole", async () => {
     const size = 1024 * 1024 * 1024;
     const client = await open(main.address, { keepRaw: false });
     await client.beginRequest(1);
@@ -594,7 +595,8 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 60_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    expect(growthMb).toBeLessThan(100);
+    // The bound; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    expect(growthMb).toBeLessThanOrEqual(16);
   }, 60_000);
 });
 
