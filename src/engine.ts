@@ -16,6 +16,12 @@ export interface ResponseSink {
   write(data: Uint8Array): void | Promise<void>;
   /** The response is complete. */
   end(): void | Promise<void>;
+  /**
+   * Optional: sends a response that is complete before anything went out (the
+   * final status and headers, every body chunk) and ends it, all in one go.
+   * Returns false to decline, and the engine sends it piece by piece instead.
+   */
+  sendWhole?(status: string, headers: HeaderList, body: readonly Chunk[]): boolean;
   /** The response cannot be completed: cut it off so the peer does not take it as whole. */
   abort(reason: unknown): void;
   /**
@@ -52,6 +58,7 @@ export function runApplication(app: Application, environ: Environ, sink: Respons
 }
 
 const ABORTED = Symbol("aborted");
+const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
 
 class Exchange {
   private status: string | undefined;
@@ -111,6 +118,7 @@ class Exchange {
       }
       checkBody(body);
       this.addSingleChunkLength(body);
+      if (this.sink.sendWhole !== undefined && this.sendWhole(body)) return "complete";
       const isAsync = typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function";
       // Only an await lets an abort be noticed, so a sync body never needs the signal
       // (and a sink may then skip building one).
@@ -161,6 +169,39 @@ class Exchange {
     const chunk: unknown = body[0];
     if (typeof chunk === "string") this.headers.push(["Content-Length", String(Buffer.byteLength(chunk))]);
     else if (chunk instanceof Uint8Array) this.headers.push(["Content-Length", String(chunk.length)]);
+  }
+
+  /**
+   * A plain array of ready chunks is the whole response: a sink that can send
+   * it at once gets it so (one buffer and one write instead of one per piece).
+   * Anything unusual takes the general path, which reports it precisely.
+   */
+  private sendWhole(body: Body): boolean {
+    if (
+      !Array.isArray(body) ||
+      (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR ||
+      this.usedWrite ||
+      this.headersSent ||
+      this.status === undefined
+    ) {
+      return false;
+    }
+    const chunks = body as unknown[];
+    let empty = true;
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i];
+      if (typeof chunk === "string" || chunk instanceof Uint8Array) {
+        if (chunk.length !== 0) empty = false;
+      } else {
+        return false;
+      }
+    }
+    if (empty && statusAllowsBody(statusCode(this.status)) && findHeader(this.headers, "content-length") === undefined) {
+      this.headers.push(["Content-Length", "0"]);
+    }
+    if (!this.sink.sendWhole!(this.status, this.headers, chunks as Chunk[])) return false;
+    this.headersSent = true;
+    return true;
   }
 
   private send(bytes: Uint8Array): void | Promise<void> {

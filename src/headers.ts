@@ -88,7 +88,12 @@ export function statusAllowsBody(code: number): boolean {
 
 /** The CGI response header block (RFC 3875 section 6): `Status:`, the headers, a blank line. */
 export function formatCgiHead(status: string, headers: HeaderList): Buffer {
+  return Buffer.from(cgiHeadText(status, headers), "latin1");
+}
+
+/** The same header block as text, one Latin-1 character per byte (validated headers hold nothing else). */
+export function cgiHeadText(status: string, headers: HeaderList): string {
   let text = "Status: " + status + "\r\n";
   for (const [name, value] of headers) text += name + ": " + value + "\r\n";
-  return Buffer.from(text + "\r\n", "latin1");
+  return text + "\r\n";
 }

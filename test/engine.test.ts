@@ -13,7 +13,8 @@ type SinkEvent =
   | { kind: "headers"; status: string; headers: HeaderList }
   | { kind: "write"; data: Buffer }
   | { kind: "end" }
-  | { kind: "abort"; reason: unknown };
+  | { kind: "abort"; reason: unknown }
+  | { kind: "whole"; status: string; headers: HeaderList; data: Buffer };
 
 /** Records what the engine sends; `output()` is the response as a CGI gateway would write it. */
 class RecordingSink implements ResponseSink {
@@ -57,6 +58,7 @@ class RecordingSink implements ResponseSink {
     for (const event of this.events) {
       if (event.kind === "headers") parts.push(formatCgiHead(event.status, event.headers));
       else if (event.kind === "write") parts.push(event.data);
+      else if (event.kind === "whole") parts.push(formatCgiHead(event.status, event.headers), event.data);
     }
     return Buffer.concat(parts);
   }
@@ -64,6 +66,22 @@ class RecordingSink implements ResponseSink {
   /** The output as a string of Latin-1 code points, one per byte. */
   text(): string {
     return this.output().toString("latin1");
+  }
+}
+
+/** A sink that also takes complete responses whole (as the FastCGI gateway does), or declines them. */
+class WholeSink extends RecordingSink {
+  /** What sendWhole does: take the response, decline it, or throw (the peer went away). */
+  constructor(private readonly answer: "take" | "decline" | "throw" = "take") {
+    super();
+  }
+
+  sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
+    if (this.answer === "throw") throw new ConnectionClosedError("the web server closed the connection");
+    if (this.answer === "decline") return false;
+    const data = Buffer.concat(body.map((chunk) => (typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk))));
+    this.events.push({ kind: "whole", status, headers: headers.map(([name, value]) => [name, value]), data });
+    return true;
   }
 }
 
@@ -194,6 +212,79 @@ describe("Content-Length", () => {
   it("sends a string chunk as UTF-8", async () => {
     const result = await run(respond("200 OK", [], ["é", "€"]));
     expect(result.sink.output().subarray(-5)).toEqual(Buffer.from([0xc3, 0xa9, 0xe2, 0x82, 0xac]));
+  });
+});
+
+describe("a sink that takes complete responses whole", () => {
+  // Each case runs through a plain sink and a whole-taking one: the bytes must match.
+  async function both(app: () => Application, answer: "take" | "decline" = "take"): Promise<{ plain: Run; whole: Run }> {
+    return { plain: await run(app()), whole: await run(app(), new WholeSink(answer)) };
+  }
+
+  it.each([
+    ["one string chunk", () => respond("200 OK", [["Content-Type", "text/plain"]], ["тест"]), "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\n"],
+    ["an empty body", () => respond("200 OK", [], []), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"],
+    ["empty chunks only", () => respond("200 OK", [], ["", new Uint8Array(0)]), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"],
+    ["a 204 with no body", () => respond("204 No Content", [], []), "Status: 204 No Content\r\n\r\n"],
+    ["two chunks, bytes and text", () => respond("200 OK", [], [Buffer.from("a"), "é"]), "Status: 200 OK\r\n\r\n"],
+    ["the app's own Content-Length", () => respond("200 OK", [["content-length", "4"]], ["http"]), "Status: 200 OK\r\ncontent-length: 4\r\n\r\n"],
+  ])("sends %s in one call, with the same bytes as the general path", async (_name, app, head) => {
+    const { plain, whole } = await both(app);
+    expect(whole.sink.count("whole")).toBe(1);
+    expect(whole.sink.events.map((event) => event.kind)).toEqual(["whole"]);
+    expect(whole.outcome).toBe("complete");
+    expect(whole.sink.output()).toEqual(plain.sink.output());
+    expect(whole.text.startsWith(head)).toBe(true);
+  });
+
+  it("falls back to headers, writes and end when the sink declines, with the same bytes", async () => {
+    const { plain, whole } = await both(() => respond("200 OK", [], ["a", "b"]), "decline");
+    expect(whole.sink.count("whole")).toBe(0);
+    expect(whole.sink.events.map((event) => event.kind)).toEqual(["headers", "write", "write", "end"]);
+    expect(whole.sink.output()).toEqual(plain.sink.output());
+  });
+
+  it.each([
+    ["a generator", () => respond("200 OK", [], (function* () { yield "x"; })())],
+    ["an array with its own iterator", () => {
+      const body = ["x"];
+      (body as { [Symbol.iterator]: () => Iterator<string> })[Symbol.iterator] = function* () {
+        yield "y";
+      };
+      return respond("200 OK", [], body);
+    }],
+    ["a body after write()", () => (_environ: Environ, startResponse: Parameters<Application>[1]) => {
+      void startResponse("200 OK", [])("w");
+      return ["x"];
+    }],
+  ])("streams %s piece by piece", async (_name, app) => {
+    const { plain, whole } = await both(app);
+    expect(whole.sink.count("whole")).toBe(0);
+    expect(whole.sink.count("end")).toBe(1);
+    expect(whole.sink.output()).toEqual(plain.sink.output());
+  });
+
+  it("leaves an array holding a bad chunk to the general path, which sends what came before and cuts the response off", async () => {
+    const { plain, whole } = await both(() => respond("200 OK", [], ["ok", 42 as unknown as Chunk]));
+    expect(whole.sink.count("whole")).toBe(0);
+    expect(whole.outcome).toBe(plain.outcome);
+    expect(whole.outcome).toBe("cut");
+    expect(whole.sink.output()).toEqual(plain.sink.output());
+  });
+
+  it("calls close() exactly once on an array body sent whole", async () => {
+    const body = closable(["done"]);
+    const result = await run(respond("200 OK", [], body), new WholeSink());
+    expect(result.sink.count("whole")).toBe(1);
+    expect(body.closeCalls).toBe(1);
+  });
+
+  it("reports the request aborted, and still calls close(), when the peer is gone as the response is sent whole", async () => {
+    const body = closable(["done"]);
+    const result = await run(respond("200 OK", [], body), new WholeSink("throw"));
+    expect(result.outcome).toBe("aborted");
+    expect(result.sink.count("abort")).toBe(1);
+    expect(body.closeCalls).toBe(1);
   });
 });
 

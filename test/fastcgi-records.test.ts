@@ -22,6 +22,7 @@ import {
   encodeResponseEnd,
   encodeStream,
   encodeUnknownType,
+  encodeWholeResponse,
   parseBeginRequest,
   type RecordHandler,
 } from '../src/fastcgi/records.js';
@@ -469,6 +470,29 @@ describe('record encoders', () => {
     expect(encodeResponseEnd(1)).toEqual(
       Buffer.concat([encodeEndOfStream(RecordType.STDOUT, 1), encodeEndRequest(1, 0, ProtocolStatus.REQUEST_COMPLETE)]),
     );
+  });
+
+  it('encodes a whole response as one padded STDOUT record, the empty STDOUT and END_REQUEST, exactly', () => {
+    const head = 'Status: 200 OK\r\nX-Caf\u00e9: 1\r\n\r\n'; // Latin-1: one byte per character
+    const body = ['\u20ac', new Uint8Array([0x00, 0xff]), ''];
+    const content = Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from('\u20ac', 'utf8'), Buffer.from([0x00, 0xff])]);
+    expect(content.length).toBe(34);
+    expect(encodeWholeResponse(0x0102, head, body, content.length)).toEqual(
+      Buffer.concat([
+        hex('01 06 01 02 00 22 06 00'),
+        content,
+        hex('00 00 00 00 00 00'),
+        hex('01 06 01 02 00 00 00 00'),
+        hex('01 03 01 02 00 08 00 00 00 00 00 00 00 00 00 00'),
+      ]),
+    );
+    // 65535 bytes of content is the most one record holds.
+    const full = encodeWholeResponse(1, '', [Buffer.alloc(65535, 0x61)], 65535);
+    expect(full.subarray(0, 8)).toEqual(hex('01 06 00 01 ff ff 01 00'));
+    expect(full.length).toBe(8 + 65535 + 1 + 8 + 16);
+    expect(() => encodeWholeResponse(1, '', [Buffer.alloc(65536)], 65536)).toThrow(RangeError);
+    // A wrong byte count is refused, never sent as a malformed record.
+    expect(() => encodeWholeResponse(1, '', ['\u20ac'], 1)).toThrow(RangeError);
   });
 
   it('encodes UNKNOWN_TYPE and GET_VALUES_RESULT', () => {

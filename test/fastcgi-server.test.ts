@@ -223,6 +223,22 @@ describe("requests on one connection", () => {
     expect(client.socket.errored).toBeNull();
   });
 
+  it("an app that reads its body only after answering gets an error at once (the unread input was dropped), never a hang; the kept connection serves on", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    const get = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/read-after-answer?tag=get") });
+    expect(get.response().body.toString()).toBe("answered\n");
+    await client.beginRequest(2, { keepConn: true });
+    await client.sendParams(2, paramsFor("/read-after-answer?tag=post", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "1000" }));
+    await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(100), false);
+    expect((await client.response(2)).response().body.toString()).toBe("answered\n");
+    await main.proc.waitForStderr(/read-after-answer tag=get error ERR_STREAM_PREMATURE_CLOSE/, 2000, from);
+    await main.proc.waitForStderr(/read-after-answer tag=post error ERR_STREAM_PREMATURE_CLOSE/, 2000, from);
+    await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(900), true);
+    const next = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }), stdin: "next" });
+    expect(bodyJson(next)).toEqual({ length: 4, sha256: sha256(Buffer.from("next")) });
+  });
+
   it("BEGIN_REQUEST for an id already in use closes that connection only", async () => {
     const other = await open(main.address);
     await other.beginRequest(1);
@@ -726,6 +742,31 @@ describe("--no-multiplex", () => {
     expect(client.rawBytes().subarray(0, 16)).toEqual(hex("01 03 00 02 00 08 00 00 00 00 00 00 01 00 00 00"));
     expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
   });
+});
+
+describe("young generation sizing", () => {
+  /** The sizes (MiB) V8's young generation goes through while an app allocates hard, and how much each step multiplied it. */
+  async function growth(server: TsgiFcgi): Promise<{ sizes: number[]; steps: number[] }> {
+    const client = await open(server.address);
+    const result = await client.request({ params: paramsFor("/young-generation"), timeoutMs: 30_000 });
+    const { sizes } = bodyJson<{ sizes: number[] }>(result);
+    return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]!) };
+  }
+
+  it("tsgi fcgi grows V8's young generation to its full size in one step, instead of doubling it again and again under load", async () => {
+    const { sizes, steps } = await growth(main);
+    // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); by doubling from 1 MiB it takes five steps.
+    expect(sizes.at(-1)).toBeGreaterThanOrEqual(16);
+    expect(steps.filter((step) => step === 2).length).toBeLessThanOrEqual(1);
+  }, 40_000);
+
+  it("a process given its own semi-space flag (NODE_OPTIONS=--max-semi-space-size) keeps V8's own growth", async () => {
+    const server = await startTsgiFcgi(group, { env: { NODE_OPTIONS: "--max-semi-space-size=16" } });
+    const { steps } = await growth(server);
+    expect(steps.length).toBeGreaterThan(1);
+    for (const step of steps) expect(step).toBe(2);
+    server.proc.signal("SIGTERM");
+  }, 40_000);
 });
 
 describe("environ", () => {

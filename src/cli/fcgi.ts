@@ -4,6 +4,7 @@
 
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
+import { setFlagsFromString } from "node:v8";
 import { AppLoadError, loadApplication } from "../load-app.js";
 import { ListenError, serveFastCgi, type FastCgiOptions, type FastCgiServer } from "../fastcgi/server.js";
 import { runPrimary, type ClusterMessage, type ClusterStatus } from "../fastcgi/workers.js";
@@ -13,6 +14,21 @@ export interface FcgiCommandOptions extends FastCgiOptions {
   grace: number;
   /** Worker processes; undefined runs everything in this one process. */
   workers?: number | "auto" | undefined;
+}
+
+/**
+ * Under steady load V8 doubles its young generation every so often until it
+ * reaches its maximum (32 MiB in Node 20), so a server's RSS creeps up for
+ * hours and collects more often meanwhile. A request server reaches that size
+ * anyway; growing there in one step makes its memory flat from the first
+ * busy second and spares the extra scavenges. Only the growth factor is read
+ * at run time, so that is the flag set; a process given its own semi-space
+ * flags keeps them.
+ */
+function growYoungGenerationAtOnce(): void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].join(" ");
+  if (/semi[-_]space/.test(given)) return;
+  setFlagsFromString("--semi-space-growth-factor=16");
 }
 
 const log = (message: string) => process.stderr.write(`[tsgi] fastcgi: ${message}\n`);
@@ -27,6 +43,7 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
     }
     return;
   }
+  growYoungGenerationAtOnce();
   let app;
   try {
     app = await loadApplication(spec);

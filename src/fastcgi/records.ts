@@ -314,6 +314,39 @@ export function encodeResponseEnd(
   return bytes;
 }
 
+/**
+ * A whole response in one buffer: an FCGI_STDOUT record holding `head` (the
+ * CGI header block, Latin-1) and the body chunks (strings as UTF-8), the empty
+ * FCGI_STDOUT that ends the stream, and FCGI_END_REQUEST (request complete).
+ * `contentLength` is the byte count of head and body together, at most 65535.
+ */
+export function encodeWholeResponse(
+  requestId: number,
+  head: string,
+  body: readonly (string | Uint8Array)[],
+  contentLength: number,
+): Buffer {
+  const padding = paddingFor(contentLength);
+  checkRecordFields(RecordType.STDOUT, requestId, contentLength, padding);
+  const contentEnd = FCGI_HEADER_LENGTH + contentLength;
+  const out = Buffer.allocUnsafe(contentEnd + padding + FCGI_HEADER_LENGTH + 16);
+  writeHeader(out, 0, RecordType.STDOUT, requestId, contentLength, padding);
+  let pos = FCGI_HEADER_LENGTH + out.write(head, FCGI_HEADER_LENGTH, "latin1");
+  for (const chunk of body) {
+    if (typeof chunk === "string") {
+      pos += out.write(chunk, pos, "utf8");
+    } else {
+      out.set(chunk, pos);
+      pos += chunk.length;
+    }
+  }
+  if (pos !== contentEnd) throw new RangeError(`response content is ${pos - FCGI_HEADER_LENGTH} bytes, not ${contentLength}`);
+  for (let i = 0; i < padding; i++) out[pos++] = 0;
+  writeHeader(out, pos, RecordType.STDOUT, requestId, 0, 0);
+  writeEndRequest(out, pos + FCGI_HEADER_LENGTH, requestId, 0, ProtocolStatus.REQUEST_COMPLETE);
+  return out;
+}
+
 /** UNKNOWN_TYPE management record (16 bytes) answering a record of an unknown `type`. */
 export function encodeUnknownType(type: number): Buffer {
   const record = Buffer.alloc(16);

@@ -5,11 +5,11 @@
 import { Readable, Writable } from "node:stream";
 import { ConnectionClosedError, runApplication, type Outcome, type ResponseSink } from "../engine.js";
 import { makeEnviron } from "../environ.js";
-import { formatCgiHead } from "../headers.js";
-import type { Application, Environ, HeaderList } from "../types.js";
+import { cgiHeadText, formatCgiHead } from "../headers.js";
+import type { Application, Chunk, Environ, HeaderList } from "../types.js";
 import type { FastCgiConnection } from "./connection.js";
-import { FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
-import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream } from "./records.js";
+import { FCGI_MAX_CONTENT_LENGTH, FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
+import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream, encodeWholeResponse } from "./records.js";
 
 // The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
 // request id, and web servers use a few small ids: made once, shared.
@@ -38,6 +38,7 @@ class RecordInput extends Readable {
   full = false;
   /** The application has asked for data: it is waiting on this stream. */
   requested = false;
+  private dropped = false;
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
@@ -50,6 +51,10 @@ class RecordInput extends Readable {
 
   override _read(): void {
     this.requested = true;
+    if (this.dropped) {
+      this.destroy();
+      return;
+    }
     if (this.ended) {
       this.push(null);
       return;
@@ -57,6 +62,22 @@ class RecordInput extends Readable {
     if (this.full) {
       this.full = false;
       this.onDemand();
+    }
+  }
+
+  /**
+   * The application has finished: input not yet read is dropped. Destroying a
+   * stream costs several ticks, and most applications never touch their body,
+   * so a stream nobody reads or listens to is only marked; a late reader still
+   * gets the premature close it would have got.
+   */
+  discard(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.requested || this.listenerCount("data") + this.listenerCount("readable") + this.listenerCount("end") + this.listenerCount("close") > 0) {
+      this.destroy();
+    } else {
+      this.dropped = true;
     }
   }
 
@@ -256,8 +277,8 @@ export class FastCgiRequest implements ResponseSink {
     // fastcgi_read_timeout. Records still arriving for this id are ignored (the id
     // is free), and without KEEP_CONN the connection is only half-closed, so they
     // are still read and the web server gets no RST.
-    if (!this.input.ended) this.input.destroy();
-    if (this.data && !this.data.ended) this.data.destroy();
+    this.input.discard();
+    this.data?.discard();
     this.connection.resumeFor(this);
     if (this.finished) return;
     if (outcome === "cut") {
@@ -359,6 +380,20 @@ export class FastCgiRequest implements ResponseSink {
     this.finished = true;
     this.connection.send(responseEnd(this.id));
     this.connection.requestEnded(this);
+  }
+
+  sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
+    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    if (this.stderrUsed) return false;
+    const head = cgiHeadText(status, headers);
+    let length = head.length;
+    for (const chunk of body) length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    if (length > FCGI_MAX_CONTENT_LENGTH) return false;
+    this.outputStarted = true;
+    this.finished = true;
+    this.connection.send(encodeWholeResponse(this.id, head, body, length));
+    this.connection.requestEnded(this);
+    return true;
   }
 
   abort(): void {
