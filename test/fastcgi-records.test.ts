@@ -331,6 +331,31 @@ describe('ParamsDecoder', () => {
     }
   });
 
+  it('gives each request its own values though it reuses strings across requests: many names sharing cache slots, values of equal length that differ', () => {
+    // 2000 names cannot each have their own slot in the decoder's caches, and
+    // values like "a1"/"b1" differ only in a byte: a cache that answered from a
+    // shared slot or from the length alone would hand out another request's value.
+    let seed = 1;
+    const next = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const names = Array.from({ length: 2000 }, (_, i) => `HTTP_X_${i.toString(36).toUpperCase()}`);
+    for (let request = 0; request < 300; request++) {
+      const pairs: [string, string][] = [];
+      for (let i = 0; i < 40; i++) {
+        const name = names[next(names.length)]!;
+        const value = 'ab'[next(2)]! + String(next(3)) + (next(10) === 0 ? 'x'.repeat(70) : '');
+        pairs.push([name, value]);
+      }
+      const decoder = new ParamsDecoder();
+      decoder.push(encodeNameValuePairs(pairs));
+      const expected: Record<string, string> = {};
+      for (const [name, value] of pairs) expected[name] = value;
+      expect(decoder.end()).toEqual(expected);
+    }
+  });
+
   it('decodes Latin-1 bytes as Latin-1, not UTF-8 (0xE9 is "\\u00e9", not U+FFFD)', () => {
     expect(decodeNameValuePairs(hex('01 01 41 e9'))).toEqual(new Map([['A', '\u00e9']]));
     expect(decodeNameValuePairs(hex('01 02 ff c3 a9'))).toEqual(new Map([['\u00ff', '\u00c3\u00a9']]));

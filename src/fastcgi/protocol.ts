@@ -258,8 +258,12 @@ export class ParamsDecoder {
     }
     const pairEnd = pos + nameLength + valueLength;
     if (pairEnd > end || chunkStart + pairEnd > this.maxBytes) return -1;
-    const name = nameLength === 0 ? '' : knownName(chunk, pos, pos + nameLength);
-    this.store(name, valueLength === 0 ? '' : chunk.toString('latin1', pos + nameLength, pairEnd));
+    if (nameLength === 0) {
+      this.store('', valueLength === 0 ? '' : chunk.toString('latin1', pos, pairEnd));
+    } else {
+      const name = knownName(chunk, pos, pos + nameLength);
+      this.store(name, valueLength === 0 ? '' : knownValue(lastNameSlot, chunk, pos + nameLength, pairEnd));
+    }
     return pairEnd;
   }
 
@@ -302,10 +306,14 @@ const NAME_CACHE_SLOTS = 512;
 const cachedNameBytes: (Buffer | undefined)[] = new Array(NAME_CACHE_SLOTS);
 const cachedNames: string[] = new Array(NAME_CACHE_SLOTS);
 
+/** The cache slot of the name knownName() returned last (-1 if it is not cached), for knownValue(). */
+let lastNameSlot = -1;
+
 function knownName(chunk: Buffer, start: number, end: number): string {
   let hash = 0x811c9dc5;
   for (let i = start; i < end; i++) hash = Math.imul(hash ^ chunk[i]!, 0x01000193);
   const slot = (hash >>> 0) & (NAME_CACHE_SLOTS - 1);
+  lastNameSlot = slot;
   const bytes = cachedNameBytes[slot];
   if (bytes !== undefined && bytes.length === end - start) {
     let same = true;
@@ -321,8 +329,35 @@ function knownName(chunk: Buffer, start: number, end: number): string {
   if (end - start <= 64) {
     cachedNameBytes[slot] = Buffer.from(chunk.subarray(start, end));
     cachedNames[slot] = name;
+  } else {
+    lastNameSlot = -1;
   }
   return name;
+}
+
+// Most values repeat too (GATEWAY_INTERFACE, SERVER_SOFTWARE, REQUEST_METHOD,
+// HTTP_HOST, ...): the last short value seen under each name slot is kept, and
+// bytes equal to it give back the same string instead of a new one. Equal bytes
+// are compared in full, so a slot shared by two names can only miss, never lie.
+const VALUE_CACHE_BYTES = 64;
+const cachedValueBytes = new Uint8Array(NAME_CACHE_SLOTS * VALUE_CACHE_BYTES);
+const cachedValueLengths = new Int32Array(NAME_CACHE_SLOTS).fill(-1);
+const cachedValues: string[] = new Array(NAME_CACHE_SLOTS).fill('');
+
+function knownValue(slot: number, chunk: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (slot < 0 || length > VALUE_CACHE_BYTES) return chunk.toString('latin1', start, end);
+  const base = slot * VALUE_CACHE_BYTES;
+  if (cachedValueLengths[slot] === length) {
+    let i = 0;
+    while (i < length && cachedValueBytes[base + i] === chunk[start + i]) i++;
+    if (i === length) return cachedValues[slot]!;
+  }
+  const value = chunk.toString('latin1', start, end);
+  for (let i = 0; i < length; i++) cachedValueBytes[base + i] = chunk[start + i]!;
+  cachedValueLengths[slot] = length;
+  cachedValues[slot] = value;
+  return value;
 }
 
 // The params become an object with a few dozen keys. Adding them one by one
