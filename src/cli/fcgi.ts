@@ -21,8 +21,7 @@ export interface FcgiCommandOptions extends FastCgiOptions {
  * reaches its maximum (32 MiB in Node 20), so a server's RSS creeps up for
  * hours and collects more often meanwhile. A request server reaches that size
  * anyway; growing there in one step makes its memory flat from the first
- * busy second and spares the extra scavenges (set once listening, so an idle
- * process stays small). Only the growth factor is read
+ * busy second and spares the extra scavenges. Only the growth factor is read
  * at run time, so that is the flag set; a process given its own semi-space
  * flags keeps them.
  */
@@ -44,6 +43,9 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
     }
     return;
   }
+  // Before start-up's own allocations, which then take the step: an idle process
+  // stays small all the same (untouched young-generation pages are not resident).
+  growYoungGenerationAtOnce();
   let app;
   try {
     app = await loadApplication(spec);
@@ -74,8 +76,6 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
   } catch (error) {
     fail(error);
   }
-  // Only now: start-up's allocations would otherwise trigger the big step while idle.
-  growYoungGenerationAtOnce();
 
   if (inWorker) {
     process.send?.({ tsgi: "listening" } satisfies ClusterMessage);
