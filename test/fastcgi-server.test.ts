@@ -754,10 +754,14 @@ describe("young generation sizing", () => {
   }
 
   it("tsgi fcgi grows V8's young generation to its full size in one step, instead of doubling it again and again under load", async () => {
-    const { sizes, steps } = await growth(main);
-    // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); by doubling from 1 MiB it takes five steps.
-    expect(sizes.at(-1)).toBeGreaterThanOrEqual(16);
-    expect(steps.filter((step) => step === 2).length).toBeLessThanOrEqual(1);
+    // A fresh process: what it went through before is known (start-up only).
+    const server = await startTsgiFcgi(group);
+    const { sizes, steps } = await growth(server);
+    const seen = `sizes (MiB): ${sizes.join(" -> ")}`;
+    // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); V8 alone gets there from 1 MiB by doubling, step by step.
+    expect(sizes.at(-1), seen).toBeGreaterThanOrEqual(16);
+    expect(sizes[0]! >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
+    server.proc.signal("SIGTERM");
   }, 40_000);
 
   it("a process given its own semi-space flag (NODE_OPTIONS=--max-semi-space-size) keeps V8's own growth", async () => {

@@ -157,7 +157,9 @@ describe("--max-requests", () => {
     const concurrent = await load.stop();
     clearInterval(counting);
     const diagnosis = `worker counts every 25 ms: ${counts.join(",")}\nprimary's log:\n${cluster.proc.stderr.slice(from)}`;
-    expect(Math.min(...counts), diagnosis).toBe(2);
+    // Retiring workers drain while their replacements serve, so under this load there
+    // may never be a moment with exactly 2; there must never be one with fewer.
+    expect(Math.min(...counts), diagnosis).toBeGreaterThanOrEqual(2);
     expect(Math.max(...counts)).toBeGreaterThanOrEqual(3);
     const all = [...sequential, ...concurrent];
     expect(unexpectedFailures(all)).toEqual([]);
