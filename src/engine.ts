@@ -117,15 +117,18 @@ class Exchange {
         body = result;
       }
       checkBody(body);
-      this.addSingleChunkLength(body);
-      if (this.sink.sendWhole !== undefined && this.sendWhole(body)) return "complete";
+      // A plain array of chunks is read once, into a list of our own: an element
+      // behind a getter must not differ between the Content-Length and the bytes.
+      const ready = readyChunks(body);
+      this.addSingleChunkLength(ready ?? body);
+      if (ready !== undefined && this.sink.sendWhole !== undefined && this.sendWhole(ready)) return "complete";
       const isAsync = typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function";
       // Only an await lets an abort be noticed, so a sync body never needs the signal
       // (and a sink may then skip building one).
       let signal = isAsync ? this.sink.signal : undefined;
       iterator = isAsync
         ? (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]()
-        : (body as Iterable<Chunk>)[Symbol.iterator]();
+        : (ready ?? (body as Iterable<Chunk>))[Symbol.iterator]();
       needsReturn = true;
       for (;;) {
         let step: IteratorResult<Chunk> | typeof ABORTED;
@@ -172,34 +175,17 @@ class Exchange {
   }
 
   /**
-   * A plain array of ready chunks is the whole response: a sink that can send
-   * it at once gets it so (one buffer and one write instead of one per piece).
-   * Anything unusual takes the general path, which reports it precisely.
+   * A response whose every chunk is ready is whole: a sink that can send it at
+   * once gets it so (one buffer and one write instead of one per piece).
    */
-  private sendWhole(body: Body): boolean {
-    if (
-      !Array.isArray(body) ||
-      (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR ||
-      this.usedWrite ||
-      this.headersSent ||
-      this.status === undefined
-    ) {
-      return false;
-    }
-    const chunks = body as unknown[];
+  private sendWhole(chunks: Chunk[]): boolean {
+    if (this.usedWrite || this.headersSent || this.status === undefined) return false;
     let empty = true;
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i];
-      if (typeof chunk === "string" || chunk instanceof Uint8Array) {
-        if (chunk.length !== 0) empty = false;
-      } else {
-        return false;
-      }
-    }
+    for (let i = 0; i < chunks.length; i++) if (chunks[i]!.length !== 0) empty = false;
     if (empty && statusAllowsBody(statusCode(this.status)) && findHeader(this.headers, "content-length") === undefined) {
       this.headers.push(["Content-Length", "0"]);
     }
-    if (!this.sink.sendWhole!(this.status, this.headers, chunks as Chunk[])) return false;
+    if (!this.sink.sendWhole!(this.status, this.headers, chunks)) return false;
     this.headersSent = true;
     return true;
   }
@@ -285,6 +271,23 @@ class Exchange {
       // Nowhere left to report to.
     }
   }
+}
+
+/**
+ * The chunks of a plain array body (default iterator, every element a string or
+ * Uint8Array), each element read once; undefined for any other body, which
+ * takes the general path and its precise errors.
+ */
+function readyChunks(body: Body): Chunk[] | undefined {
+  if (!Array.isArray(body) || (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR) return undefined;
+  const source = body as unknown[];
+  const chunks: Chunk[] = new Array(source.length);
+  for (let i = 0; i < source.length; i++) {
+    const chunk = source[i];
+    if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) return undefined;
+    chunks[i] = chunk;
+  }
+  return chunks;
 }
 
 function checkBody(body: unknown): asserts body is Body {

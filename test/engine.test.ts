@@ -272,6 +272,19 @@ describe("a sink that takes complete responses whole", () => {
     expect(whole.sink.output()).toEqual(plain.sink.output());
   });
 
+  it.each([
+    ["whole", () => new WholeSink()],
+    ["piece by piece", () => new WholeSink("decline")],
+    ["to a sink without sendWhole", () => new RecordingSink()],
+  ])("reads each element of an array body once, so a getter cannot make the Content-Length and the bytes differ (sent %s)", async (_name, sink) => {
+    let reads = 0;
+    const body: Chunk[] = [];
+    Object.defineProperty(body, 0, { enumerable: true, get: () => "x".repeat(++reads) });
+    const result = await run(respond("200 OK", [], body), sink());
+    expect(reads).toBe(1);
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 1\r\n\r\nx");
+  });
+
   it("calls close() exactly once on an array body sent whole", async () => {
     const body = closable(["done"]);
     const result = await run(respond("200 OK", [], body), new WholeSink());

@@ -468,6 +468,19 @@ describe("writing the response", () => {
     expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: 0 });
   });
 
+  it("an array body whose element is a getter answering differently each time is sent consistently, and the request ends (END_REQUEST, slot freed)", async () => {
+    const client = await open(main.address);
+    for (let i = 0; i < 3; i++) {
+      const result = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/getter-body") });
+      const response = result.response();
+      expect(response.status).toBe("200 OK");
+      const length = response.headers.find(([name]) => name.toLowerCase() === "content-length")?.[1];
+      expect(response.body.toString()).toBe("x".repeat(Number(length)));
+      expect(response.body.length).toBeGreaterThan(0);
+      expect(result.endRequest.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+    }
+  });
+
   it("an app failing after its headers went out is cut off: alone on its connection, the connection closes without END_REQUEST", async () => {
     const client = await open(main.address);
     await client.beginRequest(1, { keepConn: true });

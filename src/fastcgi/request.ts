@@ -38,7 +38,6 @@ class RecordInput extends Readable {
   full = false;
   /** The application has asked for data: it is waiting on this stream. */
   requested = false;
-  private dropped = false;
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
@@ -51,10 +50,6 @@ class RecordInput extends Readable {
 
   override _read(): void {
     this.requested = true;
-    if (this.dropped) {
-      this.destroy();
-      return;
-    }
     if (this.ended) {
       this.push(null);
       return;
@@ -62,22 +57,6 @@ class RecordInput extends Readable {
     if (this.full) {
       this.full = false;
       this.onDemand();
-    }
-  }
-
-  /**
-   * The application has finished: input not yet read is dropped. Destroying a
-   * stream costs several ticks, and most applications never touch their body,
-   * so a stream nobody reads or listens to is only marked; a late reader still
-   * gets the premature close it would have got.
-   */
-  discard(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.requested || this.listenerCount("data") + this.listenerCount("readable") + this.listenerCount("end") + this.listenerCount("close") > 0) {
-      this.destroy();
-    } else {
-      this.dropped = true;
     }
   }
 
@@ -277,8 +256,8 @@ export class FastCgiRequest implements ResponseSink {
     // fastcgi_read_timeout. Records still arriving for this id are ignored (the id
     // is free), and without KEEP_CONN the connection is only half-closed, so they
     // are still read and the web server gets no RST.
-    this.input.discard();
-    this.data?.discard();
+    if (!this.input.ended) this.input.destroy();
+    if (this.data && !this.data.ended) this.data.destroy();
     this.connection.resumeFor(this);
     if (this.finished) return;
     if (outcome === "cut") {
@@ -389,9 +368,10 @@ export class FastCgiRequest implements ResponseSink {
     let length = head.length;
     for (const chunk of body) length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
     if (length > FCGI_MAX_CONTENT_LENGTH) return false;
+    const bytes = encodeWholeResponse(this.id, head, body, length);
     this.outputStarted = true;
     this.finished = true;
-    this.connection.send(encodeWholeResponse(this.id, head, body, length));
+    this.connection.send(bytes);
     this.connection.requestEnded(this);
     return true;
   }
