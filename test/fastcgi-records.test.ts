@@ -144,6 +144,15 @@ describe('RecordParser', () => {
     });
   });
 
+  it('delivers a stream-type record on request id 0 whole, once, as a management record, however it is cut', () => {
+    const content = Buffer.from('0123456789abcdefghij');
+    const stream = Buffer.concat([encodeRecord(RecordType.STDIN, 0, content), encodeEndOfStream(RecordType.PARAMS, 0)]);
+    const expected = [`record type=5 id=0 ${content.toString('hex')}`, 'record type=4 id=0 '];
+    for (const chunks of [[stream], ...splitsInTwo(stream), bytewise(stream)]) {
+      expect(normalize(parseChunks(chunks))).toEqual(expected);
+    }
+  });
+
   it('delivers zero-length records: empty stream records end the stream, others have empty content', () => {
     const stream = Buffer.concat([
       encodeEndOfStream(RecordType.PARAMS, 1),

@@ -81,6 +81,28 @@ describe("management records (request id 0)", () => {
     const result = await client.request({ params: paramsFor("/hello") });
     expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
   });
+  it("a stream-type record on request id 0 (STDIN, PARAMS, STDOUT, with or without content, cut in two) is a management record: one FCGI_UNKNOWN_TYPE each", async () => {
+    const client = await open(main.address);
+    const records = Buffer.concat([
+      hex("01 05 00 00 00 05 03 00  68 65 6c 6c 6f 00 00 00"), // STDIN, id 0, "hello", 3 bytes of padding
+      hex("01 04 00 00 00 00 00 00"), // empty PARAMS, id 0
+      hex("01 06 00 00 00 01 00 00  21"), // STDOUT, id 0, "!"
+    ]);
+    await client.sendRaw(records.subarray(0, 11));
+    await sleep(20);
+    await client.sendRaw(records.subarray(11));
+    await client.waitForRecords((received) => received.length >= 3);
+    await sleep(50);
+    expect(client.rawBytes()).toEqual(
+      Buffer.concat([
+        hex("01 0B 00 00 00 08 00 00 05 00 00 00 00 00 00 00"),
+        hex("01 0B 00 00 00 08 00 00 04 00 00 00 00 00 00 00"),
+        hex("01 0B 00 00 00 08 00 00 06 00 00 00 00 00 00 00"),
+      ]),
+    );
+    const result = await client.request({ params: paramsFor("/hello") });
+    expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+  });
 });
 
 describe("roles", () => {

@@ -22,8 +22,9 @@ export interface RecordHandler {
   /**
    * A complete record of a non-stream type (BEGIN_REQUEST, ABORT_REQUEST,
    * END_REQUEST, GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE, or any type
-   * number this module does not know). Called once per record with its whole
-   * content, padding removed; content is copied only if it spanned chunks.
+   * number this module does not know), or any record on request id 0 (a
+   * management record, whatever its type). Called once per record with its
+   * whole content, padding removed; content is copied only if it spanned chunks.
    */
   onRecord(type: number, requestId: number, content: Buffer): void;
   /**
@@ -163,7 +164,9 @@ export class RecordParser {
     this.requestId = (bytes[at + 2] << 8) | bytes[at + 3];
     this.contentLeft = (bytes[at + 4] << 8) | bytes[at + 5];
     this.paddingLeft = bytes[at + 6];
-    this.streamRecord = isStreamType(this.type);
+    // On id 0 every record is a management record, answered once per record
+    // (FCGI_UNKNOWN_TYPE for a stream type), so it is delivered whole.
+    this.streamRecord = this.requestId !== 0 && isStreamType(this.type);
     if (this.contentLeft !== 0) {
       this.phase = READ_CONTENT;
       return;

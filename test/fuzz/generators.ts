@@ -345,7 +345,11 @@ export function requestRecords(request: GenRequest): WireRecord[] {
 export const KNOWN_VALUE_NAMES = ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"];
 
 export function managementRecord(management: GenManagement): WireRecord {
-  if (management.type !== T.GET_VALUES) return { type: management.type, id: 0, content: Buffer.alloc(0), padding: 0, padByte: 0 };
+  if (management.type !== T.GET_VALUES) {
+    // Some content (0-12 bytes), so a record cut across chunks must still come whole.
+    const content = Buffer.alloc(management.type % 13, management.type);
+    return { type: management.type, id: 0, content, padding: (8 - (content.length & 7)) & 7, padByte: 0 };
+  }
   const content = encodePairs(management.asked.map((name) => ({ name: Buffer.from(name, "latin1"), value: Buffer.alloc(0), longName: false, longValue: false })));
   return { type: T.GET_VALUES, id: 0, content, padding: (8 - (content.length & 7)) & 7, padByte: 0 };
 }
@@ -397,10 +401,10 @@ export const managementArb: fc.Arbitrary<GenManagement> = fc.oneof(
     weight: 2,
   },
   {
-    // Management types the application does not know; stream types (4-8) are left
-    // out: on id 0 tsgi drops them without an UNKNOWN_TYPE (see the report).
+    // Management types the application does not know, stream types (4-8) included:
+    // on id 0 they are management records too.
     arbitrary: fc.record({
-      type: fc.oneof(fc.constantFrom(0, 1, 2, 3, T.GET_VALUES_RESULT, T.UNKNOWN_TYPE), fc.integer({ min: 12, max: 255 })),
+      type: fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 7, 8, T.GET_VALUES_RESULT, T.UNKNOWN_TYPE), fc.integer({ min: 12, max: 255 })),
       asked: fc.constant<string[]>([]),
     }),
     weight: 1,

@@ -45,7 +45,8 @@ function event(kind: ParseEvent["kind"], type: number, id: number, bytes: Buffer
 export function expectedEvents(records: readonly WireRecord[]): ParseEvent[] {
   const raw: { kind: ParseEvent["kind"]; type: number; id: number; bytes: Buffer }[] = [];
   for (const record of records) {
-    if (!isStreamType(record.type)) raw.push({ kind: "record", type: record.type, id: record.id, bytes: record.content });
+    // Records on id 0 are management records, whole whatever their type.
+    if (record.id === 0 || !isStreamType(record.type)) raw.push({ kind: "record", type: record.type, id: record.id, bytes: record.content });
     else if (record.content.length === 0) raw.push({ kind: "end", type: record.type, id: record.id, bytes: record.content });
     else raw.push({ kind: "stream", type: record.type, id: record.id, bytes: record.content });
   }
