@@ -5,7 +5,7 @@
 //
 // A gateway supplies only the environ and a ResponseSink (where bytes go).
 
-import { ApplicationError, findHeader, statusAllowsBody, statusCode, validateHeaders, validateStatus } from "./headers.js";
+import { ApplicationError, declaredContentLength, findHeader, statusAllowsBody, statusCode, validateHeaders, validateStatus } from "./headers.js";
 import type { Application, Body, Chunk, Environ, HeaderList, StartResponse, Write } from "./types.js";
 
 /** Where a gateway sends a response. Writes to a peer that went away throw ConnectionClosedError. */
@@ -52,13 +52,26 @@ const ERROR_HEADERS: HeaderList = [
   ["Content-Length", String(ERROR_BODY.length)],
 ];
 
+/** What a gateway may ask of one run besides the response. */
+export interface RunOptions {
+  /**
+   * Called once the run is over with a promise that settles when the body's
+   * return() and close() have (they are not awaited otherwise): a process
+   * about to end (CGI) waits for it, within a grace period.
+   */
+  onCleanUp?: (settled: Promise<unknown>) => void;
+}
+
 /** Runs one request through `app` and sends the response to `sink`. Never rejects. */
-export function runApplication(app: Application, environ: Environ, sink: ResponseSink): Promise<Outcome> {
-  return new Exchange(environ, sink).run(app);
+export function runApplication(app: Application, environ: Environ, sink: ResponseSink, options?: RunOptions): Promise<Outcome> {
+  return new Exchange(environ, sink, options?.onCleanUp).run(app);
 }
 
 const ABORTED = Symbol("aborted");
 const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
+const SETTLED = Promise.resolve();
+
+type BodyIterator = Iterator<Chunk> | AsyncIterator<Chunk>;
 
 class Exchange {
   private status: string | undefined;
@@ -66,11 +79,25 @@ class Exchange {
   private headersSent = false;
   private usedWrite = false;
   private ended = false;
+  /** The Content-Length the application set, if any. */
+  private declared: number | undefined;
+  /** Body bytes a declared Content-Length still allows; -1 when the body is not counted. */
+  private allowed = -1;
+  /** Body bytes past a declared Content-Length that were not sent. */
+  private overrun = 0;
+  private readonly isHead: boolean;
+  private iterator: BodyIterator | undefined;
+  /** The iterator was started and has not finished: stopping early must call its return(). */
+  private needsReturn = false;
 
   constructor(
     private readonly environ: Environ,
     private readonly sink: ResponseSink,
-  ) {}
+    private readonly onCleanUp: RunOptions["onCleanUp"],
+  ) {
+    // Read before the application runs: it may change its environ.
+    this.isHead = environ.REQUEST_METHOD === "HEAD";
+  }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
     if (excInfo !== undefined) {
@@ -80,6 +107,7 @@ class Exchange {
     }
     validateStatus(status);
     validateHeaders(headers);
+    this.declared = declaredContentLength(headers);
     this.status = status;
     // A copy of the list, so a Content-Length added here never shows in the app's own.
     this.headers = headers.slice();
@@ -100,75 +128,119 @@ class Exchange {
 
   async run(app: Application): Promise<Outcome> {
     let body: Body | undefined;
-    let iterator: Iterator<Chunk> | AsyncIterator<Chunk> | undefined;
-    let needsReturn = false;
     try {
       const result = app(this.environ, this.startResponse);
-      if (isThenable(result)) {
-        // An async application may never settle; an abort (timeout, client gone) must not wait for it.
-        const signal = this.sink.signal;
-        const settled = signal ? await untilAborted(Promise.resolve(result), signal) : await result;
-        if (settled === ABORTED) {
-          closeWhenSettled(result, (error) => this.log("error in body close()", error));
-          throw new ConnectionClosedError("request aborted");
-        }
-        body = settled;
-      } else {
-        body = result;
-      }
+      body = isThenable(result) ? await this.settledBody(result) : result;
       checkBody(body);
       // A plain array of chunks is read once, into a list of our own: an element
       // behind a getter must not differ between the Content-Length and the bytes.
       const ready = readyChunks(body);
       this.addSingleChunkLength(ready ?? body);
       if (ready !== undefined && this.sink.sendWhole !== undefined && this.sendWhole(ready)) return "complete";
-      const isAsync = typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function";
-      // Only an await lets an abort be noticed, so a sync body never needs the signal
-      // (and a sink may then skip building one).
-      let signal = isAsync ? this.sink.signal : undefined;
-      iterator = isAsync
-        ? (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]()
-        : (ready ?? (body as Iterable<Chunk>))[Symbol.iterator]();
-      needsReturn = true;
-      for (;;) {
-        let step: IteratorResult<Chunk> | typeof ABORTED;
-        try {
-          const next = iterator.next();
-          step = isAsync ? await (signal ? untilAborted(next as Promise<IteratorResult<Chunk>>, signal) : next) : (next as IteratorResult<Chunk>);
-        } catch (error) {
-          needsReturn = false; // an iterator that threw is finished
-          throw error;
-        }
-        if (step === ABORTED || signal?.aborted) throw new ConnectionClosedError("request aborted");
-        if (step.done) {
-          needsReturn = false;
-          break;
-        }
-        const bytes = toBytes(step.value);
-        if (bytes.length !== 0) {
-          const pending = this.send(bytes);
-          if (pending) {
-            await pending;
-            signal ??= this.sink.signal;
-            if (signal?.aborted) throw new ConnectionClosedError("request aborted");
-          }
-        }
-      }
-      const ending = this.finish();
-      if (ending) await ending;
-      return "complete";
+      const pending = this.iterate(body, ready);
+      if (pending) await pending;
+      return await this.complete();
     } catch (error) {
       return await this.fail(error);
     } finally {
       this.ended = true;
-      this.cleanUp(body, iterator, needsReturn);
+      this.cleanUp(body);
     }
+  }
+
+  /** An async application may never settle; an abort (timeout, client gone) must not wait for it. */
+  private async settledBody(result: PromiseLike<Body>): Promise<Body> {
+    const signal = this.sink.signal;
+    const settled = signal ? await untilAborted(Promise.resolve(result), signal) : await result;
+    if (settled !== ABORTED) return settled;
+    closeWhenSettled(result, (error) => this.log("error in body close()", error));
+    throw new ConnectionClosedError("request aborted");
+  }
+
+  /** Sends every chunk of the body; a sync body without backpressure never awaits. */
+  private iterate(body: Body, ready: Chunk[] | undefined): void | Promise<void> {
+    if (typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
+      return this.iterateAsync((body as AsyncIterable<Chunk>)[Symbol.asyncIterator]());
+    }
+    const iterator = (ready ?? (body as Iterable<Chunk>))[Symbol.iterator]();
+    this.started(iterator);
+    for (;;) {
+      const step = this.step(() => iterator.next());
+      if (step.done) return;
+      const bytes = toBytes(step.value);
+      if (bytes.length === 0) continue;
+      const pending = this.send(bytes);
+      // Backpressure: the rest of the loop continues once the sink has room.
+      if (pending) return pending.then(() => this.iterateSyncRest(iterator));
+    }
+  }
+
+  private async iterateSyncRest(iterator: Iterator<Chunk>): Promise<void> {
+    const signal = this.sink.signal;
+    if (signal?.aborted) throw new ConnectionClosedError("request aborted");
+    for (;;) {
+      const step = this.step(() => iterator.next());
+      if (step.done) return;
+      const bytes = toBytes(step.value);
+      if (bytes.length === 0) continue;
+      const pending = this.send(bytes);
+      if (pending) {
+        await pending;
+        if (signal?.aborted) throw new ConnectionClosedError("request aborted");
+      }
+    }
+  }
+
+  private async iterateAsync(iterator: AsyncIterator<Chunk>): Promise<void> {
+    this.started(iterator);
+    // Only an await lets an abort be noticed, so a sink may build its signal on first read.
+    const signal = this.sink.signal;
+    for (;;) {
+      let step: IteratorResult<Chunk> | typeof ABORTED;
+      try {
+        const next = iterator.next();
+        step = await (signal ? untilAborted(next, signal) : next);
+      } catch (error) {
+        this.needsReturn = false; // an iterator that threw is finished
+        throw error;
+      }
+      if (step === ABORTED || signal?.aborted) throw new ConnectionClosedError("request aborted");
+      if (step.done) {
+        this.needsReturn = false;
+        return;
+      }
+      const bytes = toBytes(step.value);
+      if (bytes.length === 0) continue;
+      const pending = this.send(bytes);
+      if (pending) {
+        await pending;
+        if (signal?.aborted) throw new ConnectionClosedError("request aborted");
+      }
+    }
+  }
+
+  private started(iterator: BodyIterator): void {
+    this.iterator = iterator;
+    this.needsReturn = true;
+  }
+
+  /** One next() of a sync iterator: one that threw or finished needs no return(). */
+  private step(next: () => IteratorResult<Chunk>): IteratorResult<Chunk> {
+    let step: IteratorResult<Chunk>;
+    try {
+      step = next();
+    } catch (error) {
+      this.needsReturn = false;
+      throw error;
+    }
+    if (step.done) this.needsReturn = false;
+    return step;
   }
 
   /** PEP 3333: a body of exactly one chunk gets a Content-Length unless the app set one. */
   private addSingleChunkLength(body: Body): void {
     if (!Array.isArray(body) || body.length !== 1 || this.usedWrite || this.status === undefined) return;
-    if (findHeader(this.headers, "content-length") !== undefined) return;
+    if (this.declared !== undefined) return;
     const chunk: unknown = body[0];
     if (typeof chunk === "string") this.headers.push(["Content-Length", String(Buffer.byteLength(chunk))]);
     else if (chunk instanceof Uint8Array) this.headers.push(["Content-Length", String(chunk.length)]);
@@ -180,19 +252,62 @@ class Exchange {
    */
   private sendWhole(chunks: Chunk[]): boolean {
     if (this.usedWrite || this.headersSent || this.status === undefined) return false;
-    let empty = true;
-    for (let i = 0; i < chunks.length; i++) if (chunks[i]!.length !== 0) empty = false;
-    if (empty && statusAllowsBody(statusCode(this.status)) && findHeader(this.headers, "content-length") === undefined) {
-      this.headers.push(["Content-Length", "0"]);
+    let length = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      length += typeof chunk === "string" ? (chunk.length === 0 ? 0 : Buffer.byteLength(chunk)) : chunk.length;
     }
+    const counted = this.countedLength();
+    // A body that disagrees with its Content-Length takes the path that trims or cuts it.
+    if (counted !== -1 && length !== counted) return false;
+    if (length === 0) this.addEmptyLength();
     if (!this.sink.sendWhole!(this.status, this.headers, chunks)) return false;
     this.headersSent = true;
     return true;
   }
 
+  /**
+   * The declared Content-Length the body is counted against, or -1: a response
+   * to HEAD, or with a status that has no body, keeps the length a GET would
+   * have (RFC 9110 section 8.6) and its body is not counted.
+   */
+  private countedLength(): number {
+    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status!))) return -1;
+    return this.declared;
+  }
+
+  /**
+   * A response with no body bytes gets `Content-Length: 0`, unless it answers
+   * HEAD (where it would announce a wrong length, RFC 9110 section 8.6) or has a
+   * status without a body.
+   */
+  private addEmptyLength(): void {
+    if (this.isHead || !statusAllowsBody(statusCode(this.status!))) return;
+    if (findHeader(this.headers, "content-length") === undefined) this.headers.push(["Content-Length", "0"]);
+  }
+
   private send(bytes: Uint8Array): void | Promise<void> {
     if (!this.headersSent) this.sendHead();
+    if (this.allowed !== -1) {
+      if (bytes.length > this.allowed) {
+        bytes = this.trimToLength(bytes);
+        if (bytes.length === 0) return;
+      } else {
+        this.allowed -= bytes.length;
+      }
+    }
     return this.sink.write(bytes);
+  }
+
+  /** Bytes past a declared Content-Length are not sent: on a kept-alive connection they would begin the next response. */
+  private trimToLength(bytes: Uint8Array): Uint8Array {
+    if (this.overrun === 0) {
+      this.log(`the body is longer than its Content-Length (${this.declared}): the bytes past it are not sent`, undefined);
+    }
+    const kept = bytes.subarray(0, this.allowed);
+    this.overrun += bytes.length - kept.length;
+    this.allowed = 0;
+    return kept;
   }
 
   private sendHead(): void {
@@ -200,20 +315,32 @@ class Exchange {
       throw new ApplicationError("the application produced a body without calling startResponse()");
     }
     this.headersSent = true;
+    this.allowed = this.countedLength();
     this.sink.sendHeaders(this.status, this.headers);
   }
 
-  private finish(): void | Promise<void> {
+  /** The body is exhausted: end the response, or cut it off when it fell short of its Content-Length. */
+  private async complete(): Promise<Outcome> {
     if (!this.headersSent) {
       if (this.status === undefined) {
         throw new ApplicationError("the application returned without calling startResponse()");
       }
-      if (statusAllowsBody(statusCode(this.status)) && findHeader(this.headers, "content-length") === undefined) {
-        this.headers.push(["Content-Length", "0"]);
+      // Nothing went out yet, so a clean 500 is still possible.
+      if (this.countedLength() > 0) {
+        throw new ApplicationError(`the body is empty, but its Content-Length announced ${this.declared} bytes`);
       }
+      this.addEmptyLength();
       this.sendHead();
     }
-    return this.sink.end();
+    if (this.allowed > 0) {
+      const sent = this.declared! - this.allowed;
+      this.log(`response cut off: the body ended after ${sent} of the ${this.declared} bytes its Content-Length announced`, undefined);
+      this.sink.abort(new ApplicationError("the body is shorter than its Content-Length"));
+      return "cut";
+    }
+    const ending = this.sink.end();
+    if (ending) await ending;
+    return "complete";
   }
 
   private async fail(error: unknown): Promise<Outcome> {
@@ -229,6 +356,7 @@ class Exchange {
     }
     try {
       this.headersSent = true;
+      this.allowed = -1;
       this.sink.sendHeaders(ERROR_STATUS, ERROR_HEADERS);
       await this.sink.write(ERROR_BODY);
       await this.sink.end();
@@ -239,24 +367,25 @@ class Exchange {
     }
   }
 
-  private cleanUp(body: Body | undefined, iterator: Iterator<Chunk> | AsyncIterator<Chunk> | undefined, needsReturn: boolean): void {
+  private cleanUp(body: Body | undefined): void {
+    const pending: PromiseLike<unknown>[] = [];
     // Stopping early must still run a generator's `finally`. Not awaited: an async
     // generator stuck in a pending next() only returns after that next() settles.
-    if (needsReturn && iterator && typeof iterator.return === "function") {
-      try {
-        const result = iterator.return();
-        if (isThenable(result)) result.then(undefined, (error) => this.log("error in body return()", error));
-      } catch (error) {
-        this.log("error in body return()", error);
-      }
+    const iterator = this.iterator;
+    if (this.needsReturn && iterator && typeof iterator.return === "function") {
+      this.settle(() => iterator.return!(), "error in body return()", pending);
     }
-    if (body && typeof body.close === "function") {
-      try {
-        const result = body.close();
-        if (isThenable(result)) result.then(undefined, (error) => this.log("error in body close()", error));
-      } catch (error) {
-        this.log("error in body close()", error);
-      }
+    if (body && typeof body.close === "function") this.settle(() => body.close!(), "error in body close()", pending);
+    this.onCleanUp?.(pending.length === 0 ? SETTLED : Promise.allSettled(pending));
+  }
+
+  /** Calls `action`, logging a throw or a rejection; a promise it returns joins `pending`. */
+  private settle(action: () => unknown, what: string, pending: PromiseLike<unknown>[]): void {
+    try {
+      const result = action();
+      if (isThenable(result)) pending.push(result.then(undefined, (error) => this.log(what, error)));
+    } catch (error) {
+      this.log(what, error);
     }
   }
 

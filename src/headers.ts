@@ -69,6 +69,27 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name.toLowerCase());
 }
 
+/**
+ * The length the application announced in Content-Length, or undefined when it
+ * set none. The gateway counts the body against it, so it must be one decimal
+ * number; repeated headers must agree (RFC 9110 section 8.6).
+ */
+export function declaredContentLength(headers: HeaderList): number | undefined {
+  let declared: string | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!;
+    if (name.length !== 14 || name.toLowerCase() !== "content-length") continue;
+    if (!/^[0-9]{1,15}$/.test(value)) {
+      throw new ApplicationError(`invalid Content-Length ${JSON.stringify(value)}: must be a decimal number`);
+    }
+    if (declared !== undefined && Number(declared) !== Number(value)) {
+      throw new ApplicationError(`Content-Length given twice with different values (${declared} and ${value})`);
+    }
+    declared = value;
+  }
+  return declared === undefined ? undefined : Number(declared);
+}
+
 /** Finds the first header with this name (case-insensitive); `lowerName` must be lower case. */
 export function findHeader(headers: HeaderList, lowerName: string): string | undefined {
   for (const [name, value] of headers) {

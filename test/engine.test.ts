@@ -85,7 +85,7 @@ class WholeSink extends RecordingSink {
   }
 }
 
-function testEnviron(): { environ: Environ; errorLog: () => string } {
+function testEnviron(method = "GET"): { environ: Environ; errorLog: () => string } {
   let logged = "";
   const errors = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -96,7 +96,7 @@ function testEnviron(): { environ: Environ; errorLog: () => string } {
   const input = new PassThrough();
   input.end();
   const environ = makeEnviron(
-    { REQUEST_METHOD: "GET", SCRIPT_NAME: "/app", PATH_INFO: "/where", QUERY_STRING: "" },
+    { REQUEST_METHOD: method, SCRIPT_NAME: "/app", PATH_INFO: "/where", QUERY_STRING: "" },
     { input, errors, multithread: false, multiprocess: true, runOnce: true },
   );
   return { environ, errorLog: () => logged };
@@ -109,8 +109,8 @@ interface Run {
   errorLog: string;
 }
 
-async function run(app: Application, sink = new RecordingSink()): Promise<Run> {
-  const { environ, errorLog } = testEnviron();
+async function run(app: Application, sink = new RecordingSink(), method = "GET"): Promise<Run> {
+  const { environ, errorLog } = testEnviron(method);
   const outcome = await runApplication(app, environ, sink);
   return { outcome, sink, text: sink.text(), errorLog: errorLog() };
 }
@@ -184,9 +184,27 @@ describe("Content-Length", () => {
     expect(result.sink.count("headers")).toBe(1);
   });
 
-  it("keeps a Content-Length the application set, even with an empty body (B1 #5)", async () => {
-    const result = await run(respond("200 OK", [["Content-Length", "12345"]], []));
+  it("keeps the Content-Length an application set for a HEAD request with an empty body (B1 #5)", async () => {
+    const result = await run(respond("200 OK", [["Content-Length", "12345"]], []), new RecordingSink(), "HEAD");
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 12345\r\n\r\n");
+    expect(result.outcome).toBe("complete");
+  });
+
+  it.each([
+    ["an empty body", () => respond("200 OK", [], [])],
+    ["empty chunks only", () => respond("200 OK", [], ["", new Uint8Array(0)])],
+    ["a generator that yields nothing", () => respond("200 OK", [], (function* () {})())],
+  ])("adds no Content-Length: 0 to a HEAD response with %s: it would announce a wrong length (RFC 9110 8.6)", async (_name, app) => {
+    for (const sink of [new RecordingSink(), new WholeSink()]) {
+      const result = await run(app(), sink, "HEAD");
+      expect(result.text).toBe("Status: 200 OK\r\n\r\n");
+      expect(result.outcome).toBe("complete");
+    }
+  });
+
+  it("gives a HEAD response with a one-chunk body the Content-Length the GET would have", async () => {
+    const result = await run(respond("200 OK", [], ["hello"]), new RecordingSink(), "HEAD");
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 5\r\n\r\nhello");
   });
 
   it("keeps an application's Content-Length on a single chunk, whatever its case, without adding another", async () => {
@@ -212,6 +230,85 @@ describe("Content-Length", () => {
   it("sends a string chunk as UTF-8", async () => {
     const result = await run(respond("200 OK", [], ["é", "€"]));
     expect(result.sink.output().subarray(-5)).toEqual(Buffer.from([0xc3, 0xa9, 0xe2, 0x82, 0xac]));
+  });
+});
+
+describe("a declared Content-Length is enforced", () => {
+  const sinks = [
+    ["the general path", () => new RecordingSink()],
+    ["a sink taking whole responses", () => new WholeSink()],
+  ] as const;
+
+  it.each(sinks)("sends no byte past it and logs the overrun (%s)", async (_name, sink) => {
+    const result = await run(respond("200 OK", [["Content-Length", "3"]], ["abc", "defgh", "ijk"]), sink());
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    expect(result.outcome).toBe("complete");
+    expect(result.sink.count("end")).toBe(1);
+    expect(result.errorLog).toMatch(/GET \/app\/where: the body is longer than its Content-Length \(3\): the bytes past it are not sent/);
+    expect(result.errorLog.match(/longer than its Content-Length/g)).toHaveLength(1);
+  });
+
+  it("trims an overrun inside one chunk, and one made with write()", async () => {
+    const chunked = await run(respond("200 OK", [["Content-Length", "3"]], ["abcdefghijk"]));
+    expect(chunked.text).toBe("Status: 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    const written = await run((_environ, startResponse) => {
+      const write = startResponse("200 OK", [["content-length", "4"]]);
+      void write("ab");
+      void write("cdef");
+      return ["gh"];
+    });
+    expect(written.text).toBe("Status: 200 OK\r\ncontent-length: 4\r\n\r\nabcd");
+    expect(written.outcome).toBe("complete");
+  });
+
+  it.each(sinks)("cuts off a body that ends short of it, logged, never ended cleanly (%s)", async (_name, sink) => {
+    const result = await run(respond("200 OK", [["Content-Length", "50"]], ["abc", "def"]), sink());
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 50\r\n\r\nabcdef");
+    expect(result.outcome).toBe("cut");
+    expect(result.sink.count("end")).toBe(0);
+    expect(result.sink.count("abort")).toBe(1);
+    expect(result.errorLog).toMatch(/response cut off: the body ended after 6 of the 50 bytes its Content-Length announced/);
+  });
+
+  it("answers 500 when the body is empty but its Content-Length is not: nothing went out yet", async () => {
+    const result = await run(respond("200 OK", [["Content-Length", "50"]], []));
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.outcome).toBe("failed");
+    expect(result.errorLog).toMatch(/the body is empty, but its Content-Length announced 50 bytes/);
+  });
+
+  it.each([
+    ["HEAD", "200 OK", ["abc"]],
+    ["GET", "304 Not Modified", []],
+    ["GET", "204 No Content", []],
+  ] as const)("does not count the body of a %s %s response", async (method, status, body) => {
+    const result = await run(respond(status, [["Content-Length", "99"]], [...body]), new RecordingSink(), method);
+    expect(result.outcome).toBe("complete");
+    expect(result.text).toBe(`Status: ${status}\r\nContent-Length: 99\r\n\r\n${body.join("")}`);
+  });
+
+  it.each([["abc"], ["-1"], ["1.5"], [" 3"], ["3, 3"]])("refuses Content-Length %j with a 500 (not a number the body can be counted against)", async (value) => {
+    const result = await run(respond("200 OK", [["Content-Length", value]], ["abc"]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.errorLog).toMatch(/invalid Content-Length/);
+  });
+
+  it("refuses two Content-Length headers that disagree, and takes two that agree", async () => {
+    const disagree = await run(respond("200 OK", [["Content-Length", "3"], ["content-length", "4"]], ["abc"]));
+    expect(disagree.text).toBe(ERROR_RESPONSE);
+    const agree = await run(respond("200 OK", [["Content-Length", "3"], ["content-length", "3"]], ["abc"]));
+    expect(agree.outcome).toBe("complete");
+  });
+
+  it("counts a streamed async body too, and cuts it when short", async () => {
+    const result = await run(
+      respond("200 OK", [["Content-Length", "10"]], (async function* () {
+        yield "12345";
+        yield "678";
+      })()),
+    );
+    expect(result.outcome).toBe("cut");
+    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 10\r\n\r\n12345678");
   });
 });
 

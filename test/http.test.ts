@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cgiVariables } from "../src/http/environ.js";
 import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
 import { makeServer } from "../src/http/server.js";
-import type { Application, Environ } from "../src/types.js";
+import type { Application, Body, Environ } from "../src/types.js";
 import { validator } from "../src/validator.js";
 import { deferred, rawRequest, within } from "./fixtures/http/harness.js";
 import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/cgi.js";
@@ -218,6 +218,54 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(text).toMatch(/\r\nContent-Length: 5\r\n/i);
     expect(text.endsWith("\r\n\r\n")).toBe(true);
+  });
+
+  it("sends no body bytes for HEAD whatever the application returns, and no Content-Length: 0 for an empty one", async () => {
+    const bodies: Record<string, () => Body> = {
+      streamed: () => (async function* () {
+        yield "abc";
+        yield "def";
+      })(),
+      counted: () => ["abcdef"],
+      empty: () => [],
+    };
+    const port = await serve((environ, startResponse) => {
+      startResponse("200 OK", [["Content-Type", "text/plain"]]);
+      return bodies[environ.PATH_INFO.slice(1)]!();
+    });
+    // Pipelined on one kept-alive connection: a body byte after a HEAD response would corrupt the next one.
+    const request = (method: string, path: string, close = false) => `${method} ${path} HTTP/1.1\r\nHost: x\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
+    const raw = (await rawRequest(port, request("HEAD", "/streamed") + request("HEAD", "/counted") + request("HEAD", "/empty") + request("GET", "/counted", true))).toString("latin1");
+    const responses = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(4);
+    for (const head of responses.slice(0, 3)) expect(head.endsWith("\r\n\r\n"), JSON.stringify(head)).toBe(true);
+    expect(responses[1]).toMatch(/\r\nContent-Length: 6\r\n/i);
+    expect(responses[2]).not.toMatch(/Content-Length/i);
+    expect(responses[3]).toMatch(/\r\n\r\nabcdef$/);
+  });
+
+  it("never sends bytes past the application's Content-Length: the next response on the connection stays intact", async () => {
+    const port = await serve((environ, startResponse) => {
+      startResponse("200 OK", [["Content-Length", "3"]]);
+      return ["abc", environ.PATH_INFO === "/long" ? "EXTRA-BYTES" : ""];
+    });
+    const raw = (await rawRequest(port, "GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).toString("latin1");
+    const responses = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/\r\n\r\nabc$/);
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nabc$/);
+    expect(accessLog.lines).toHaveLength(2);
+  });
+
+  it("cuts the connection when the body ends short of the application's Content-Length, so the client does not wait", async () => {
+    const port = await serve(async function* (_environ, startResponse) {
+      startResponse("200 OK", [["Content-Length", "50"]]);
+      yield "abc";
+    } as Application);
+    const raw = (await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 3000)).toString("latin1");
+    expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 50\r\n[^]*\r\n\r\nabc$/);
+    await within(new Promise<void>((resolve) => { const check = () => (accessLog.lines.length > 0 ? resolve() : setTimeout(check, 10)); check(); }), 2000, "the access log line");
+    expect(accessLog.lines[0]).toMatch(/ \(cut\)$/);
   });
 
   it("sends a body of unknown length chunked, with the status reason and repeated headers the app gave", async () => {
