@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { within } from "./fixtures/http/harness.js";
 import { utf8 } from "../src/environ.js";
 import { CLEAN_PATH, REPO, TSGI_BIN, fixture, parseCgiResponse, runCgi, spawnCgi, type CgiResult } from "./helpers/cgi.js";
 import { sha256 } from "./helpers/bytes.js";
@@ -402,19 +403,101 @@ describe("tsgi cgi <module>", () => {
   });
 });
 
-describe("stdout end-of-file", () => {
-  it("closes stdout once the response is sent, though a timer keeps the process alive", async () => {
-    const child = spawnCgi({ module: fixture("lingering-timer.js") });
-    child.stdin!.end();
+describe("the process ends with its request (run_once)", () => {
+  /** Spawns the lifetime fixture for `target` and times stdout's and stderr's end-of-file and the exit. */
+  async function timed(path: string, query = "", stdin?: Buffer) {
+    const child = spawnCgi({
+      module: fixture("cgi-lifetime.js"),
+      vars: stdin ? { REQUEST_METHOD: "POST", PATH_INFO: path, QUERY_STRING: query, CONTENT_LENGTH: String(stdin.length) } : { PATH_INFO: path, QUERY_STRING: query },
+    });
     const started = Date.now();
-    const chunks: Buffer[] = [];
-    child.stdout!.on("data", (chunk: Buffer) => chunks.push(chunk));
-    await new Promise<void>((resolve) => child.stdout!.on("end", resolve));
-    const eofAfter = Date.now() - started;
-    child.kill("SIGKILL");
-    expect(Buffer.concat(chunks).toString()).toContain("done\n");
-    // The web server answers the client at EOF; without the close it would wait the full 5 s.
-    expect(eofAfter).toBeLessThan(4000);
+    const stdinError = new Promise<Error | undefined>((resolve) => {
+      child.stdin!.on("error", resolve);
+      child.stdin!.on("finish", () => resolve(undefined));
+    });
+    child.stdin!.end(stdin);
+    const collect = (stream: NodeJS.ReadableStream) =>
+      new Promise<{ text: string; at: number }>((resolve) => {
+        const chunks: Buffer[] = [];
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("end", () => resolve({ text: Buffer.concat(chunks).toString("utf8"), at: Date.now() - started }));
+      });
+    const [stdout, stderr, exit] = await within(
+      Promise.all([
+        collect(child.stdout!),
+        collect(child.stderr!),
+        new Promise<{ code: number | null; at: number }>((resolve) => child.on("exit", (code) => resolve({ code, at: Date.now() - started }))),
+      ]),
+      8000,
+      `the CGI process for ${path}`,
+    ).finally(() => child.kill("SIGKILL"));
+    return { stdout, stderr, exit, stdinError: await stdinError };
+  }
+
+  it("ends at once after the response, though the application left a 5 s timer: stdout, stderr and the process", async () => {
+    const { stdout, stderr, exit } = await timed("/timer");
+    expect(stdout.text).toMatch(/\r\n\r\ndone\n$/);
+    expect(exit.code).toBe(0);
+    // Apache's mod_cgi waits for stderr, mod_cgid for the socket, not only for stdout.
+    expect(stderr.at).toBeLessThan(3000);
+    expect(exit.at).toBeLessThan(3000);
+  });
+
+  it("waits for a close() that takes a moment before ending", async () => {
+    const { stdout, stderr, exit } = await timed("/slow-close", "ms=300");
+    expect(stdout.text).toMatch(/done\n$/);
+    expect(stderr.text).toContain("close() finished");
+    expect(exit.code).toBe(0);
+  });
+
+  it("ends after the grace period when close() never settles", async () => {
+    const { stdout, exit } = await timed("/never-close");
+    expect(stdout.text).toMatch(/done\n$/);
+    expect(exit.code).toBe(0);
+    expect(exit.at).toBeLessThan(4000);
+  });
+
+  it("reads and drops a body the application left unread, so the server's write of it never fails", async () => {
+    // Far more than a pipe holds: without the drain the process would end with most of it unwritten.
+    const body = Buffer.alloc(4 * 1024 * 1024, 0x61);
+    const { stdout, exit, stdinError } = await timed("/ignore-body", "", body);
+    expect(stdout.text).toMatch(/not read\n$/);
+    expect(exit.code).toBe(0);
+    expect(stdinError).toBeUndefined();
+  });
+
+  it("leaves a cut-off response's unread body unread, exits 1 and logs the cut", async () => {
+    const { stdout, stderr, exit } = await timed("/cut", "", Buffer.alloc(1024 * 1024, 0x61));
+    expect(stdout.text).toMatch(/first chunk\n$/);
+    expect(exit.code).toBe(1);
+    expect(stderr.text).toMatch(/\[tsgi\] POST \/app\.cgi\/cut: error in application: Error: cut on purpose/);
+    expect(stderr.text).toMatch(/response cut off: the error came after the headers were sent/);
+  });
+});
+
+describe("a chunked upload: no CONTENT_LENGTH, HTTP_TRANSFER_ENCODING set", () => {
+  it("reads the body from stdin to end-of-file", async () => {
+    const body = Buffer.from(Array.from({ length: 300_000 }, (_, index) => (index * 7) % 256));
+    const result = await runCgi({
+      module: fixture("echo-body.js"),
+      vars: { REQUEST_METHOD: "POST", HTTP_TRANSFER_ENCODING: "chunked", CONTENT_TYPE: "application/octet-stream" },
+      stdin: body,
+    });
+    expect(result.code).toBe(0);
+    expect(result.response!.body.subarray(0, body.length)).toEqual(body);
+    expect(result.response!.body.length).toBe(body.length + 256);
+  });
+
+  it("prefers CONTENT_LENGTH when both are given, and never reads past it", async () => {
+    const result = await runCgi({
+      module: fixture("echo-body.js"),
+      vars: { REQUEST_METHOD: "POST", HTTP_TRANSFER_ENCODING: "chunked", CONTENT_LENGTH: "3" },
+      stdin: "abcdef",
+      keepStdinOpen: true,
+    });
+    expect(result.code).toBe(0);
+    expect(result.response!.body.subarray(0, 3).toString()).toBe("abc");
+    expect(result.response!.body.length).toBe(3 + 256);
   });
 });
 

@@ -734,6 +734,7 @@ describe("under the CGI gateway", () => {
         stdinFd,
         stdoutFd,
         errors,
+        exit: false,
       });
       expect(errors.text).toBe("");
       expect(exitCode).toBe(0);

@@ -10,7 +10,7 @@
 
 import { read, writeSync, writev } from "node:fs";
 import { createRequire } from "node:module";
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { ConnectionClosedError } from "../engine.js";
 import type { InputStream } from "../types.js";
 
@@ -26,38 +26,102 @@ function retryDelay(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.min(1 << attempt, 50)));
 }
 
-/** A Readable over a descriptor that ends after `length` bytes and never reads past them. */
-export function createLimitedReader(fd: number, length: number): InputStream {
-  let remaining = length;
-  let attempt = 0;
-  const stream: Readable = new (streamModule().Readable)({
-    read() {
-      if (remaining === 0) {
-        this.push(null);
-        return;
+/**
+ * How much of stdin is the request body (RFC 3875 section 4.2): `length` bytes
+ * (never more: the server may keep stdin open), or everything up to end-of-file
+ * for a body that came without a length (a chunked upload, which Apache passes
+ * without CONTENT_LENGTH and closes stdin after).
+ */
+export type BodyExtent = { length: number } | "to-eof";
+
+/**
+ * The request body on a descriptor. Reads are made one at a time, so the
+ * stream the application reads and a final drain never race for the same
+ * bytes, and never read past the body.
+ */
+export class FdBody {
+  private remaining: number;
+  private reading: Promise<Buffer | null> | undefined;
+  private stream: InputStream | undefined;
+
+  constructor(
+    private readonly fd: number,
+    extent: BodyExtent,
+  ) {
+    this.remaining = extent === "to-eof" ? Infinity : extent.length;
+  }
+
+  /** The body as a Readable, built on first use. */
+  readable(): InputStream {
+    return (this.stream ??= this.makeStream());
+  }
+
+  /**
+   * Reads and drops what is left of the body, for at most `timeoutMs`: a web
+   * server that is still writing it gets no broken pipe (under mod_cgid that
+   * loses the whole response). Resolves to whether the body was read to its end.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.remaining > 0) {
+      const timeLeft = deadline - Date.now();
+      if (timeLeft <= 0) return false;
+      const piece = await Promise.race([this.next(), sleep(timeLeft).then(() => undefined)]);
+      if (piece === undefined) return false;
+      if (piece === null) return true;
+    }
+    return true;
+  }
+
+  /** The next piece of the body, or null at its end. */
+  next(): Promise<Buffer | null> {
+    const previous = this.reading ?? Promise.resolve(null);
+    const reading = previous.then(() => this.readOnce());
+    this.reading = reading;
+    return reading;
+  }
+
+  private async readOnce(): Promise<Buffer | null> {
+    if (this.remaining === 0) return null;
+    const buffer = Buffer.allocUnsafe(Math.min(this.remaining, READ_SIZE));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const bytesRead = await readAsync(this.fd, buffer);
+        if (bytesRead === 0) {
+          // End-of-file: the server sent less than CONTENT_LENGTH, or a chunked body ended.
+          this.remaining = 0;
+          return null;
+        }
+        this.remaining -= bytesRead;
+        return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+        await retryDelay(attempt);
       }
-      const buffer = Buffer.allocUnsafe(Math.min(remaining, READ_SIZE));
-      const readOnce = () =>
-        read(fd, buffer, 0, buffer.length, null, (error, bytesRead) => {
-          if (error) {
-            if (error.code === "EAGAIN") retryDelay(attempt++).then(readOnce);
-            else this.destroy(error);
-            return;
-          }
-          attempt = 0;
-          if (bytesRead === 0) {
-            // The server sent less than CONTENT_LENGTH: end the body where the server did.
-            remaining = 0;
-            this.push(null);
-            return;
-          }
-          remaining -= bytesRead;
-          this.push(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
-        });
-      readOnce();
-    },
+    }
+  }
+
+  private makeStream(): InputStream {
+    const body = this;
+    return new (streamModule().Readable)({
+      read() {
+        body.next().then(
+          (piece) => this.push(piece),
+          (error: Error) => this.destroy(error),
+        );
+      },
+    }) as InputStream;
+  }
+}
+
+function readAsync(fd: number, buffer: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, 0, buffer.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
   });
-  return stream;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 /**

@@ -7,7 +7,7 @@ import { runApplication, type Outcome, type ResponseSink } from "../engine.js";
 import { makeEnviron, parseContentLength } from "../environ.js";
 import { formatCgiHead } from "../headers.js";
 import type { Application, HeaderList } from "../types.js";
-import { FdWriter, createLimitedReader, createSyncWriter } from "./fd-streams.js";
+import { FdBody, FdWriter, createSyncWriter, type BodyExtent } from "./fd-streams.js";
 
 export interface CgiOptions {
   /** The CGI variables; by default the process environment, read byte-exact where the OS allows. */
@@ -18,7 +18,21 @@ export interface CgiOptions {
   stdinFd?: number;
   /** `tsgi.errors`; by default file descriptor 2. */
   errors?: Writable;
+  /**
+   * End the process once the request is over (default true): a CGI request is
+   * run_once, and the web server answers the client only when the process has
+   * closed its output streams, which a timer or pool the application left
+   * would otherwise hold open. `false` resolves with the exit code instead.
+   */
+  exit?: boolean;
+  /** Milliseconds the body's close() may still run once the response went out. Default 1000. */
+  closeGrace?: number;
 }
+
+/** How long the body's close() may run after the response, by default. */
+const CLOSE_GRACE_MS = 1000;
+/** How long unread request-body bytes are read and dropped before the process ends. */
+const DRAIN_TIMEOUT_MS = 10_000;
 
 let stdoutClaimed = false;
 
@@ -37,12 +51,19 @@ export function claimStdout(): void {
 }
 
 /**
- * Serves the one request this process was started for. Resolves to the exit
- * code it also sets as `process.exitCode`: 0 when the application's response
- * went out whole, non-zero otherwise. Never calls process.exit(), so pending
- * output is never lost.
+ * Serves the one request this process was started for, then ends the process
+ * (unless `exit: false`) with status 0 when the application's response went
+ * out whole and non-zero otherwise. It ends only after the response has
+ * drained, the body's close() has settled (within `closeGrace`) and unread
+ * request-body bytes were read, so no output is lost.
  */
 export async function runWithCgi(app: Application, options: CgiOptions = {}): Promise<number> {
+  const code = await serveCgiRequest(app, options);
+  if (options.exit !== false) process.exit(code);
+  return code;
+}
+
+async function serveCgiRequest(app: Application, options: CgiOptions): Promise<number> {
   const vars = options.environ ?? readProcessEnvironment();
   let stderr: Writable | undefined;
   const errors = (): Writable => options.errors ?? (stderr ??= createSyncWriter(2));
@@ -61,22 +82,47 @@ export async function runWithCgi(app: Application, options: CgiOptions = {}): Pr
   const stdout = new FdWriter(options.stdoutFd ?? 1);
   const sink = new CgiSink(stdout);
   const length = parseContentLength(vars.CONTENT_LENGTH);
-  const stdinFd = options.stdinFd ?? 0;
+  const body = new FdBody(options.stdinFd ?? 0, bodyExtent(vars, length));
   const environ = makeEnviron(vars, { multithread: false, multiprocess: true, runOnce: true });
   // Built on first use: most requests never touch them, and each costs start-up.
-  defineLazily(environ, "tsgi.input", () => createLimitedReader(stdinFd, typeof length === "number" ? length : 0));
+  defineLazily(environ, "tsgi.input", () => body.readable());
   defineLazily(environ, "tsgi.errors", errors);
 
+  let cleanUp: Promise<unknown> | undefined;
   let outcome: Outcome;
   if (length === "invalid") {
     errors().write(`tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`);
     await runApplication(plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"), environ, sink);
     outcome = "failed";
   } else {
-    outcome = await runApplication(app, environ, sink);
+    outcome = await runApplication(app, environ, sink, { onCleanUp: (settled) => (cleanUp = settled) });
   }
+  // Set at once: should the event loop run dry while the rest is awaited, the process ends with it.
+  process.exitCode = outcome === "complete" ? 0 : 1;
   if (options.stdoutFd === undefined) await releaseStdout(stdout);
-  return (process.exitCode = outcome === "complete" ? 0 : 1);
+  else await stdout.end().catch(() => {});
+  if (cleanUp) await Promise.race([cleanUp, delay(options.closeGrace ?? CLOSE_GRACE_MS)]);
+  // A response that went out whole (a 500 too) must not be lost to a broken pipe on the
+  // server's side; a cut-off one keeps the unread bytes, whose failed write is then
+  // the only sign of the cut Apache's mod_cgid can show.
+  if (outcome === "complete" || outcome === "failed") await body.drain(DRAIN_TIMEOUT_MS);
+  return process.exitCode;
+}
+
+/**
+ * How much of stdin is the body: CONTENT_LENGTH bytes; to end-of-file when it
+ * is absent or empty but a body is signalled (Apache passes a chunked upload
+ * with HTTP_TRANSFER_ENCODING and no CONTENT_LENGTH, and closes stdin after
+ * it); otherwise nothing, and stdin is never read.
+ */
+function bodyExtent(vars: Record<string, string | undefined>, length: number | undefined | "invalid"): BodyExtent {
+  if (typeof length === "number") return { length };
+  if (length === undefined && vars.HTTP_TRANSFER_ENCODING) return "to-eof";
+  return { length: 0 };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 /**

@@ -28,9 +28,8 @@ export async function main(args: string[]): Promise<void> {
     const message = error instanceof AppLoadError ? error.message : String(error);
     process.stderr.write(`tsgi: ${message}\n`);
     const text = "Internal Server Error: the application could not be loaded (see the server's error log)\n";
-    await runWithCgi(plainTextResponse("500 Internal Server Error", text));
-    process.exitCode = 1;
-    return;
+    await runWithCgi(plainTextResponse("500 Internal Server Error", text), { exit: false });
+    process.exit(1);
   }
   await runWithCgi(app);
 }
