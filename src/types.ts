@@ -8,8 +8,10 @@ export type Chunk = Uint8Array | string;
 /**
  * What an application returns: any sync or async iterable of chunks. If it has
  * `close()`, the gateway calls it exactly once when it is done with the body.
+ * `object` keeps out a bare string: it is an iterable of strings, but the
+ * gateways refuse it as a body (docs/SPEC.md), so it is a type error here too.
  */
-export type Body = (Iterable<Chunk> | AsyncIterable<Chunk>) & { close?: () => unknown };
+export type Body = (Iterable<Chunk> | AsyncIterable<Chunk>) & object & { close?: () => unknown };
 
 /** Response headers as an ordered list of `[name, value]` pairs; names may repeat. */
 export type HeaderList = [string, string][];
@@ -36,12 +38,28 @@ export interface Environ {
   SCRIPT_NAME: string;
   PATH_INFO: string;
   QUERY_STRING: string;
+  /** Required by RFC 3875 (sections 4.1.14 to 4.1.16) and by the validator. */
+  SERVER_NAME: string;
+  SERVER_PORT: string;
+  SERVER_PROTOCOL: string;
   CONTENT_TYPE?: string;
   CONTENT_LENGTH?: string;
-  SERVER_NAME?: string;
-  SERVER_PORT?: string;
-  SERVER_PROTOCOL?: string;
   REMOTE_ADDR?: string;
+  REMOTE_PORT?: string;
+  REMOTE_HOST?: string;
+  REMOTE_USER?: string;
+  AUTH_TYPE?: string;
+  GATEWAY_INTERFACE?: string;
+  SERVER_SOFTWARE?: string;
+  SERVER_ADDR?: string;
+  /** The raw request target (path and query, still percent-encoded), as the client sent it. */
+  REQUEST_URI?: string;
+  REQUEST_SCHEME?: string;
+  /** `on` (or `1`, `yes`) over TLS; read `tsgi.url_scheme` rather than this. */
+  HTTPS?: string;
+  DOCUMENT_ROOT?: string;
+  DOCUMENT_URI?: string;
+  PATH_TRANSLATED?: string;
   [httpHeader: `HTTP_${string}`]: string | undefined;
   "tsgi.version": readonly [number, number];
   "tsgi.url_scheme": "http" | "https";
@@ -50,6 +68,10 @@ export interface Environ {
   "tsgi.multithread": boolean;
   "tsgi.multiprocess": boolean;
   "tsgi.run_once": boolean;
+  /** FastCGI only: the role the web server asked for (FastCGI 1.0, section 6). */
+  "tsgi.fcgi.role"?: "responder" | "authorizer" | "filter";
+  /** FastCGI filter role only: the file to filter (`FCGI_DATA`), a stream like `tsgi.input`. */
+  "tsgi.fcgi.data"?: InputStream;
   [key: string]: unknown;
 }
 

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MATRIX_APP, example, fetchHttp, startApache, waitForLog, writeFile, sha256, type Apache } from "./helpers/frontends.js";
+import { MATRIX_APP, example, startApache, waitForLog, writeFile, sha256, type Apache } from "./helpers/frontends.js";
 import { FIXTURES } from "./helpers/cgi.js";
 import { ProcessGroup, TSGI_BIN, findBinary, tempDir } from "./helpers/servers.js";
 
