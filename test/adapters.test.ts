@@ -6,13 +6,13 @@ import express from "express";
 import { existsSync } from "node:fs";
 import { IncomingMessage, ServerResponse, createServer, request as httpRequest, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable, pipeline } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fromFetchHandler, fromNodeHandler, toNodeHandler } from "../src/adapters/index.js";
-import { ConnectionClosedError } from "../src/engine.js";
+import { ConnectionClosedError, type Outcome } from "../src/engine.js";
 import type { Application, Environ } from "../src/types.js";
 import { REPO, parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
-import { RecordingSink, deferred, start, within } from "./fixtures/http/harness.js";
+import { RecordingSink, deferred, start, within, type Run } from "./fixtures/http/harness.js";
 import { FRAMEWORK_APPS, SCENARIOS, gatewayVariables, type Framework } from "./fixtures/http/scenarios.js";
 
 const FRAMEWORKS = Object.keys(FRAMEWORK_APPS) as Framework[];
@@ -494,6 +494,103 @@ describe("fromNodeHandler", () => {
     const run = start(fromNodeHandler(app), { REMOTE_ADDR: "198.51.100.7", HTTPS: "on" });
     expect(await run.outcome).toBe("complete");
     expect(JSON.parse(run.sink.body())).toEqual({ ip: "198.51.100.7", protocol: "https", secure: true });
+  });
+});
+
+describe("fromNodeHandler: an error on the response or its socket ends that request only", () => {
+  /** Runs a request; any error that escapes as an uncaught exception (which would end a server process) fails the test. */
+  async function settle(run: Run): Promise<Outcome> {
+    const escaped: unknown[] = [];
+    const onUncaught = (error: unknown) => escaped.push(error);
+    process.on("uncaughtException", onUncaught);
+    try {
+      const outcome = await within(run.outcome, 2000, "the response");
+      // An unhandled 'error' event is thrown from a later tick.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(escaped).toEqual([]);
+      return outcome;
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+  }
+
+  /** A source that gives `chunks` chunks, then fails. */
+  const failingSource = (chunks: number) => {
+    let given = 0;
+    return new Readable({
+      read() {
+        if (given++ < chunks) this.push(`chunk ${given}\n`);
+        else setTimeout(() => this.destroy(new Error("source failed")), 5);
+      },
+    });
+  };
+
+  it("stream.pipeline() from a source that fails before the first byte: a 500 and a log line", async () => {
+    const run = start(fromNodeHandler((_req, res) => pipeline(failingSource(0), res, () => {})));
+    expect(await settle(run)).toBe("failed");
+    expect(run.sink.status).toBe("500 Internal Server Error");
+    expect(run.errors.text).toMatch(/error in application: Error: source failed/);
+  });
+
+  it("stream.pipeline() from a source that fails after the first chunk: the response is cut off and the error logged", async () => {
+    const run = start(fromNodeHandler((_req, res) => pipeline(failingSource(1), res, () => {})));
+    expect(await settle(run)).toBe("cut");
+    expect(run.sink.aborted).toBe(true);
+    expect(run.sink.body()).toBe("chunk 1\n");
+    expect(run.errors.text).toMatch(/error in application: Error: source failed/);
+  });
+
+  it("res.destroy(error) halfway: the response is cut off and that error logged", async () => {
+    const run = start(
+      fromNodeHandler((_req, res) => {
+        res.write("partial");
+        setTimeout(() => res.destroy(new Error("destroyed on purpose")), 5);
+      }),
+    );
+    expect(await settle(run)).toBe("cut");
+    expect(run.sink.body()).toBe("partial");
+    expect(run.errors.text).toMatch(/Error: destroyed on purpose/);
+  });
+
+  it("req.destroy(error) while the body is still arriving, before any response: a 500 and that error logged", async () => {
+    const input = new PassThrough();
+    const run = start(
+      fromNodeHandler((req) => void req.once("data", () => req.destroy(new Error("request destroyed on purpose")))),
+      { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" },
+      input,
+    );
+    input.write("first part");
+    expect(await settle(run)).toBe("failed");
+    expect(run.sink.status).toBe("500 Internal Server Error");
+    expect(run.errors.text).toMatch(/Error: request destroyed on purpose/);
+  });
+
+  it("req.socket.destroy(error) before any response: a 500 and that error logged", async () => {
+    const run = start(fromNodeHandler((req) => void setTimeout(() => req.socket.destroy(new Error("socket destroyed on purpose")), 5)));
+    expect(await settle(run)).toBe("failed");
+    expect(run.sink.status).toBe("500 Internal Server Error");
+    expect(run.errors.text).toMatch(/Error: socket destroyed on purpose/);
+  });
+
+  it("an 'error' event on the response the handler does not listen for cuts it off; one it listens for is its own to handle", async () => {
+    const unheard = start(
+      fromNodeHandler((_req, res) => {
+        res.write("partial");
+        setTimeout(() => res.emit("error", new Error("emitted on purpose")), 5);
+      }),
+    );
+    expect(await settle(unheard)).toBe("cut");
+    expect(unheard.errors.text).toMatch(/Error: emitted on purpose/);
+
+    const heard = start(
+      fromNodeHandler((_req, res) => {
+        res.on("error", (error) => res.end(` handled ${error.message}`));
+        res.write("partial");
+        setTimeout(() => res.emit("error", new Error("emitted on purpose")), 5);
+      }),
+    );
+    expect(await settle(heard)).toBe("complete");
+    expect(heard.sink.body()).toBe("partial handled emitted on purpose");
   });
 });
 

@@ -5,6 +5,7 @@ import {
   FCGI_KEEP_CONN,
   FastCgiProtocolError,
   ParamsDecoder,
+  ParamsTooLargeError,
   ProtocolStatus,
   RecordType,
   Role,
@@ -438,6 +439,23 @@ describe('ParamsDecoder', () => {
     const decoder = new ParamsDecoder({ maxBytes: 1 << 20 });
     // Name 1 byte, value 0x7fffffff bytes: must fail now, without allocating 2 GiB.
     expect(() => decoder.push(hex('01 ff ff ff ff 41'))).toThrow(/exceeds the 1048576-byte params limit/);
+  });
+
+  it('tells params too large (ParamsTooLargeError) from malformed ones (a plain FastCgiProtocolError) by type', () => {
+    const overLimit = new ParamsDecoder({ maxBytes: 100 });
+    expect(() => overLimit.push(encodeNameValuePairs([['A', 'x'.repeat(200)]]))).toThrow(ParamsTooLargeError);
+    const forged = new ParamsDecoder({ maxBytes: 100 });
+    expect(() => forged.push(hex('01 ff ff ff ff 41'))).toThrow(ParamsTooLargeError);
+    const truncated = new ParamsDecoder({ maxBytes: 100 });
+    truncated.push(hex('05 05 61 62'));
+    let error: unknown;
+    try {
+      truncated.end();
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(FastCgiProtocolError);
+    expect(error).not.toBeInstanceOf(ParamsTooLargeError);
   });
 
   it('through the record parser, reports oversized params as an error', () => {

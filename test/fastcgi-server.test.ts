@@ -514,18 +514,81 @@ describe("writing the response", () => {
     expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
   });
 
-  it("an app failing after its headers went out on a shared connection: END_REQUEST with appStatus 1 and an unended STDOUT; the other request is unaffected", async () => {
+  /** Frames of one request id in what the connection received, as raw bytes. */
+  function framesOf(client: FastCgiClient, requestId: number): Buffer {
+    const raw = client.rawBytes();
+    const frames = splitFrames(raw).filter((frame) => frame.requestId === requestId);
+    return Buffer.concat(frames.map((frame) => raw.subarray(frame.offset, frame.offset + 8 + frame.contentLength + frame.paddingLength)));
+  }
+
+  /** Request 1 (/slow?ms=300) and request 2 (`target`, cut off after its first chunk) multiplexed on one kept connection. */
+  async function cutBesideAnother(target: string): Promise<FastCgiClient> {
     const client = await open(main.address);
     await client.beginRequest(1, { keepConn: true });
     await client.sendParams(1, paramsFor("/slow?ms=300"));
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
     await client.beginRequest(2, { keepConn: true });
-    await client.sendParams(2, paramsFor("/fail-midway"));
+    await client.sendParams(2, paramsFor(target));
     await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(0));
-    const failed = await client.response(2);
-    expect(failed.endRequest).toEqual({ appStatus: 1, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
-    expect(failed.stdoutEnded).toBe(false);
+    // The cut comes in the same turn as the first chunk.
+    await client.waitForRecords((records) => records.some((r) => r.requestId === 2 && r.type === RecordType.STDOUT && r.content.includes("first part")));
+    return client;
+  }
+
+  it("an app failing after its headers went out on a shared connection: no END_REQUEST for it, ever; the other request completes byte-exact, then the connection closes", async () => {
+    const from = main.proc.stderr.length;
+    const client = await cutBesideAnother("/fail-midway");
+    // Records still arriving for the cut id are ignored.
+    await client.sendStream(RecordType.STDIN, 2, Buffer.from("late body"));
+    await client.abortRequest(2);
+    const other = await client.response(1);
+    expect(framesOf(client, 1)).toEqual(
+      Buffer.concat([
+        hex("01 06 00 01 00 59 07 00"), // STDOUT, id 1, 89 bytes, 7 of padding
+        Buffer.from("Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\nslept 300\n"),
+        hex("00 00 00 00 00 00 00"),
+        hex("01 06 00 01 00 00 00 00"),
+        hex("01 03 00 01 00 08 00 00 00 00 00 00 00 00 00 00"),
+      ]),
+    );
+    expect(other.response().body.toString()).toBe("slept 300\n");
+    await client.waitForClose(2000);
+    expect(client.records.filter((r) => r.requestId === 2).map((r) => r.type)).toEqual([RecordType.STDOUT]);
+    expect(framesOf(client, 2).subarray(8).toString()).toMatch(/^Status: 200 OK\r\nContent-Type: text\/plain\r\n\r\nfirst part\n/);
+    await main.proc.waitForStderr(/GET \/fail-midway: response cut off/, 2000, from);
+  });
+
+  it("after a cut-off on a shared connection, a new FCGI_BEGIN_REQUEST on it gets FCGI_OVERLOADED, byte for byte, and a log line; the connection closes once the other request is done", async () => {
+    const from = main.proc.stderr.length;
+    const client = await cutBesideAnother("/fail-midway");
+    const before = client.rawBytes().length;
+    await client.beginRequest(3, { keepConn: true });
+    await client.waitForRecords((records) => records.some((r) => r.requestId === 3));
+    expect(client.rawBytes().subarray(before, before + 16)).toEqual(hex("01 03 00 03 00 08 00 00 00 00 00 00 02 00 00 00"));
+    await main.proc.waitForStderr(/request 3: refused \(FCGI_OVERLOADED\): a response on this connection was cut off/, 2000, from);
+    // Its params are ignored like any for an id not in use.
+    await client.sendParams(3, paramsFor("/hello"));
     expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
+    await client.waitForClose(2000);
+    expect(client.records.filter((r) => r.type === RecordType.END_REQUEST).map((r) => r.requestId)).toEqual([3, 1]);
+  });
+
+  it("a body shorter than its Content-Length on a shared connection is cut off the same way: no END_REQUEST for it, the other completes, the connection closes", async () => {
+    const client = await cutBesideAnother("/short-body");
+    expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
+    await client.waitForClose(2000);
+    expect(client.records.some((r) => r.requestId === 2 && r.type === RecordType.END_REQUEST)).toBe(false);
+    expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
+  });
+
+  it("a body shorter than its Content-Length alone on its connection: the connection closes without END_REQUEST", async () => {
+    const client = await open(main.address);
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/short-body"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0)).catch(() => {});
+    await client.waitForClose(2000);
+    expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
+    expect(client.records.some((r) => r.type === RecordType.STDOUT && r.content.includes("first part"))).toBe(true);
   });
 
   it("by default app errors (tsgi.errors, the 500's stack) go to the process's stderr, not to FCGI_STDERR", async () => {
@@ -754,6 +817,35 @@ describe("limits", () => {
   });
 });
 
+describe("under node --disallow-code-generation-from-strings", () => {
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiFcgi(group, { nodeArgs: ["--disallow-code-generation-from-strings"], args: ["--max-params-bytes", "4096"] });
+  });
+
+  it("builds the environ without compiled code, request after request", async () => {
+    const given = { ...paramsFor("/inspect?x=1"), SCRIPT_NAME: "/app", HTTP_X_ODD: " spaced ", EMPTY: "" };
+    for (let round = 0; round < 3; round++) {
+      const client = await open(server.address);
+      const report = bodyJson(await client.request({ params: given, stdin: "body" }));
+      expect(report.environ).toMatchObject(given);
+      expect(report.body.length).toBe(4);
+    }
+    expect(server.proc.stderr).not.toMatch(/bad FCGI_PARAMS|EvalError/);
+  });
+
+  it("still answers params over --max-params-bytes with 431 and malformed params with 400", async () => {
+    const tooBig = await (await open(server.address)).request({ params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }) });
+    expect(tooBig.response().status).toBe("431 Request Header Fields Too Large");
+
+    const client = await open(server.address);
+    await client.beginRequest(1);
+    await client.sendParams(1, hex("05 05 61 62")); // a pair announced as 10 bytes, ended after 2
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    expect((await client.response(1)).response().status).toBe("400 Bad Request");
+  });
+});
+
 describe("--no-multiplex", () => {
   let server: TsgiFcgi;
   beforeAll(async () => {
@@ -828,6 +920,13 @@ describe("environ", () => {
     const report = await inspect(given);
     for (const [name, value] of Object.entries(given)) expect(report.environ[name]).toBe(value);
     expect(report.tsgi).toMatchObject({ run_once: false, multiprocess: false, multithread: false, role: "responder", hasData: false });
+  });
+
+  it("--multiprocess sets tsgi.multiprocess for a process on its own --listen socket", async () => {
+    const server = await startTsgiFcgi(group, { args: ["--multiprocess"] });
+    const client = await open(server.address);
+    expect(bodyJson(await client.request({ params: paramsFor("/inspect") })).tsgi.multiprocess).toBe(true);
+    await server.proc.stop();
   });
 
   it("tsgi.url_scheme comes from HTTPS (on/1, any case), then REQUEST_SCHEME", async () => {
@@ -917,6 +1016,9 @@ describe("listening", () => {
     expect(server.proc.stderr).toMatch(/serving \S+ on fd 0 /);
     const client = await open({ host: "127.0.0.1", port });
     expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    // mod_fcgid and lighttpd bin-path start several processes on one such socket.
+    const inspected = await (await open({ host: "127.0.0.1", port })).request({ params: paramsFor("/inspect") });
+    expect(bodyJson(inspected).tsgi.multiprocess).toBe(true);
   });
 
   it("without --listen and fd 0 a pipe: a clear message on stderr, non-zero exit", async () => {

@@ -30,6 +30,8 @@ export class ResponseBridge {
   private finishEmitted = false;
   /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
   private closingSocket = false;
+  /** The error the stand-in socket was destroyed with (res.destroy(error), req.destroy(error), pipeline). */
+  private socketError: Error | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -49,9 +51,28 @@ export class ResponseBridge {
     res.assignSocket(socket as unknown as Parameters<ServerResponse["assignSocket"]>[0]);
     this.res = res;
     this.replaceOutputMethods();
-    socket.once("close", () => {
+    this.listenForErrors();
+  }
+
+  /**
+   * node:http's server listens for errors on every socket it serves, so an
+   * application that destroys its response with an error loses only that
+   * response. The stand-in socket needs the same: without a listener an 'error'
+   * event throws and ends the whole process. Here an error on the socket, or
+   * one on the response that the application does not handle itself, ends this
+   * one request: a 500 before the response started, else the response cut off,
+   * with a log line either way.
+   */
+  private listenForErrors(): void {
+    // res.destroy(error), req.destroy(error) on an unfinished body, and stream.pipeline()
+    // with a failing source all end in socket.destroy(error): 'error', then 'close'.
+    this.socket.on("error", (error: Error) => {
+      this.socketError ??= error;
+    });
+    this.socket.once("close", () => {
       if (!this.closingSocket) this.destroyedByApplication();
     });
+    this.res.on("error", (error: Error) => this.responseError(error));
   }
 
   /**
@@ -66,7 +87,7 @@ export class ResponseBridge {
     } else if (this.queue && !this.res.writableEnded) {
       this.queue.fail(error instanceof Error ? error : new Error(String(error)));
     } else {
-      this.environ["tsgi.errors"].write(`[tsgi] ${this.req.method} ${this.req.url}: the handler failed after its response ended: ${describeError(error)}\n`);
+      this.log(`the handler failed after its response ended: ${describeError(error)}`);
     }
   }
 
@@ -192,9 +213,39 @@ export class ResponseBridge {
 
   /** res.destroy() or req.socket.destroy() before end(): the response is cut off. */
   private destroyedByApplication(): void {
-    if (this.res.writableEnded) return;
-    this.fail(new Error("the application destroyed the response before ending it"));
+    const error = this.socketError;
+    if (this.res.writableEnded) {
+      if (error) this.log(`error after the response ended: ${describeError(error)}`);
+      return;
+    }
+    this.fail(error ?? new Error("the application destroyed the response before ending it"));
     if (!this.req.destroyed) this.req.destroy();
+  }
+
+  /**
+   * An 'error' event on the response. One the application listens for is its
+   * own to handle, as under node:http; any other ends the request.
+   */
+  private responseError(error: Error): void {
+    if (this.applicationListensForErrors()) return;
+    if (this.res.writableEnded || this.res.destroyed) {
+      this.log(describeError(error));
+      return;
+    }
+    this.fail(error);
+  }
+
+  /** Whether 'error' listeners other than the bridge's own are on the response. */
+  private applicationListensForErrors(): boolean {
+    return this.res.listenerCount("error") > 1;
+  }
+
+  private log(text: string): void {
+    try {
+      this.environ["tsgi.errors"].write(`[tsgi] ${this.req.method} ${this.req.url}: ${text}\n`);
+    } catch {
+      // Nowhere left to report to.
+    }
   }
 
   private lateWrite(state: "ended" | "destroyed", callback: Callback | undefined): void {
@@ -204,8 +255,8 @@ export class ResponseBridge {
         : streamError("ERR_STREAM_DESTROYED", "cannot call write after a stream was destroyed");
     if (callback) process.nextTick(callback, error);
     // node:http emits 'error' here, which kills a process that has no listener; one late write must not stop a server.
-    if (state === "ended" && this.res.listenerCount("error") > 0) process.nextTick(() => this.res.emit("error", error));
-    else if (state === "ended") this.environ["tsgi.errors"].write(`[tsgi] ${this.req.method} ${this.req.url}: ${error.message}\n`);
+    if (state === "ended" && this.applicationListensForErrors()) process.nextTick(() => this.res.emit("error", error));
+    else if (state === "ended") this.log(error.message);
   }
 }
 

@@ -59,7 +59,10 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
   try {
     running = await serveFastCgi(app, {
       ...options,
-      multiprocess: inWorker,
+      // Workers share the socket; otherwise serveFastCgi decides from where it listens.
+      multiprocess: inWorker || options.multiprocess ? true : undefined,
+      // This process is ours: its V8 flags may be set (see fastcgi/reclaim.ts).
+      reclaimBodyMemory: true,
       onRetire: () => {
         if (retiring) return;
         retiring = true;

@@ -39,6 +39,7 @@ export function buildProgram(): Command {
     .option("--receive-timeout <seconds>", "give up a request whose params or body stall this long", number, 60)
     .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
     .option("--stderr-to-web-server", "send tsgi.errors as FCGI_STDERR records instead of to stderr")
+    .option("--multiprocess", "set tsgi.multiprocess: other processes serve the same app (default: with fd 0 or --workers)")
     .option("-w, --workers <n>", 'worker processes sharing the socket ("auto": one per CPU); without it, one process', workerCount)
     .option("--max-requests <n>", "recycle a worker (or this process) after it served this many requests", integer)
     .option("--request-timeout <seconds>", "give up an application call running longer: 504, or the response cut off", number)
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
         receiveTimeout: options.receiveTimeout as number,
         multiplex: options.multiplex as boolean,
         stderrToWebServer: Boolean(options.stderrToWebServer),
+        multiprocess: options.multiprocess === true ? true : undefined,
         workers: options.workers as number | "auto" | undefined,
         maxRequests: options.maxRequests as number | undefined,
         requestTimeout: options.requestTimeout as number | undefined,

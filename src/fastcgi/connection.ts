@@ -42,6 +42,8 @@ export interface ConnectionOptions {
   errors: Writable;
   stderrToWebServer: boolean;
   multiprocess: boolean;
+  /** Run a minor collection now and then while request bodies arrive (see reclaim.ts). */
+  reclaimBodyMemory: boolean;
   /** Milliseconds an application call may run before it is given up (0: no limit). */
   requestTimeout: number;
   /** Milliseconds after which a request still running is logged (0: never). */
@@ -85,6 +87,12 @@ export class FastCgiConnection implements RecordHandler {
   private drainWaiters: (() => void)[] = [];
   private readonly pausedBy = new Set<FastCgiRequest>();
   private recordsSeen = false;
+  /**
+   * Ids of responses cut off on this connection. They never get END_REQUEST, so
+   * the web server still holds them as active: the connection takes no new
+   * request and closes once the others are done.
+   */
+  private readonly cutIds = new Set<number>();
 
   constructor(
     readonly socket: Socket,
@@ -183,6 +191,13 @@ export class FastCgiConnection implements RecordHandler {
       this.protocolError(`FCGI_BEGIN_REQUEST for request id ${id}, which is already in use`);
       return;
     }
+    if (this.cutIds.has(id)) {
+      // The web server reuses an id it never saw end (spec 3.3: ids of active requests
+      // are not reused). Any answer would be an END_REQUEST for the id it must see as
+      // incomplete; the connection closes once the requests still on it are done.
+      this.log(`request ${id}: ignored: that id's response was cut off and the connection is closing`);
+      return;
+    }
     if (this.socket.writableEnded) {
       // This side is already closed (no KEEP_CONN, or shutting down): the answer
       // could never be sent, so the request must not run. The web server sees the
@@ -194,7 +209,12 @@ export class FastCgiConnection implements RecordHandler {
     }
     const keepConn = (flags & FCGI_KEEP_CONN) !== 0;
     let refusal: number | undefined;
-    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
+    if (this.cutIds.size > 0) {
+      // The connection is on its way out (see cutOff): the spec's answer for a
+      // request the application cannot take now (spec 5.5).
+      refusal = ProtocolStatus.OVERLOADED;
+      this.log(`request ${id}: refused (FCGI_OVERLOADED): a response on this connection was cut off, so it closes once its requests are done`);
+    } else if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
       refusal = ProtocolStatus.UNKNOWN_ROLE;
       this.log(`request ${id}: unknown role ${role}`);
     } else if (this.requests.size >= (this.options.multiplex ? this.options.maxRequestsPerConnection : 1)) {
@@ -264,7 +284,7 @@ export class FastCgiConnection implements RecordHandler {
       for (const bytes of out) socket.write(bytes);
       socket.uncork();
     }
-    if (this.endWhenFlushed) socket.end();
+    if (this.endWhenFlushed) this.closeOutput();
     else if (!socket.writableNeedDrain) this.releaseDrainWaiters();
   }
 
@@ -306,30 +326,44 @@ export class FastCgiConnection implements RecordHandler {
   private endAfterFlush(): void {
     if (this.closed) return;
     if (this.flushScheduled) this.endWhenFlushed = true;
+    else this.closeOutput();
+  }
+
+  /**
+   * Ends this side once what is queued is written. After a cut-off the
+   * connection is closed outright: records the web server still sends for the
+   * cut request have no one to read them.
+   */
+  private closeOutput(): void {
+    if (this.cutIds.size > 0) this.socket.destroySoon();
     else this.socket.end();
   }
 
-  /** A request sent END_REQUEST: free its id, and close the connection if it is no longer wanted. */
+  /** A request sent END_REQUEST (or was cut off): free its id, and close the connection if it is no longer wanted. */
   requestEnded(request: FastCgiRequest): void {
     if (this.requests.get(request.id) !== request) return;
     this.requests.delete(request.id);
     if (this.pausedBy.has(request)) this.resumeFor(request);
     this.server.release();
-    if (this.requests.size === 0 && (!request.keepConn || this.peerEnded || this.server.shuttingDown)) this.endAfterFlush();
+    if (this.requests.size > 0) return;
+    if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded || this.server.shuttingDown) this.endAfterFlush();
   }
 
-  /** The application failed after its headers went out: the web server must not take the response as whole. */
+  /**
+   * The response cannot be completed after some of it went out (the
+   * application failed, a timeout, a body short of its Content-Length): the web
+   * server must not take it as whole. Its END_REQUEST is never sent: web servers
+   * take an END_REQUEST as a complete response whatever its appStatus (spec 5.5),
+   * and FastCGI has no other way to say "incomplete", so the only sign left is
+   * the connection closing (spec 3.5 lets the application close it). Requests
+   * sharing the connection finish first; none is accepted meanwhile.
+   */
   cutOff(request: FastCgiRequest): void {
-    if (this.requests.size > 1) {
-      // Other requests share this connection: end this one without closing its STDOUT stream.
-      request.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE, 1);
-      return;
-    }
+    if (request.finished || this.requests.get(request.id) !== request) return;
     request.finished = true;
+    this.cutIds.add(request.id);
+    // What was produced still goes out, before the close.
     this.requestEnded(request);
-    // What was produced still goes out; closing without END_REQUEST tells the web server it is incomplete.
-    this.flush();
-    this.socket.destroySoon();
   }
 
   /** Whether any record arrived yet: a fresh connection's first request may still be on its way. */

@@ -60,6 +60,15 @@ export class FastCgiProtocolError extends Error {
   override name = 'FastCgiProtocolError';
 }
 
+/**
+ * A request's FCGI_PARAMS stream is larger than the configured limit (or a
+ * length field announces a pair that would make it so): well-formed, but
+ * refused, which a gateway answers with 431 rather than 400.
+ */
+export class ParamsTooLargeError extends FastCgiProtocolError {
+  override name = 'ParamsTooLargeError';
+}
+
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
 
 function lengthFieldSize(length: number): number {
@@ -123,9 +132,10 @@ const READ_VALUE = 3;
  * content in order with push(); a pair may straddle any number of chunks.
  *
  * Names and values decode as Latin-1. A repeated name keeps its last value.
- * push() throws FastCgiProtocolError once the stream exceeds `maxBytes` (or a
- * length field announces a pair that would); end() throws if the stream stops
- * inside a pair. After an error every later call throws the same error.
+ * push() throws ParamsTooLargeError (a FastCgiProtocolError) once the stream
+ * exceeds `maxBytes` (or a length field announces a pair that would); end()
+ * throws FastCgiProtocolError if the stream stops inside a pair. After an
+ * error every later call throws the same error.
  */
 export class ParamsDecoder {
   readonly maxBytes: number;
@@ -148,12 +158,12 @@ export class ParamsDecoder {
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_PARAMS_BYTES;
   }
 
-  /** Feeds the next piece of the stream. Throws FastCgiProtocolError past the size cap. */
+  /** Feeds the next piece of the stream. Throws ParamsTooLargeError past the size cap. */
   push(chunk: Buffer): void {
     if (this.failure) throw this.failure;
     const chunkStart = this.bytesSeen;
     this.bytesSeen += chunk.length;
-    if (this.bytesSeen > this.maxBytes) this.fail(`FastCGI params exceed the ${this.maxBytes}-byte limit`);
+    if (this.bytesSeen > this.maxBytes) this.fail(new ParamsTooLargeError(`FastCGI params exceed the ${this.maxBytes}-byte limit`));
 
     const end = chunk.length;
     let pos = 0;
@@ -189,7 +199,7 @@ export class ParamsDecoder {
           this.valueLength = length;
           // Refuse before buffering anything, so a forged length cannot make us allocate it.
           if (chunkStart + pos + this.nameLength + length > this.maxBytes) {
-            this.fail(`FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`);
+            this.fail(new ParamsTooLargeError(`FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`));
           }
           this.startName();
         }
@@ -228,7 +238,7 @@ export class ParamsDecoder {
   end(): Record<string, string> {
     if (this.failure) throw this.failure;
     if (this.state !== READ_NAME_LENGTH || this.lengthBytesLeft !== 0) {
-      this.fail('FastCGI params stream ended inside a name-value pair');
+      this.fail(new FastCgiProtocolError('FastCGI params stream ended inside a name-value pair'));
     }
     return buildParamsObject(this.names, this.values);
   }
@@ -292,8 +302,8 @@ export class ParamsDecoder {
     this.values.push(value);
   }
 
-  private fail(message: string): never {
-    this.failure = new FastCgiProtocolError(message);
+  private fail(error: FastCgiProtocolError): never {
+    this.failure = error;
     this.partial = null;
     throw this.failure;
   }
@@ -369,6 +379,11 @@ type ParamsShape = { names: string[]; build: (values: string[]) => Record<string
 const MAX_SHAPES = 16;
 const MAX_SHAPE_KEYS = 256;
 const shapes: ParamsShape[] = [];
+/**
+ * False once V8 refused to compile a shape (node --disallow-code-generation-from-strings,
+ * or a policy doing the same): every later request takes the plain path at once.
+ */
+let mayCompile = true;
 
 function buildParamsObject(names: string[], values: string[]): Record<string, string> {
   for (let i = 0; i < shapes.length; i++) {
@@ -379,12 +394,25 @@ function buildParamsObject(names: string[], values: string[]): Record<string, st
     }
   }
   // "__proto__" in a literal would set the prototype; huge or odd sets are not worth compiling.
-  if (names.length > MAX_SHAPE_KEYS || names.includes('__proto__')) return assignParams(names, values);
-  const literal = names.map((name, index) => `${JSON.stringify(name)}: values[${index}]`).join(', ');
-  const build = new Function('values', `return { ${literal} };`) as ParamsShape['build'];
+  if (!mayCompile || names.length > MAX_SHAPE_KEYS || names.includes('__proto__')) return assignParams(names, values);
+  const build = compileShape(names);
+  if (build === undefined) return assignParams(names, values);
   shapes.unshift({ names: names.slice(), build });
   if (shapes.length > MAX_SHAPES) shapes.pop();
   return build(values);
+}
+
+/** An object literal builder for this sequence of names, or undefined where code generation is refused. */
+function compileShape(names: string[]): ParamsShape['build'] | undefined {
+  const literal = names.map((name, index) => `${JSON.stringify(name)}: values[${index}]`).join(', ');
+  try {
+    return new Function('values', `return { ${literal} };`) as ParamsShape['build'];
+  } catch {
+    // An EvalError: code generation from strings is disallowed in this process. The
+    // names are JSON-quoted, so nothing else here can fail to compile.
+    mayCompile = false;
+    return undefined;
+  }
 }
 
 function sameNames(a: string[], b: string[]): boolean {

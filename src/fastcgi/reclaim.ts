@@ -7,6 +7,11 @@
 // runs. A minor collection (well under a millisecond when little is alive)
 // after every few MiB of body keeps that pile small. No public API offers it,
 // so the collector is reached once through V8's --expose-gc flag.
+//
+// Setting a V8 flag changes the whole process, which a library must not do to
+// its host: this runs only when asked for (serveFastCgi's `reclaimBodyMemory`,
+// which `tsgi fcgi` sets, owning its process), and the flag is set at the first
+// collection, not before.
 
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";

@@ -8,7 +8,7 @@ import { makeEnviron } from "../environ.js";
 import { cgiHeadText, formatCgiHead } from "../headers.js";
 import type { Application, Chunk, Environ, HeaderList } from "../types.js";
 import type { FastCgiConnection } from "./connection.js";
-import { FCGI_MAX_CONTENT_LENGTH, FastCgiProtocolError, ParamsDecoder, ProtocolStatus, RecordType, Role } from "./protocol.js";
+import { FCGI_MAX_CONTENT_LENGTH, ParamsDecoder, ParamsTooLargeError, ProtocolStatus, RecordType, Role } from "./protocol.js";
 import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream, encodeWholeResponse } from "./records.js";
 
 // The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
@@ -140,7 +140,7 @@ export class FastCgiRequest implements ResponseSink {
       this.start(app, vars);
     } catch (error) {
       this.params = null;
-      const tooLarge = error instanceof FastCgiProtocolError && /exceed|max/i.test(error.message);
+      const tooLarge = error instanceof ParamsTooLargeError;
       this.connection.log(`request ${this.id}: bad FCGI_PARAMS: ${(error as Error).message}`);
       this.input.add(Buffer.alloc(0));
       this.data?.add(Buffer.alloc(0));
@@ -153,7 +153,7 @@ export class FastCgiRequest implements ResponseSink {
     const stream = type === RecordType.DATA ? this.data : this.input;
     if (stream === null) return true;
     this.lastInputAt = Date.now();
-    bodyBytesReceived(piece.length);
+    if (this.connection.options.reclaimBodyMemory) bodyBytesReceived(piece.length);
     if (!this.appFinished) return stream.add(piece);
     // Input that arrives after the application finished is only read to be dropped.
     if (piece.length === 0) stream.ended = true;
@@ -260,7 +260,9 @@ export class FastCgiRequest implements ResponseSink {
     if (this.data && !this.data.ended) this.data.destroy();
     this.connection.resumeFor(this);
     if (this.finished) return;
-    if (outcome === "cut") {
+    // Whatever stopped it (an error, a short body, an abort the application
+    // raised itself), a response that went out in part must not end cleanly.
+    if (outcome === "cut" || (outcome === "aborted" && this.outputStarted)) {
       this.connection.cutOff(this);
       return;
     }

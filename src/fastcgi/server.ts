@@ -43,8 +43,20 @@ export interface FastCgiOptions {
   errors?: Writable;
   /** Send tsgi.errors to the web server as FCGI_STDERR records instead. Default false. */
   stderrToWebServer?: boolean;
-  /** The value of tsgi.multiprocess. Default false. */
+  /**
+   * The value of tsgi.multiprocess: whether other processes may be serving the
+   * same application. Default true when listening on the socket inherited on
+   * fd 0 (mod_fcgid and lighttpd `bin-path` start several processes on one such
+   * socket) or in a cluster worker; false for a process on its own `listen` socket.
+   */
   multiprocess?: boolean;
+  /**
+   * Run a minor garbage collection after every 2 MiB of request body, which
+   * keeps the memory of large uploads small. It turns on V8's `--expose-gc` for
+   * the whole process (at the first collection), so it is off by default;
+   * `tsgi fcgi` sets it. Default false.
+   */
+  reclaimBodyMemory?: boolean;
   /** After this many requests, `onRetire` is called once (recycling, like PHP-FPM's pm.max_requests). */
   maxRequests?: number | undefined;
   /** Called once when `maxRequests` requests have been served. */
@@ -98,7 +110,8 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     receiveTimeout: (options.receiveTimeout ?? 60) * 1000,
     errors: options.errors ?? process.stderr,
     stderrToWebServer: options.stderrToWebServer ?? false,
-    multiprocess: options.multiprocess ?? false,
+    multiprocess: options.multiprocess ?? (options.listen === undefined || cluster.isWorker),
+    reclaimBodyMemory: options.reclaimBodyMemory ?? false,
     requestTimeout: (options.requestTimeout ?? 0) * 1000,
     slowRequest: (options.slowRequest ?? 0) * 1000,
     pages:

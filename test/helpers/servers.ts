@@ -310,6 +310,8 @@ export interface TsgiFcgiOptions {
   listen?: "unix" | "tcp" | string | null;
   /** More command-line options. */
   args?: string[];
+  /** Options for node itself, before the script (e.g. --disallow-code-generation-from-strings). */
+  nodeArgs?: string[];
   /** Environment variables over a clean one (PATH only). */
   env?: Record<string, string>;
   /** stdio for the child; default ["ignore", "pipe", "pipe"]. */
@@ -335,7 +337,7 @@ export async function startTsgiFcgi(group: ProcessGroup, options: TsgiFcgiOption
   else if (listenOption === "tcp") listen = "127.0.0.1:0";
   else listen = listenOption;
 
-  const args = [TSGI_BIN, "fcgi", app, ...(listen !== null ? ["--listen", listen] : []), ...(options.args ?? [])];
+  const args = [...(options.nodeArgs ?? []), TSGI_BIN, "fcgi", app, ...(listen !== null ? ["--listen", listen] : []), ...(options.args ?? [])];
   const env = { PATH: CLEAN_PATH, ...options.env };
   const stdio = options.stdio ?? ["ignore", "pipe", "pipe"];
   const proc =
