@@ -31,7 +31,11 @@ export interface TestResponse {
   headerValues(name: string): string[];
   /** The body as UTF-8 text. */
   text(): string;
-  /** How the request ended: "complete", or "failed" when the application failed and a 500 went out instead. */
+  /**
+   * How the request ended: "complete"; "failed" when the application failed and
+   * a 500 went out instead; "cut" when the response was cut off after its
+   * headers (an error while streaming, or a body shorter than its Content-Length).
+   */
   outcome: Outcome;
   /** What the application and the engine wrote to tsgi.errors (error reports, stack traces). */
   errors: string;

@@ -817,6 +817,46 @@ describe("close() and return()", () => {
   });
 });
 
+describe("onCleanUp: when the body's return() and close() have settled", () => {
+  it("hands over a promise that settles only once an async close() has, and at once for a sync one", async () => {
+    const { environ } = testEnviron();
+    let finishClose!: () => void;
+    const body = Object.assign(["x"], { close: () => new Promise<void>((resolve) => (finishClose = resolve)) });
+    let settled: Promise<unknown> | undefined;
+    const outcome = await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), { onCleanUp: (promise) => (settled = promise) });
+    expect(outcome).toBe("complete");
+    let done = false;
+    void settled!.then(() => (done = true));
+    await settle();
+    expect(done).toBe(false);
+    finishClose();
+    await settle();
+    expect(done).toBe(true);
+
+    let syncSettled: Promise<unknown> | undefined;
+    await runApplication(respond("200 OK", [], closable(["x"])), testEnviron().environ, new RecordingSink(), { onCleanUp: (promise) => (syncSettled = promise) });
+    await expect(syncSettled).resolves.toBeUndefined();
+  });
+
+  it("settles, and logs, when an async close() rejects", async () => {
+    const { environ, errorLog } = testEnviron();
+    const released = deferred();
+    const body = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          throw new Error("boom");
+        },
+      }),
+      close: () => released.promise.then(() => Promise.reject(new Error("close failed"))),
+    };
+    let settled: Promise<unknown> | undefined;
+    await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), { onCleanUp: (promise) => (settled = promise) });
+    released.resolve();
+    await expect(settled).resolves.toBeDefined();
+    expect(errorLog()).toMatch(/error in body close\(\): Error: close failed/);
+  });
+});
+
 describe("backpressure", () => {
   it("does not write to the sink again until its pending write resolves", async () => {
     const pending: ReturnType<typeof deferred>[] = [];
