@@ -51,7 +51,7 @@ export interface GatewayKeys {
  * present (empty when the server sent none), as PEP 3333 asks.
  */
 export function makeEnviron(vars: Record<string, string | undefined>, keys: GatewayKeys): Environ {
-  const environ = vars as Environ;
+  const environ = vars as unknown as Environ;
   environ.SCRIPT_NAME ??= "";
   environ.PATH_INFO ??= "";
   environ.QUERY_STRING ??= "";

@@ -85,7 +85,7 @@ export function copyEnviron(environ: Environ): Environ {
     Object.defineProperty(copy, key, {
       enumerable: descriptor.enumerable,
       configurable: true,
-      get: () => environ[key],
+      get: () => (environ as unknown as Record<string, unknown>)[key],
       // Setting the key replaces it on the copy only.
       set: (value: unknown) => Object.defineProperty(copy, key, { value, writable: true, enumerable: true, configurable: true }),
     });

@@ -31,7 +31,11 @@ export type InputStream = Readable & AsyncIterable<Uint8Array>;
 
 /**
  * The request: CGI meta-variables as strings (bytes decoded as Latin-1, see
- * docs/SPEC.md) plus the `tsgi.*` keys. Gateways may add more keys.
+ * docs/SPEC.md) plus the `tsgi.*` keys. Any upper-case key is a variable the
+ * web server may have sent (`string | undefined`); a lower-case key that is
+ * not declared here, such as a misspelt `tsgi.*` key, is a type error.
+ * Middleware that adds keys of its own declares them by merging into this
+ * interface: `declare module "tsgi" { interface Environ { "myapp.user"?: User } }`.
  */
 export interface Environ {
   REQUEST_METHOD: string;
@@ -72,7 +76,10 @@ export interface Environ {
   "tsgi.fcgi.role"?: "responder" | "authorizer" | "filter";
   /** FastCGI filter role only: the file to filter (`FCGI_DATA`), a stream like `tsgi.input`. */
   "tsgi.fcgi.data"?: InputStream;
-  [key: string]: unknown;
+  /** Keys a gateway adds for itself: `tsgi.<gateway>.<name>`. */
+  [gatewayKey: `tsgi.${string}.${string}`]: unknown;
+  /** Any other CGI variable the web server sent (SetEnv, mod_rewrite's E= flag, a fastcgi_param). */
+  [cgiVariable: Uppercase<string>]: string | undefined;
 }
 
 /** A TSGI application. */

@@ -108,3 +108,23 @@ export function requiredServerKeys(environ: Environ): Environ {
   // @ts-expect-error every gateway provides SERVER_NAME, SERVER_PORT and SERVER_PROTOCOL
   return withoutServerName;
 }
+
+export function keysOutsideTheSpec(environ: Environ): void {
+  // A misspelt tsgi key is no key at all.
+  // @ts-expect-error "tsgi.inptu" is not a tsgi key
+  void environ["tsgi.inptu"];
+  // @ts-expect-error nor is a lower-case variable
+  void environ.request_method;
+  // Any other upper-case name is a variable the web server may have sent (SetEnv, fastcgi_param).
+  expectTypeOf(environ.SITE_MODE).toEqualTypeOf<string | undefined>();
+  // A gateway's own keys: tsgi.<gateway>.<name>.
+  expectTypeOf(environ["tsgi.scgi.peer"]).toEqualTypeOf<unknown>();
+  // Middleware declares its keys by merging into Environ (see below).
+  expectTypeOf(environ["example.user"]).toEqualTypeOf<{ name: string } | undefined>();
+}
+
+declare module "../src/types.js" {
+  interface Environ {
+    "example.user"?: { name: string };
+  }
+}

@@ -36,8 +36,8 @@ export function requestHeaders(environ: Environ): Headers {
       // A value fetch refuses (NUL, CR, LF) would fail the whole request; without it the app can still answer.
     }
   };
-  for (const key of Object.keys(environ)) {
-    if (key.startsWith("HTTP_")) add(key.slice(5).toLowerCase().replaceAll("_", "-"), environ[key]);
+  for (const [key, value] of Object.entries(environ)) {
+    if (key.startsWith("HTTP_")) add(key.slice(5).toLowerCase().replaceAll("_", "-"), value);
   }
   if (environ.CONTENT_TYPE) add("content-type", environ.CONTENT_TYPE);
   if (environ.CONTENT_LENGTH) add("content-length", environ.CONTENT_LENGTH);

@@ -34,8 +34,7 @@ function httpVersion(protocol: string | undefined): [number, number] {
 /** `headers`, `headersDistinct` and `rawHeaders` from HTTP_* (HTTP_X_FOO → x-foo), CONTENT_TYPE and CONTENT_LENGTH. */
 function setHeaders(req: IncomingMessage, environ: Environ): void {
   const pairs: [string, string][] = [];
-  for (const key of Object.keys(environ)) {
-    const value = environ[key];
+  for (const [key, value] of Object.entries(environ)) {
     if (key.startsWith("HTTP_") && typeof value === "string") pairs.push([key.slice(5).toLowerCase().replaceAll("_", "-"), value]);
   }
   if (environ.CONTENT_TYPE) pairs.push(["content-type", environ.CONTENT_TYPE]);
