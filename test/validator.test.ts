@@ -109,7 +109,7 @@ describe("ValidationError", () => {
 describe("the gateway's environ", () => {
   function environViolation(change: (environ: Record<string, unknown>) => void): unknown {
     const environ = request();
-    change(environ);
+    change(environ as unknown as Record<string, unknown>);
     return caught(() => validator(hello)(environ, acceptingStart));
   }
 
