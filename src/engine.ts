@@ -164,30 +164,20 @@ class Exchange {
     }
     const iterator = (ready ?? (body as Iterable<Chunk>))[Symbol.iterator]();
     this.started(iterator);
-    for (;;) {
-      const step = this.step(() => iterator.next());
-      if (step.done) return;
-      const bytes = toBytes(step.value);
-      if (bytes.length === 0) continue;
+    for (let bytes = this.nextBytes(iterator); bytes !== null; bytes = this.nextBytes(iterator)) {
       const pending = this.send(bytes);
-      // Backpressure: the rest of the loop continues once the sink has room.
-      if (pending) return pending.then(() => this.iterateSyncRest(iterator));
+      // Backpressure: the rest continues once the sink has room.
+      if (pending) return this.iterateSyncRest(iterator, pending);
     }
   }
 
-  private async iterateSyncRest(iterator: Iterator<Chunk>): Promise<void> {
-    const signal = this.sink.signal;
-    if (signal?.aborted) throw new ConnectionClosedError("request aborted");
+  private async iterateSyncRest(iterator: Iterator<Chunk>, first: Promise<void>): Promise<void> {
+    let pending: void | Promise<void> = first;
     for (;;) {
-      const step = this.step(() => iterator.next());
-      if (step.done) return;
-      const bytes = toBytes(step.value);
-      if (bytes.length === 0) continue;
-      const pending = this.send(bytes);
-      if (pending) {
-        await pending;
-        if (signal?.aborted) throw new ConnectionClosedError("request aborted");
-      }
+      if (pending) await this.drained(pending);
+      const bytes = this.nextBytes(iterator);
+      if (bytes === null) return;
+      pending = this.send(bytes);
     }
   }
 
@@ -212,10 +202,23 @@ class Exchange {
       const bytes = toBytes(step.value);
       if (bytes.length === 0) continue;
       const pending = this.send(bytes);
-      if (pending) {
-        await pending;
-        if (signal?.aborted) throw new ConnectionClosedError("request aborted");
-      }
+      if (pending) await this.drained(pending);
+    }
+  }
+
+  /** Waits for the sink to take more; a peer that left meanwhile ends the iteration. */
+  private async drained(pending: Promise<void>): Promise<void> {
+    await pending;
+    if (this.sink.signal?.aborted) throw new ConnectionClosedError("request aborted");
+  }
+
+  /** The next non-empty chunk of a sync body as bytes, or null at its end. */
+  private nextBytes(iterator: Iterator<Chunk>): Uint8Array | null {
+    for (;;) {
+      const step = this.step(() => iterator.next());
+      if (step.done) return null;
+      const bytes = toBytes(step.value);
+      if (bytes.length !== 0) return bytes;
     }
   }
 
