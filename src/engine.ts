@@ -45,6 +45,9 @@ export class ConnectionClosedError extends Error {
  */
 export type Outcome = "complete" | "failed" | "cut" | "aborted";
 
+// [error.before-headers] Before the headers went out, the response is replaced by `500 Internal Server Error` with
+// `Content-Type: text/plain; charset=utf-8`, `Content-Length: 22` and the body `Internal Server Error\n`, and the
+// error and its stack go to `tsgi.errors`, never to the client.
 const ERROR_STATUS = "500 Internal Server Error";
 const ERROR_BODY = Buffer.from("Internal Server Error\n");
 const ERROR_HEADERS: HeaderList = [
@@ -101,6 +104,8 @@ class Exchange {
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
     if (excInfo !== undefined) {
+      // [start.exc-rethrow] After the headers went out, a call with `excInfo` throws `excInfo` itself, which
+      // normally ends the application and cuts the response off (see Errors).
       if (this.headersSent) throw excInfo;
     } else if (this.status !== undefined) {
       throw new ApplicationError("startResponse() called a second time without excInfo");
@@ -109,6 +114,11 @@ class Exchange {
     validateHeaders(headers);
     this.declared = declaredContentLength(headers);
     this.status = status;
+    // [start.exc-replace] Before the headers went out, a call with `excInfo` replaces the status and headers of
+    // the earlier call.
+    // [start.copy] The gateway copies the header list when `startResponse` is called; later changes to the
+    // application's array have no effect.
+    //
     // A copy of the list, so a Content-Length added here never shows in the app's own.
     this.headers = headers.slice();
     return this.write;
@@ -117,6 +127,8 @@ class Exchange {
   private readonly write: Write = (chunk) => {
     if (this.status === undefined) throw new ApplicationError("write() called before startResponse()");
     if (this.ended) throw new ApplicationError("write() called after the response ended");
+    // [write.now] `write` sends its chunk at once (the headers first, if they have not gone out) and may return a
+    // promise: an application writing a lot should await it before writing more.
     this.usedWrite = true;
     const bytes = toBytes(chunk);
     if (bytes.length === 0) return;
@@ -130,6 +142,7 @@ class Exchange {
     let body: Body | undefined;
     try {
       const result = app(this.environ, this.startResponse);
+      // [app.async] The application may be an `async` function; the gateway waits for the body it resolves to.
       body = isThenable(result) ? await this.settledBody(result) : result;
       checkBody(body);
       // A plain array of chunks is read once, into a list of our own: an element
@@ -206,6 +219,8 @@ class Exchange {
     }
   }
 
+  // [body.backpressure] While its output to the web server is full, the gateway does not ask for the next chunk
+  // (backpressure), so a body of any size streams in bounded memory.
   /** Waits for the sink to take more; a peer that left meanwhile ends the iteration. */
   private async drained(pending: Promise<void>): Promise<void> {
     await pending;
@@ -218,6 +233,7 @@ class Exchange {
       const step = this.step(() => iterator.next());
       if (step.done) return null;
       const bytes = toBytes(step.value);
+      // [body.empty-chunk] An empty chunk is allowed and sends nothing.
       if (bytes.length !== 0) return bytes;
     }
   }
@@ -242,7 +258,11 @@ class Exchange {
 
   /** PEP 3333: a body of exactly one chunk gets a Content-Length unless the app set one. */
   private addSingleChunkLength(body: Body): void {
+    // [length.single-chunk] An `Array` body of exactly one chunk, with `write` not used, gets the chunk's length
+    // in bytes, for a `HEAD` request too (`["тест"]` gives `Content-Length: 8`).
     if (!Array.isArray(body) || body.length !== 1 || this.usedWrite || this.status === undefined) return;
+    // [length.given] The gateway sends a `Content-Length` the application set as given, even with an empty body
+    // (the answer to a `HEAD` request).
     if (this.declared !== undefined) return;
     const chunk: unknown = body[0];
     if (typeof chunk === "string") this.headers.push(["Content-Length", String(Buffer.byteLength(chunk))]);
@@ -274,6 +294,9 @@ class Exchange {
    * to HEAD, or with a status that has no body, keeps the length a GET would
    * have (RFC 9110 section 8.6) and its body is not counted.
    */
+  // [length.counted] When the application sets `Content-Length`, the gateway counts the body
+  // bytes, from the iterable and from `write` together, against it, except for a response to
+  // `HEAD` and for a status without a body (`1xx`, `204`, `304`).
   private countedLength(): number {
     if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status!))) return -1;
     return this.declared;
@@ -284,12 +307,17 @@ class Exchange {
    * HEAD (where it would announce a wrong length, RFC 9110 section 8.6) or has a
    * status without a body.
    */
+  // [length.empty] A response with no body bytes at all gets `Content-Length: 0`, except a
+  // response to `HEAD` (where it would announce a wrong length, RFC 9110 §8.6) and a `1xx`,
+  // `204` or `304` response, which has no body by definition.
   private addEmptyLength(): void {
     if (this.isHead || !statusAllowsBody(statusCode(this.status!))) return;
     if (findHeader(this.headers, "content-length") === undefined) this.headers.push(["Content-Length", "0"]);
   }
 
   private send(bytes: Uint8Array): void | Promise<void> {
+    // [output.held] The gateway holds the status and headers back until the first non-empty chunk is sent, from
+    // the body or from `write`, or, if there is none, until the body is exhausted.
     if (!this.headersSent) this.sendHead();
     if (this.allowed !== -1) {
       if (bytes.length > this.allowed) {
@@ -303,6 +331,8 @@ class Exchange {
   }
 
   /** Bytes past a declared Content-Length are not sent: on a kept-alive connection they would begin the next response. */
+  // [length.over] A body longer than its `Content-Length` is an application error: the bytes
+  // past the declared length are not sent, and the error is logged.
   private trimToLength(bytes: Uint8Array): Uint8Array {
     if (this.overrun === 0) {
       this.log(`the body is longer than its Content-Length (${this.declared}): the bytes past it are not sent`, undefined);
@@ -335,6 +365,8 @@ class Exchange {
       this.addEmptyLength();
       this.sendHead();
     }
+    // [length.short] A body that ends before the declared length is an application error too:
+    // the response is cut off (logged; each gateway's cut-off path).
     if (this.allowed > 0) {
       const sent = this.declared! - this.allowed;
       this.log(`response cut off: the body ended after ${sent} of the ${this.declared} bytes its Content-Length announced`, undefined);
@@ -347,11 +379,16 @@ class Exchange {
   }
 
   private async fail(error: unknown): Promise<Outcome> {
+    // [error.abort] When the client goes away, or the web server aborts the request, the gateway stops: it calls
+    // `return()` and `close()` as above and logs nothing.
     if (error instanceof ConnectionClosedError || this.sink.signal?.aborted) {
       this.sink.abort(error);
       return "aborted";
     }
     this.log("error in application", error);
+    // [error.after-headers] After the headers went out, the error is logged to `tsgi.errors` and the response is
+    // cut off: whatever was sent stays, nothing more is added, and the gateway makes sure the web server does not
+    // take the truncated response for a complete one (see each gateway).
     if (this.headersSent) {
       this.log("response cut off: the error came after the headers were sent", undefined);
       this.sink.abort(error);
@@ -382,6 +419,8 @@ class Exchange {
     this.onCleanUp?.(pending.length === 0 ? SETTLED : Promise.allSettled(pending));
   }
 
+  // [close.errors] Neither `return()` nor `close()` is awaited; an exception or rejection from either is logged to
+  // `tsgi.errors` and changes nothing else.
   /** Calls `action`, logging a throw or a rejection; a promise it returns joins `pending`. */
   private settle(action: () => unknown, what: string, pending: PromiseLike<unknown>[]): void {
     try {
@@ -395,6 +434,8 @@ class Exchange {
   private log(what: string, error: unknown): void {
     const env = this.environ;
     const target = (env.SCRIPT_NAME ?? "") + (env.PATH_INFO ?? "") + (env.QUERY_STRING ? "?" + env.QUERY_STRING : "");
+    // [error.log-line] A log line names the request: `[tsgi] GET /script/path?query: error in application:
+    // <stack>`.
     let text = `[tsgi] ${env.REQUEST_METHOD} ${target}: ${what}`;
     if (error !== undefined) text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
     try {

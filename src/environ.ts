@@ -12,6 +12,8 @@ export const TSGI_VERSION: readonly [number, number] = Object.freeze([1, 0] as c
  * rule). `utf8()` reads such a string as UTF-8 when the application wants that.
  */
 export function decodeEnvironBytes(bytes: Uint8Array): string {
+  // [env.latin1] Every byte of a variable's name and value becomes the one character with the same number: byte
+  // `0xNN` becomes U+00NN.
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
@@ -26,6 +28,8 @@ export function utf8(value: string): string {
  * IIS sends `HTTPS=off` and Apache can leave a stale `REQUEST_SCHEME`.
  */
 export function urlScheme(vars: Record<string, unknown>): "http" | "https" {
+  // [env.url-scheme] `tsgi.url_scheme`: `"https"` when `HTTPS` is `on`, `1` or `yes` (any case); when `HTTPS` is
+  // unset or empty, `"https"` if `REQUEST_SCHEME` is `https` (any case); otherwise `"http"`.
   const https = vars.HTTPS;
   if (typeof https === "string" && https !== "") {
     const flag = https.toLowerCase();

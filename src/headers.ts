@@ -12,11 +12,19 @@ export class ApplicationError extends Error {
 }
 
 // RFC 9110 token characters.
+// [header.name] A header name is an RFC 9110 token: letters, digits and ``!#$%&'*+-.^_`|~``.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field-value characters: visible Latin-1, space and tab; no CR, LF, NUL or other controls.
+// [header.value] A header value holds only tab and the characters U+0020–U+007E and U+0080–U+00FF (RFC 9110 field
+// text, Latin-1).
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// [status.format] A status matches `^[1-5][0-9][0-9] ` followed by a non-empty reason phrase made of the
+// characters a header value may hold.
 const STATUS = /^[1-5][0-9][0-9] [\t\x20-\x7e\x80-\xff]+$/;
 
+// [header.hop-by-hop] Hop-by-hop headers describe one connection and belong to the gateway: `Connection`,
+// `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Trailers`,
+// `Transfer-Encoding` and `Upgrade` (any case) are rejected.
 /** Headers that describe one connection, which only the gateway may set (PEP 3333). */
 const HOP_BY_HOP = new Set([
   "connection",
@@ -109,11 +117,15 @@ export function statusAllowsBody(code: number): boolean {
 
 /** The CGI response header block (RFC 3875 section 6): `Status:`, the headers, a blank line. */
 export function formatCgiHead(status: string, headers: HeaderList): Buffer {
+  // [header.latin1] Header text is sent as Latin-1, one byte per character.
   return Buffer.from(cgiHeadText(status, headers), "latin1");
 }
 
 /** The same header block as text, one Latin-1 character per byte (validated headers hold nothing else). */
 export function cgiHeadText(status: string, headers: HeaderList): string {
+  // [cgi.output] Output: a `Status: NNN Reason` line, the headers, a blank line (all ending in CRLF), then the
+  // body bytes unchanged.
+  // [header.order] A name may repeat (`Set-Cookie`), and the order is kept on the wire.
   let text = "Status: " + status + "\r\n";
   for (const [name, value] of headers) text += name + ": " + value + "\r\n";
   return text + "\r\n";

@@ -1,82 +1,47 @@
 // Checks both sides of the TSGI interface on every request, as Python's
 // wsgiref.validate and Rack::Lint do: wrap an application while developing or
-// testing, and a broken rule throws a ValidationError that names the rule and
-// the side that broke it.
-
-/**
- * `validator(app)` sits between a gateway and an application and checks:
- *
- * The gateway, when it calls the application:
- * - environ is an object.
- * - REQUEST_METHOD (not empty), SCRIPT_NAME, PATH_INFO, QUERY_STRING,
- *   SERVER_NAME, SERVER_PORT and SERVER_PROTOCOL are present and strings.
- * - Every key without a dot (the CGI and HTTP_ variables) holds a string;
- *   undefined counts as absent.
- * - Every string value is Latin-1 (U+0000..U+00FF): environ strings stand for
- *   bytes, one code point per byte.
- * - CONTENT_LENGTH, when present and not empty, is a decimal number.
- * - HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH are absent: those two headers
- *   arrive as CONTENT_TYPE and CONTENT_LENGTH.
- * - SCRIPT_NAME is empty or starts with "/", and is never "/" itself (the
- *   application root is "", the slash belongs to PATH_INFO).
- * - PATH_INFO is empty or starts with "/".
- * - tsgi.version is [1, 0]; tsgi.url_scheme is "http" or "https";
- *   tsgi.input is a Readable that is async-iterable; tsgi.errors is a
- *   Writable; tsgi.multithread, tsgi.multiprocess and tsgi.run_once are booleans.
- * - startResponse is a function, and it returns a write function.
- * - tsgi.input yields Uint8Array chunks, and no more bytes in total than
- *   CONTENT_LENGTH says.
- *
- * The gateway, when it consumes the body:
- * - It iterates the body at most once, and not after close().
- * - It finishes any iteration it starts: runs the iterator to the end or calls
- *   its return(), so a generator's `finally` runs.
- * - It calls the body's close() (the validator's wrapper always has one)
- *   exactly once. "Never" cannot be seen while the request runs, so it is
- *   reported by `assertNoViolations()` once the request is over, and as a
- *   process warning if the body is garbage-collected unclosed.
- *
- * The application:
- * - It calls startResponse(status, headers[, excInfo]) once; a second call
- *   is only allowed with excInfo.
- * - status is "NNN Reason": three digits, a space, a reason phrase, no
- *   control characters.
- * - headers is an array of [name, value] string pairs: names are tokens,
- *   values have no control characters and are Latin-1, and no hop-by-hop
- *   header (Connection, Keep-Alive, Transfer-Encoding, TE, Trailer, Upgrade,
- *   Proxy-Authenticate, Proxy-Authorization) is set.
- * - Content-Length, when set, is a decimal number.
- * - A 1xx, 204 or 304 response has no Content-Type and no Content-Length.
- * - It returns (or resolves to) an iterable or async iterable, never a bare
- *   string or Uint8Array.
- * - startResponse has been called before the body yields its first chunk or
- *   ends (so a generator may call it lazily, inside its first step).
- * - Every chunk, from the body or given to write(), is a Uint8Array or a string.
- * - write() is not used after the body was closed.
- * - It writes only strings and Uint8Arrays to tsgi.errors, and never ends it
- *   (the stream belongs to the gateway; pipe into it with `{ end: false }`).
- *
- * The application sees a shallow copy of the environ whose tsgi.input and
- * tsgi.errors are checking wrappers; the gateway's own environ is not changed.
- */
+// testing, and a broken rule throws a ValidationError that names the side that
+// broke it and the rule's id.
+//
+// The rules are those of docs/SPEC.md, where each has an id in brackets. Each
+// check below carries, in a comment, the id and the sentence of the rule it
+// enforces, word for word as in the spec (test/spec-rules.test.ts holds the two
+// together), so the spec is the list of what is checked here.
+//
+// The application sees a shallow copy of the environ whose tsgi.input and
+// tsgi.errors are checking wrappers; the gateway's own environ is not changed.
 
 import { createRequire } from "node:module";
 import type { Readable, Writable } from "node:stream";
 import { parseContentLength } from "./environ.js";
-import { ApplicationError, findHeader, statusAllowsBody, statusCode, validateHeaders, validateStatus } from "./headers.js";
+import {
+  ApplicationError,
+  declaredContentLength,
+  findHeader,
+  isHopByHop,
+  statusAllowsBody,
+  statusCode,
+  validateHeaders,
+  validateStatus,
+} from "./headers.js";
 import type { Application, Body, Chunk, Environ, HeaderList, InputStream, StartResponse, Write } from "./types.js";
 
 /** Which side of the interface broke a rule. */
 export type Side = "app" | "gateway";
 
-/** A TSGI rule was broken; the message starts with the side at fault, then names the rule. */
+/**
+ * A TSGI rule was broken. The message starts with the side at fault and ends
+ * with the id of the rule, as docs/SPEC.md tags it: `[app] … [status.format]`.
+ */
 export class ValidationError extends Error {
   override name = "ValidationError";
   constructor(
     readonly side: Side,
-    rule: string,
+    /** The rule's id in docs/SPEC.md, such as `status.format`. */
+    readonly rule: string,
+    detail: string,
   ) {
-    super(`[${side}] ${rule}`);
+    super(`[${side}] ${detail} [${rule}]`);
   }
 }
 
@@ -90,20 +55,22 @@ export interface ValidatedApplication extends Application {
   assertNoViolations(): void;
 }
 
-const REQUIRED_STRINGS = [
-  "REQUEST_METHOD",
-  "SCRIPT_NAME",
-  "PATH_INFO",
-  "QUERY_STRING",
-  "SERVER_NAME",
-  "SERVER_PORT",
-  "SERVER_PROTOCOL",
-] as const;
+const REQUIRED_STRINGS: Record<string, string> = {
+  REQUEST_METHOD: "env.method",
+  SCRIPT_NAME: "env.script-name",
+  PATH_INFO: "env.path-info",
+  QUERY_STRING: "env.query-string",
+  SERVER_NAME: "env.server",
+  SERVER_PORT: "env.server",
+  SERVER_PROTOCOL: "env.server",
+};
 const BOOLEAN_KEYS = ["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"] as const;
 const NOT_LATIN1 = /[^\x00-\xff]/;
-const DIGITS = /^[0-9]+$/;
 // Enough to see what went wrong in a server nobody asks; bounded so such a server does not grow.
 const MAX_KEPT_VIOLATIONS = 100;
+const DONE = Object.freeze({ done: true, value: undefined }) as IteratorResult<Chunk>;
+
+type Fail = (side: Side, rule: string, detail: string) => never;
 
 /** What the validator knows about one body between the gateway receiving it and closing it. */
 interface BodyState {
@@ -113,9 +80,9 @@ interface BodyState {
 
 /**
  * Wraps `app` so that every request checks the gateway and the application
- * against the TSGI rules (listed at the top of this module). A broken rule
- * throws a ValidationError where it happens; a gateway usually catches that
- * and answers 500, so tests call `assertNoViolations()` after each request.
+ * against the rules of docs/SPEC.md. A broken rule throws a ValidationError
+ * where it happens; a gateway usually catches that and answers 500, so tests
+ * call `assertNoViolations()` after each request.
  */
 export function validator(app: Application): ValidatedApplication {
   if (typeof app !== "function") throw new TypeError("validator() takes a TSGI application (a function)");
@@ -131,8 +98,8 @@ export function validator(app: Application): ValidatedApplication {
     process.emitWarning(record(neverClosed(state)));
   });
   const recorder: Recorder = {
-    fail: (side, rule) => {
-      throw record(new ValidationError(side, rule));
+    fail: (side, rule, detail) => {
+      throw record(new ValidationError(side, rule, detail));
     },
     opened(body, state) {
       openBodies.add(state);
@@ -155,12 +122,14 @@ export function validator(app: Application): ValidatedApplication {
   return validated;
 }
 
+// [close.once] If the body has a `close` method, the gateway calls it exactly once when it is done with the body,
+// whatever the reason: the last chunk was sent, the body or the application failed, or the client went away.
 function neverClosed(state: BodyState): ValidationError {
-  return new ValidationError("gateway", `close() was never called on the body of ${state.request}`);
+  return new ValidationError("gateway", "close.once", `close() was never called on the body of ${state.request}`);
 }
 
 interface Recorder {
-  fail(side: Side, rule: string): never;
+  fail: Fail;
   opened(body: object, state: BodyState): void;
   closed(state: BodyState): void;
 }
@@ -169,17 +138,27 @@ interface Recorder {
 class CheckedRequest {
   private started = false;
   private body: BodyState | undefined;
+  private status = "";
+  /** The Content-Length of the current startResponse() call, if any. */
+  private declared: number | undefined;
+  /** Body bytes from the iterable and from write(). */
+  private sent = 0;
+  private isHead = false;
 
   constructor(private readonly recorder: Recorder) {}
 
   run(app: Application, environ: unknown, startResponse: unknown): Body | Promise<Body> {
     const fail = this.recorder.fail;
     checkEnviron(environ, fail);
-    if (typeof startResponse !== "function") fail("gateway", `startResponse must be a function, not ${describe(startResponse)}`);
+    // [app.call] The gateway calls the application once per request, with the environ and a `startResponse`
+    // function.
+    if (typeof startResponse !== "function") fail("gateway", "app.call", `startResponse must be a function, not ${describe(startResponse)}`);
     const stream = streamModule();
     const checked: Environ = { ...environ };
     checked["tsgi.input"] = checkedInput(stream, environ["tsgi.input"], parseContentLength(environ.CONTENT_LENGTH), fail);
     checked["tsgi.errors"] = checkedErrors(stream, environ["tsgi.errors"], fail);
+    // Read from the gateway's environ: the application may change its copy.
+    this.isHead = environ.REQUEST_METHOD === "HEAD";
 
     const request = `${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}`;
     const result = app(checked, this.checkedStartResponse(startResponse as StartResponse));
@@ -189,243 +168,406 @@ class CheckedRequest {
   private checkedStartResponse(startResponse: StartResponse): StartResponse {
     const fail = this.recorder.fail;
     return (status, headers, excInfo) => {
+      // [start.once] `startResponse` may be called once; a second call without `excInfo` is an application error
+      // (the gateway throws an `ApplicationError`).
       if (this.started && excInfo === undefined) {
-        fail("app", "startResponse() was called a second time without excInfo");
+        fail("app", "start.once", "startResponse() was called a second time without excInfo");
       }
-      try {
-        validateStatus(status);
-      } catch (error) {
-        if (!(error instanceof ApplicationError)) throw error;
-        fail("app", `status ${JSON.stringify(status)} must be "NNN Reason" (three digits, a space, a reason phrase, no control characters)`);
-      }
-      try {
-        validateHeaders(headers);
-      } catch (error) {
-        if (!(error instanceof ApplicationError)) throw error;
-        fail("app", error.message);
-      }
-      checkEntityHeaders(status, headers, fail);
+      checkStatusAndHeaders(status, headers, fail);
+      this.status = status;
+      this.declared = checkContentLength(status, headers, fail);
       const write: unknown = startResponse(status, headers, excInfo);
       this.started = true;
-      if (typeof write !== "function") fail("gateway", `startResponse() must return a write function, not ${describe(write)}`);
+      // [write.returned] `startResponse` returns `write`, the imperative path kept for applications that cannot
+      // return their output as a body.
+      if (typeof write !== "function") fail("gateway", "write.returned", `startResponse() must return a write function, not ${describe(write)}`);
       return this.checkedWrite(write as Write);
     };
   }
 
   private checkedWrite(write: Write): Write {
     return (chunk) => {
-      if (this.body?.closed) this.recorder.fail("app", "write() was called after the body was closed");
-      checkChunk(chunk, "write() was given", this.recorder.fail);
+      // [write.after-end] Calling `write` after the response ended throws.
+      if (this.body?.closed) this.recorder.fail("app", "write.after-end", "write() was called after the body was closed");
+      this.countChunk(chunk, "write() was given");
       return write(chunk);
     };
   }
 
+  /** Checks a chunk from the body or from write() and counts its bytes against the Content-Length. */
+  countChunk(chunk: unknown, what: string): number {
+    const fail = this.recorder.fail;
+    // [body.chunk] A chunk is a `Uint8Array` (sent as it is) or a string (sent as its UTF-8 encoding); any other
+    // value is an application error.
+    if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+      fail("app", "body.chunk", `${what} ${describe(chunk)}; a chunk must be a Uint8Array or a string`);
+    }
+    const length = typeof chunk === "string" ? Buffer.byteLength(chunk) : (chunk as Uint8Array).length;
+    this.sent += length;
+    const declared = this.countedLength();
+    // [length.over] A body longer than its `Content-Length` is an application error: the bytes past the declared
+    // length are not sent, and the error is logged.
+    if (declared !== undefined && this.sent > declared) {
+      fail("app", "length.over", `the body is longer than its Content-Length: ${this.sent} bytes so far, ${declared} declared`);
+    }
+    return length;
+  }
+
+  /** A non-empty chunk is on its way out. */
+  beforeOutput(): void {
+    // [body.lazy-start] The application does not need to call `startResponse` before it returns: it may call it
+    // while the body is being iterated, as long as that is before the first non-empty chunk (or before the end,
+    // for an empty body).
+    if (!this.started) this.recorder.fail("app", "body.lazy-start", "the body yielded a non-empty chunk before startResponse() was called");
+  }
+
+  /** The body is exhausted. */
+  bodyEnded(): void {
+    const fail = this.recorder.fail;
+    if (!this.started) fail("app", "body.lazy-start", "the body ended before startResponse() was called");
+    const declared = this.countedLength();
+    // [length.short] A body that ends before the declared length is an application error too: the response is cut
+    // off (logged; each gateway's cut-off path).
+    if (declared !== undefined && this.sent < declared) {
+      fail("app", "length.short", `the body ended after ${this.sent} bytes, short of its Content-Length (${declared})`);
+    }
+  }
+
+  // [length.counted] When the application sets `Content-Length`, the gateway counts the body bytes, from the
+  // iterable and from `write` together, against it, except for a response to `HEAD` and for a status without a
+  // body (`1xx`, `204`, `304`).
+  private countedLength(): number | undefined {
+    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status))) return undefined;
+    return this.declared;
+  }
+
   private wrapBody(body: unknown, request: string): Body {
     const fail = this.recorder.fail;
+    // [body.iterable] A body that is not iterable, a bare string or `Uint8Array` included, is an application
+    // error.
     if (typeof body === "string" || body instanceof Uint8Array) {
-      fail("app", `the application returned ${describe(body)}; the body must be an iterable of chunks, not a single chunk (wrap it: [body])`);
+      const detail = `the application returned ${describe(body)}; the body must be an iterable of chunks, not a single chunk (wrap it: [body])`;
+      fail("app", "body.iterable", detail);
     }
     const isAsync = typeof (body as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === "function";
     const isSync = typeof (body as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === "function";
     if (!isAsync && !isSync) {
-      fail("app", `the application returned ${describe(body)}; the body must be an iterable or async iterable of chunks`);
+      fail("app", "body.iterable", `the application returned ${describe(body)}; the body must be an iterable or async iterable of chunks`);
     }
-    const original = body as Body;
-    const state: BodyState = { request, closed: false };
-    this.body = state;
-    let iterated = false;
-    let finished = false;
-
-    const beginIteration = (): void => {
-      if (state.closed) fail("gateway", "the body was iterated after close()");
-      if (iterated) fail("gateway", "the body was iterated a second time (a body may be iterated once)");
-      iterated = true;
-    };
-    // Stops the app's iterator when the validator ends the iteration itself (a bad
-    // chunk), so a generator's `finally` still runs.
-    const stopInner = (inner: Iterator<Chunk> | AsyncIterator<Chunk>): void => {
-      try {
-        const result = inner.return?.();
-        if (isThenable(result)) result.then(undefined, () => {});
-      } catch {
-        // The app's own cleanup failed; the violation being reported matters more.
-      }
-    };
-    const checkStep = (step: IteratorResult<Chunk>, inner: Iterator<Chunk> | AsyncIterator<Chunk>): IteratorResult<Chunk> => {
-      try {
-        if (step === null || typeof step !== "object") {
-          fail("app", `the body's iterator returned ${describe(step)} from next(); expected { done, value }`);
-        }
-        if (step.done) {
-          finished = true;
-          if (!this.started) fail("app", "the body ended before startResponse() was called");
-          return step;
-        }
-        if (!this.started) fail("app", "the body yielded a chunk before startResponse() was called");
-        checkChunk(step.value, "the body yielded", fail);
-        return step;
-      } catch (error) {
-        if (!finished) {
-          finished = true;
-          stopInner(inner);
-        }
-        throw error;
-      }
-    };
-    const beforeNext = (): boolean => {
-      if (state.closed) fail("gateway", "next() was called on the body's iterator after close()");
-      return finished;
-    };
-    const DONE = { done: true, value: undefined } as IteratorResult<Chunk>;
-    const close = (): unknown => {
-      if (state.closed) fail("gateway", "close() was called on the body a second time");
-      state.closed = true;
-      this.recorder.closed(state);
-      const abandoned = iterated && !finished;
-      try {
-        return typeof original.close === "function" ? original.close() : undefined;
-      } finally {
-        if (abandoned) {
-          fail("gateway", "the gateway stopped iterating the body without running it to the end or calling return() on its iterator");
-        }
-      }
-    };
-
-    let wrapper: Body;
-    if (isAsync) {
-      wrapper = {
-        [Symbol.asyncIterator]: (): AsyncIterator<Chunk> => {
-          beginIteration();
-          const inner = (original as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
-          return {
-            next: async () => {
-              if (beforeNext()) return DONE;
-              let step: IteratorResult<Chunk>;
-              try {
-                step = await inner.next();
-              } catch (error) {
-                finished = true; // an iterator that threw is over
-                throw error;
-              }
-              return checkStep(step, inner);
-            },
-            return: (value?: unknown) => {
-              finished = true;
-              return inner.return ? inner.return(value) : Promise.resolve({ done: true, value } as IteratorResult<Chunk>);
-            },
-          };
-        },
-        close,
-      };
-    } else {
-      const iterate = (): Iterator<Chunk> => {
-        beginIteration();
-        const inner = (original as Iterable<Chunk>)[Symbol.iterator]();
-        return {
-          next: () => {
-            if (beforeNext()) return DONE;
-            let step: IteratorResult<Chunk>;
-            try {
-              step = inner.next();
-            } catch (error) {
-              finished = true;
-              throw error;
-            }
-            return checkStep(step, inner);
-          },
-          return: (value?: unknown) => {
-            finished = true;
-            return inner.return ? inner.return(value) : ({ done: true, value } as IteratorResult<Chunk>);
-          },
-        };
-      };
-      // An array stays an array: the gateway adds Content-Length to a one-chunk array body.
-      wrapper = Array.isArray(original)
-        ? Object.defineProperties([...(original as Chunk[])], { [Symbol.iterator]: { value: iterate }, close: { value: close } })
-        : { [Symbol.iterator]: iterate, close };
-    }
-    this.recorder.opened(wrapper, state);
-    return wrapper;
+    const checked = new CheckedBody(body as Body, isAsync, { request, closed: false }, this, this.recorder);
+    this.body = checked.state;
+    return checked.wrapper();
   }
 }
 
-function checkEnviron(environ: unknown, fail: Recorder["fail"]): asserts environ is Environ {
-  if (environ === null || typeof environ !== "object" || Array.isArray(environ)) {
-    fail("gateway", `environ must be an object, not ${describe(environ)}`);
-  }
-  const env = environ as Record<string, unknown>;
-  for (const key of REQUIRED_STRINGS) {
-    if (typeof env[key] !== "string") fail("gateway", `environ.${key} must be a string, not ${describe(env[key])}`);
-  }
-  for (const [key, value] of Object.entries(env)) {
-    if (typeof value === "string") {
-      const bad = NOT_LATIN1.exec(value);
-      if (bad) {
-        const codePoint = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-        fail("gateway", `environ.${key} must be Latin-1 (one code point per byte), but holds U+${codePoint}`);
-      }
-    } else if (!key.includes(".") && value !== undefined) {
-      fail("gateway", `environ.${key} must be a string (CGI and HTTP_ variables are strings), not ${describe(value)}`);
-    }
-  }
-  if (env.REQUEST_METHOD === "") fail("gateway", "environ.REQUEST_METHOD must not be empty");
-  if (parseContentLength(env.CONTENT_LENGTH as string | undefined) === "invalid") {
-    fail("gateway", `environ.CONTENT_LENGTH must be a decimal number when present, not ${JSON.stringify(env.CONTENT_LENGTH)}`);
-  }
-  for (const key of ["HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"]) {
-    if (env[key] !== undefined) fail("gateway", `environ.${key} must be absent: that header is environ.${key.slice(5)}`);
-  }
-  const scriptName = env.SCRIPT_NAME as string;
-  if (scriptName === "/") {
-    fail("gateway", 'environ.SCRIPT_NAME must not be "/": the root is "" and the slash belongs to PATH_INFO');
-  }
-  if (scriptName !== "" && !scriptName.startsWith("/")) {
-    fail("gateway", `environ.SCRIPT_NAME must be empty or start with "/", not ${JSON.stringify(scriptName)}`);
-  }
-  const pathInfo = env.PATH_INFO as string;
-  if (pathInfo !== "" && !pathInfo.startsWith("/")) {
-    fail("gateway", `environ.PATH_INFO must be empty or start with "/", not ${JSON.stringify(pathInfo)}`);
+/** The body as the gateway sees it: one iteration, then close(), each checked. */
+class CheckedBody {
+  private iterated = false;
+  /** The iteration ran to its end, threw, or was stopped with return(). */
+  finished = false;
+
+  constructor(
+    private readonly original: Body,
+    readonly isAsync: boolean,
+    readonly state: BodyState,
+    readonly request: CheckedRequest,
+    private readonly recorder: Recorder,
+  ) {}
+
+  /** A body of the original's kind; an array stays an array, since a gateway adds Content-Length to a one-chunk array. */
+  wrapper(): Body {
+    const iterate = () => this.iterate();
+    const close = () => this.close();
+    let wrapper: Body;
+    if (this.isAsync) wrapper = { [Symbol.asyncIterator]: iterate as unknown as () => AsyncIterator<Chunk>, close };
+    else if (Array.isArray(this.original)) {
+      wrapper = Object.defineProperties([...(this.original as Chunk[])], { [Symbol.iterator]: { value: iterate }, close: { value: close } });
+    } else wrapper = { [Symbol.iterator]: iterate as unknown as () => Iterator<Chunk>, close };
+    this.recorder.opened(wrapper, this.state);
+    return wrapper;
   }
 
+  private iterate(): CheckedIterator {
+    const fail = this.recorder.fail;
+    // [close.last] After `close()`, the gateway neither iterates the body again nor asks its iterator for another
+    // chunk.
+    if (this.state.closed) fail("gateway", "close.last", "the body was iterated after close()");
+    // [body.once] The gateway iterates the body once, in order.
+    if (this.iterated) fail("gateway", "body.once", "the body was iterated a second time (a body may be iterated once)");
+    this.iterated = true;
+    const original = this.original as Partial<Iterable<Chunk> & AsyncIterable<Chunk>>;
+    const inner = this.isAsync ? original[Symbol.asyncIterator]!() : original[Symbol.iterator]!();
+    return new CheckedIterator(this, inner, this.recorder.fail);
+  }
+
+  private close(): unknown {
+    const fail = this.recorder.fail;
+    // [close.once] If the body has a `close` method, the gateway calls it exactly once when it is done with the
+    // body, whatever the reason: the last chunk was sent, the body or the application failed, or the client went
+    // away.
+    if (this.state.closed) fail("gateway", "close.once", "close() was called on the body a second time");
+    this.state.closed = true;
+    this.recorder.closed(this.state);
+    const abandoned = this.iterated && !this.finished;
+    try {
+      return typeof this.original.close === "function" ? this.original.close() : undefined;
+    } finally {
+      // [close.return] If the gateway stops iterating before the iterator is exhausted (an error, a client that
+      // went away, an aborted request), it calls the iterator's `return()`, so a generator's `finally` blocks run;
+      // it does not call `return()` on an iterator that finished or threw.
+      if (abandoned) {
+        fail("gateway", "close.return", "the gateway stopped iterating the body without running it to the end or calling return() on its iterator");
+      }
+    }
+  }
+}
+
+type Step = IteratorResult<Chunk> | Promise<IteratorResult<Chunk>>;
+
+/**
+ * The checking iterator over the application's own, for both kinds of body:
+ * an async body's steps are promises, checked once they settle.
+ */
+class CheckedIterator {
+  constructor(
+    private readonly body: CheckedBody,
+    private readonly inner: Iterator<Chunk> | AsyncIterator<Chunk>,
+    private readonly fail: Fail,
+  ) {}
+
+  next(): Step {
+    if (!this.body.isAsync) return this.advance();
+    try {
+      return this.advance();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  return(value?: unknown): Step {
+    this.body.finished = true;
+    if (this.inner.return) return this.inner.return(value);
+    const done = { done: true, value } as IteratorResult<Chunk>;
+    return this.body.isAsync ? Promise.resolve(done) : done;
+  }
+
+  private advance(): Step {
+    if (this.body.state.closed) this.fail("gateway", "close.last", "next() was called on the body's iterator after close()");
+    if (this.body.finished) return this.body.isAsync ? Promise.resolve(DONE) : DONE;
+    let step: Step;
+    try {
+      step = this.inner.next();
+    } catch (error) {
+      this.body.finished = true; // an iterator that threw is over
+      throw error;
+    }
+    if (!this.body.isAsync) return this.check(step as IteratorResult<Chunk>);
+    return Promise.resolve(step).then(
+      (settled) => this.check(settled),
+      (error: unknown) => {
+        this.body.finished = true;
+        throw error;
+      },
+    );
+  }
+
+  private check(step: IteratorResult<Chunk>): IteratorResult<Chunk> {
+    try {
+      if (step === null || typeof step !== "object") {
+        this.fail("app", "body.iterable", `the body's iterator returned ${describe(step)} from next(); expected { done, value }`);
+      }
+      if (step.done) {
+        this.body.finished = true;
+        this.body.request.bodyEnded();
+      } else if (this.body.request.countChunk(step.value, "the body yielded") > 0) {
+        this.body.request.beforeOutput();
+      }
+      return step;
+    } catch (error) {
+      this.stopInner();
+      throw error;
+    }
+  }
+
+  /** Stops the app's iterator when the validator ends the iteration itself, so a generator's `finally` still runs. */
+  private stopInner(): void {
+    if (this.body.finished) return;
+    this.body.finished = true;
+    try {
+      const result = this.inner.return?.();
+      if (isThenable(result)) result.then(undefined, () => {});
+    } catch {
+      // The app's own cleanup failed; the violation being reported matters more.
+    }
+  }
+}
+
+function checkEnviron(environ: unknown, fail: Fail): asserts environ is Environ {
+  // [env.object] The environ is a plain object holding the request's CGI meta-variables (RFC 3875) and the
+  // `tsgi.*` keys.
+  if (environ === null || typeof environ !== "object" || Array.isArray(environ)) {
+    fail("gateway", "env.object", `environ must be an object, not ${describe(environ)}`);
+  }
+  const env = environ as Record<string, unknown>;
+  // The presence of these; their form is checked in checkRequestVariables.
+  //
+  // [env.query-string] `QUERY_STRING`: the text after `?`, still percent-encoded; always present, possibly `""`.
+  // [env.server] `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`: always present, as the web server sent them (RFC
+  // 3875 §4.1.14 to §4.1.16).
+  for (const [key, rule] of Object.entries(REQUIRED_STRINGS)) {
+    if (typeof env[key] !== "string") fail("gateway", rule, `environ.${key} must be a string, not ${describe(env[key])}`);
+  }
+  for (const [key, value] of Object.entries(env)) checkVariable(key, value, fail);
+  checkRequestVariables(env as unknown as Environ, fail);
+  checkTsgiKeys(env, fail);
+}
+
+function checkVariable(key: string, value: unknown, fail: Fail): void {
+  // [env.latin1] Every byte of a variable's name and value becomes the one character with the same number: byte
+  // `0xNN` becomes U+00NN.
+  const badInName = NOT_LATIN1.exec(key);
+  if (badInName) fail("gateway", "env.latin1", `the environ key ${JSON.stringify(key)} must be Latin-1, but holds ${codePoint(badInName[0])}`);
+  if (typeof value === "string") {
+    const bad = NOT_LATIN1.exec(value);
+    if (bad) fail("gateway", "env.latin1", `environ.${key} must be Latin-1 (one code point per byte), but holds ${codePoint(bad[0])}`);
+    return;
+  }
+  // [env.strings] The CGI variables (the keys without a dot) hold strings; a key holding `undefined` counts as
+  // absent.
+  if (!key.includes(".") && value !== undefined) {
+    fail("gateway", "env.strings", `environ.${key} must be a string (CGI and HTTP_ variables are strings), not ${describe(value)}`);
+  }
+}
+
+/** The variables whose content has a form (their presence is checked with REQUIRED_STRINGS). */
+function checkRequestVariables(env: Environ, fail: Fail): void {
+  // [env.method] `REQUEST_METHOD`: always present, never empty.
+  if (env.REQUEST_METHOD === "") fail("gateway", "env.method", "environ.REQUEST_METHOD must not be empty");
+  // [env.content-length] `CONTENT_TYPE`, `CONTENT_LENGTH`: as the web server sent them; they may be absent or
+  // empty, and a `CONTENT_LENGTH` that is not empty is a decimal number.
+  if (parseContentLength(env.CONTENT_LENGTH) === "invalid") {
+    fail("gateway", "env.content-length", `environ.CONTENT_LENGTH must be a decimal number when present, not ${JSON.stringify(env.CONTENT_LENGTH)}`);
+  }
+  // [env.http-content] `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH` may be present when a web server passes them
+  // (nginx does); an application reads `CONTENT_TYPE` and `CONTENT_LENGTH`.
+  //
+  // So HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH are checked as any other variable, and nothing more.
+  // [env.script-name] `SCRIPT_NAME`: the part of the URL path that leads to the application; always present, `""`
+  // at the root, otherwise starting with `/` and never `/` alone (that slash belongs to `PATH_INFO`).
+  if (env.SCRIPT_NAME === "/") {
+    fail("gateway", "env.script-name", 'environ.SCRIPT_NAME must not be "/": the root is "" and the slash belongs to PATH_INFO');
+  }
+  if (env.SCRIPT_NAME !== "" && !env.SCRIPT_NAME.startsWith("/")) {
+    fail("gateway", "env.script-name", `environ.SCRIPT_NAME must be empty or start with "/", not ${JSON.stringify(env.SCRIPT_NAME)}`);
+  }
+  // [env.path-info] `PATH_INFO`: the rest of the path, decoded by the web server; always present, `""` or starting
+  // with `/`.
+  if (env.PATH_INFO !== "" && !env.PATH_INFO.startsWith("/")) {
+    fail("gateway", "env.path-info", `environ.PATH_INFO must be empty or start with "/", not ${JSON.stringify(env.PATH_INFO)}`);
+  }
+}
+
+function checkTsgiKeys(env: Record<string, unknown>, fail: Fail): void {
   const version = env["tsgi.version"];
+  // [env.version] `tsgi.version`: `[1, 0]` (frozen).
   if (!Array.isArray(version) || version.length !== 2 || version[0] !== 1 || version[1] !== 0) {
-    fail("gateway", `environ["tsgi.version"] must be [1, 0], not ${describeValue(version)}`);
+    fail("gateway", "env.version", `environ["tsgi.version"] must be [1, 0], not ${describeValue(version)}`);
   }
   const scheme = env["tsgi.url_scheme"];
+  // [env.url-scheme] `tsgi.url_scheme`: `"https"` when `HTTPS` is `on`, `1` or `yes` (any case); when `HTTPS` is
+  // unset or empty, `"https"` if `REQUEST_SCHEME` is `https` (any case); otherwise `"http"`.
   if (scheme !== "http" && scheme !== "https") {
-    fail("gateway", `environ["tsgi.url_scheme"] must be "http" or "https", not ${describeValue(scheme)}`);
+    fail("gateway", "env.url-scheme", `environ["tsgi.url_scheme"] must be "http" or "https", not ${describeValue(scheme)}`);
   }
   const stream = streamModule();
   const input = env["tsgi.input"];
+  // [env.input] `tsgi.input`: the request body, a Node `Readable` that is also `AsyncIterable<Uint8Array>`; it
+  // yields bytes, never strings, and ends at the end of the body, never reading past it.
   if (!(input instanceof stream.Readable) || typeof (input as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function") {
-    fail("gateway", `environ["tsgi.input"] must be an async-iterable Readable, not ${describe(input)}`);
+    fail("gateway", "env.input", `environ["tsgi.input"] must be an async-iterable Readable, not ${describe(input)}`);
   }
+  // [env.errors] `tsgi.errors`: a Node `Writable` for log text; the gateway decides where it goes.
   if (!(env["tsgi.errors"] instanceof stream.Writable)) {
-    fail("gateway", `environ["tsgi.errors"] must be a Writable, not ${describe(env["tsgi.errors"])}`);
+    fail("gateway", "env.errors", `environ["tsgi.errors"] must be a Writable, not ${describe(env["tsgi.errors"])}`);
   }
+  // [env.flags] `tsgi.multithread`, `tsgi.multiprocess` and `tsgi.run_once` are booleans.
   for (const key of BOOLEAN_KEYS) {
-    if (typeof env[key] !== "boolean") fail("gateway", `environ["${key}"] must be a boolean, not ${describe(env[key])}`);
+    if (typeof env[key] !== "boolean") fail("gateway", "env.flags", `environ["${key}"] must be a boolean, not ${describe(env[key])}`);
   }
 }
 
-function checkEntityHeaders(status: string, headers: HeaderList, fail: Recorder["fail"]): void {
-  const contentLength = findHeader(headers, "content-length");
-  if (contentLength !== undefined && !DIGITS.test(contentLength)) {
-    fail("app", `header Content-Length must be a decimal number, not ${JSON.stringify(contentLength)}`);
+// [header.checked] A status, header name or header value that breaks these rules is an application error, detected
+// when `startResponse` is called; nothing of it is ever sent.
+function checkStatusAndHeaders(status: unknown, headers: unknown, fail: Fail): asserts status is string {
+  try {
+    validateStatus(status);
+  } catch (error) {
+    if (!(error instanceof ApplicationError)) throw error;
+    // [status.format] A status matches `^[1-5][0-9][0-9] ` followed by a non-empty reason phrase made of the
+    // characters a header value may hold.
+    const detail = `status ${JSON.stringify(status)} must be "NNN Reason" (three digits, a space, a reason phrase, no control characters)`;
+    fail("app", "status.format", detail);
   }
-  if (statusAllowsBody(statusCode(status))) return;
-  for (const [name] of headers) {
-    const lower = name.toLowerCase();
-    if (lower === "content-type" || lower === "content-length") {
-      fail("app", `a ${status.slice(0, 3)} response has no body, so it must not have a ${name} header`);
-    }
+  try {
+    validateHeaders(headers);
+  } catch (error) {
+    if (!(error instanceof ApplicationError)) throw error;
+    fail("app", headerRule(headers), error.message);
   }
 }
 
-function checkChunk(chunk: unknown, what: string, fail: Recorder["fail"]): void {
-  if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-    fail("app", `${what} ${describe(chunk)}; a chunk must be a Uint8Array or a string`);
+/**
+ * Which rule a header list that validateHeaders refused breaks. Each pair is
+ * put to validateHeaders again, name and value apart, so that the engine's own
+ * checks decide, in the order that validateHeaders reports them.
+ */
+function headerRule(headers: unknown): string {
+  if (!Array.isArray(headers)) return "header.list";
+  for (const pair of headers as unknown[]) {
+    if (accepts([pair])) continue;
+    // [header.list] `headers` is an ordered list of `[name, value]` pairs of strings.
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") return "header.list";
+    const [name, value] = pair as [string, string];
+    // [header.name] A header name is an RFC 9110 token: letters, digits and ``!#$%&'*+-.^_`|~``.
+    if (!isHopByHop(name) && !accepts([[name, ""]])) return "header.name";
+    // [header.value] A header value holds only tab and the characters U+0020–U+007E and U+0080–U+00FF (RFC 9110
+    // field text, Latin-1).
+    if (!accepts([["X", value]])) return "header.value";
+    // [header.hop-by-hop] Hop-by-hop headers describe one connection and belong to the gateway: `Connection`,
+    // `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Trailers`,
+    // `Transfer-Encoding` and `Upgrade` (any case) are rejected.
+    return "header.hop-by-hop";
   }
+  return "header.list";
+}
+
+function accepts(headers: unknown): boolean {
+  try {
+    validateHeaders(headers);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks the Content-Length the application set, and returns it. */
+function checkContentLength(status: string, headers: HeaderList, fail: Fail): number | undefined {
+  let declared: number | undefined;
+  try {
+    declared = declaredContentLength(headers);
+  } catch (error) {
+    if (!(error instanceof ApplicationError)) throw error;
+    // [length.decimal] A `Content-Length` set by the application is one decimal number (repeated headers carry the
+    // same one); anything else is an application error, which gives a 500.
+    fail("app", "length.decimal", error.message);
+  }
+  const code = statusCode(status);
+  // [length.no-body] A `1xx` or `204` response must not carry `Content-Length`; `Content-Type` is allowed, and a
+  // `304` may carry `Content-Length`, the length of the selected representation (RFC 9110 §8.6, §15.4.5).
+  if ((code < 200 || code === 204) && findHeader(headers, "content-length") !== undefined) {
+    fail("app", "length.no-body", `a ${code} response must not have a Content-Length header (RFC 9110 section 8.6)`);
+  }
+  return declared;
 }
 
 /**
@@ -437,16 +579,16 @@ function checkedInput(
   stream: typeof import("node:stream"),
   source: InputStream,
   contentLength: number | undefined | "invalid",
-  fail: Recorder["fail"],
+  fail: Fail,
 ): InputStream {
   const limit = typeof contentLength === "number" ? contentLength : undefined;
   let iterator: AsyncIterator<unknown> | undefined;
   let received = 0;
-  const violation = (rule: string): unknown => {
+  const violation = (detail: string): Error => {
     try {
-      fail("gateway", rule);
+      fail("gateway", "env.input", detail);
     } catch (error) {
-      return error;
+      return error as Error;
     }
   };
   const input: Readable = new stream.Readable({
@@ -456,14 +598,15 @@ function checkedInput(
         (step) => {
           if (step.done) return void input.push(null);
           const chunk: unknown = step.value;
+          // [env.input] `tsgi.input`: the request body, a Node `Readable` that is also
+          // `AsyncIterable<Uint8Array>`; it yields bytes, never strings, and ends at the end of the body, never
+          // reading past it.
           if (!(chunk instanceof Uint8Array)) {
-            return void input.destroy(violation(`tsgi.input yielded ${describe(chunk)}; its chunks must be Uint8Arrays`) as Error);
+            return void input.destroy(violation(`tsgi.input yielded ${describe(chunk)}; its chunks must be Uint8Arrays`));
           }
           received += chunk.length;
           if (limit !== undefined && received > limit) {
-            return void input.destroy(
-              violation(`tsgi.input yielded ${received} bytes, more than CONTENT_LENGTH (${limit}): it must end there`) as Error,
-            );
+            return void input.destroy(violation(`tsgi.input yielded ${received} bytes, more than CONTENT_LENGTH (${limit}): it must end there`));
           }
           input.push(chunk);
         },
@@ -482,7 +625,7 @@ function checkedInput(
 }
 
 /** A Writable that checks what the application writes, then passes it to the gateway's stream at once. */
-function checkedErrors(stream: typeof import("node:stream"), target: Writable, fail: Recorder["fail"]): Writable {
+function checkedErrors(stream: typeof import("node:stream"), target: Writable, fail: Fail): Writable {
   const errors = new stream.Writable({
     decodeStrings: false,
     write(chunk: Chunk, encoding: BufferEncoding, callback: (error?: Error | null) => void) {
@@ -496,13 +639,17 @@ function checkedErrors(stream: typeof import("node:stream"), target: Writable, f
     },
   });
   const write = errors.write;
+  // [env.errors-use] The application writes only strings and `Uint8Array`s to `tsgi.errors` and never ends it: the
+  // stream belongs to the gateway (pipe into it with `{ end: false }`).
   errors.write = function (this: Writable, chunk: unknown, ...rest: unknown[]): boolean {
     // Before Writable's own type check, which would throw a TypeError that names no rule.
-    checkChunk(chunk, "tsgi.errors.write() was given", fail);
+    if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+      fail("app", "env.errors-use", `tsgi.errors.write() was given ${describe(chunk)}; it takes strings and Uint8Arrays`);
+    }
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Writable["write"];
   errors.end = function (): never {
-    fail("app", "tsgi.errors must not be ended: the stream belongs to the gateway (pipe into it with { end: false })");
+    fail("app", "env.errors-use", "tsgi.errors must not be ended: the stream belongs to the gateway (pipe into it with { end: false })");
   } as Writable["end"];
   return errors;
 }
@@ -516,6 +663,11 @@ function streamModule(): typeof import("node:stream") {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+/** `U+20AC` for "€". */
+function codePoint(character: string): string {
+  return "U+" + character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
 }
 
 function describe(value: unknown): string {

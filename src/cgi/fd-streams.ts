@@ -87,6 +87,7 @@ export class FdBody {
     for (let attempt = 0; ; attempt++) {
       try {
         const bytesRead = await readAsync(this.fd, buffer);
+        // [cgi.input-eof] If stdin ends early, the body ends there.
         if (bytesRead === 0) {
           // End-of-file: the server sent less than CONTENT_LENGTH, or a chunked body ended.
           this.remaining = 0;
@@ -133,6 +134,7 @@ export function createSyncWriter(fd: number): Writable {
     decodeStrings: false,
     write(chunk: Buffer | string, _encoding, callback) {
       try {
+        // [cgi.errors] `tsgi.errors` writes to stderr, synchronously, so no line is lost when the process ends.
         if (typeof chunk === "string") writeSync(fd, chunk);
         else writeSync(fd, chunk);
       } catch {
@@ -160,6 +162,7 @@ export class FdWriter {
     this.queue.push(data);
     this.queuedBytes += data.length;
     this.flushing ??= this.flush();
+    // [cgi.stdout-wait] Writes to stdout wait for the pipe (bounded memory for any body size).
     if (this.queuedBytes >= HIGH_WATER_MARK) return this.flushing;
   }
 

@@ -43,6 +43,8 @@ let stdoutClaimed = false;
 export function claimStdout(): void {
   if (stdoutClaimed) return;
   stdoutClaimed = true;
+  // [cgi.stdout] stdout belongs to the response: from the moment `runWithCgi` starts (with `tsgi cgi`, before the
+  // module is loaded), `process.stdout`, and so `console.log`, writes to stderr.
   Object.defineProperty(process, "stdout", {
     configurable: true,
     enumerable: true,
@@ -59,6 +61,8 @@ export function claimStdout(): void {
  */
 export async function runWithCgi(app: Application, options: CgiOptions = {}): Promise<number> {
   const code = await serveCgiRequest(app, options);
+  // [cgi.no-exit] `runWithCgi(app, { exit: false })` resolves with the exit code instead of
+  // ending the process.
   if (options.exit !== false) process.exit(code);
   return code;
 }
@@ -67,6 +71,8 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
   const vars = options.environ ?? readProcessEnvironment();
   let stderr: Writable | undefined;
   const errors = (): Writable => options.errors ?? (stderr ??= createSyncWriter(2));
+  // [cgi.not-cgi] Without `REQUEST_METHOD` (not a CGI environment) the process writes one line on stderr saying
+  // so, nothing on stdout, and exits with status `2`.
   if (!vars.REQUEST_METHOD) {
     errors().write(
       "tsgi: not a CGI environment (REQUEST_METHOD is not set): run this from a web server's CGI, " +
@@ -74,6 +80,9 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
     );
     return (process.exitCode = 2);
   }
+  // [cgi.httpoxy] When it reads the process environment, `runWithCgi` removes `HTTP_PROXY` from `process.env`
+  // before the application runs; `environ.HTTP_PROXY` still holds the header.
+  //
   // httpoxy: a request's `Proxy:` header arrives as HTTP_PROXY, which HTTP clients
   // in this process would take as their proxy. The app still sees it in environ.
   if (!options.environ) delete process.env.HTTP_PROXY;
@@ -83,6 +92,7 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
   const sink = new CgiSink(stdout);
   const length = parseContentLength(vars.CONTENT_LENGTH);
   const body = new FdBody(options.stdinFd ?? 0, bodyExtent(vars, length));
+  // [cgi.flags] `tsgi.run_once` is `true`, `tsgi.multiprocess` `true`, `tsgi.multithread` `false`.
   const environ = makeEnviron(vars, { multithread: false, multiprocess: true, runOnce: true });
   // Built on first use: most requests never touch them, and each costs start-up.
   defineLazily(environ, "tsgi.input", () => body.readable());
@@ -90,6 +100,8 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
 
   let cleanUp: Promise<unknown> | undefined;
   let outcome: Outcome;
+  // [cgi.bad-length] A `CONTENT_LENGTH` that is not a decimal number gets `400 Bad Request` and a line on stderr;
+  // the application is not called.
   if (length === "invalid") {
     errors().write(`tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`);
     await runApplication(plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"), environ, sink);
@@ -98,13 +110,22 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
     outcome = await runApplication(app, environ, sink, { onCleanUp: (settled) => (cleanUp = settled) });
   }
   // Set at once: should the event loop run dry while the rest is awaited, the process ends with it.
+  // [cgi.exit-status] Exit status: `0` when the application's response went out complete; `1`
+  // when it failed (500), was cut off, could not be delivered (stdout closed), or the request
+  // was bad (400).
   process.exitCode = outcome === "complete" ? 0 : 1;
   if (options.stdoutFd === undefined) await releaseStdout(stdout);
   else await stdout.end().catch(() => {});
+  // [cgi.run-once] run_once: once the response is written and drained and the body's `close()`
+  // has settled (waiting at most a short grace, 1 s by default, option `closeGrace` in ms),
+  // the process ends with its exit status, whatever timers or sockets the application left.
   if (cleanUp) await Promise.race([cleanUp, delay(options.closeGrace ?? CLOSE_GRACE_MS)]);
   // A response that went out whole (a 500 too) must not be lost to a broken pipe on the
   // server's side; a cut-off one keeps the unread bytes, whose failed write is then
   // the only sign of the cut Apache's mod_cgid can show.
+  // [cgi.drain] Before it ends after a complete response, request-body bytes the application
+  // did not read are read and dropped (bounded in time) so the web server's write of the body
+  // does not fail.
   if (outcome === "complete" || outcome === "failed") await body.drain(DRAIN_TIMEOUT_MS);
   return process.exitCode;
 }
@@ -115,6 +136,10 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
  * with HTTP_TRANSFER_ENCODING and no CONTENT_LENGTH, and closes stdin after
  * it); otherwise nothing, and stdin is never read.
  */
+// [cgi.input] `tsgi.input` reads stdin: with a `CONTENT_LENGTH`, at most that many bytes,
+// never waiting for end-of-file beyond them (web servers may keep stdin open); without one
+// (absent or empty) but with `HTTP_TRANSFER_ENCODING` present (Apache passes a chunked
+// upload to CGI so), up to end-of-file; otherwise the body is empty and stdin is never read.
 function bodyExtent(vars: Record<string, string | undefined>, length: number | undefined | "invalid"): BodyExtent {
   if (typeof length === "number") return { length };
   if (length === undefined && vars.HTTP_TRANSFER_ENCODING) return "to-eof";
@@ -134,6 +159,8 @@ function delay(ms: number): Promise<void> {
 async function releaseStdout(stdout: FdWriter): Promise<void> {
   await stdout.end().catch(() => {});
   try {
+    // [cgi.stdout-close] Once the response has drained, stdout is closed (and `/dev/null` takes its place), so the
+    // web server answers the client even if a timer or socket keeps the process alive a while longer.
     closeSync(1);
     openSync("/dev/null", "w");
   } catch {
@@ -194,7 +221,10 @@ export function plainTextResponse(status: string, text: string): Application {
  * process.env value.
  */
 export function readProcessEnvironment(): Record<string, string | undefined> {
+  // [cgi.environ] environ: a copy of the process environment.
   const vars: Record<string, string | undefined> = { ...process.env };
+  // [cgi.proc-environ] Node decodes environment values as UTF-8 and turns invalid bytes into U+FFFD; so on Linux,
+  // tsgi re-reads every value that is not plain ASCII from `/proc/self/environ`, applying the Latin-1 rule.
   if (!Object.values(vars).some((value) => value !== undefined && /[^\x00-\x7f]/.test(value))) return vars;
   let raw: Buffer;
   try {

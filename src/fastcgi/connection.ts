@@ -209,6 +209,10 @@ export class FastCgiConnection implements RecordHandler {
     }
     const keepConn = (flags & FCGI_KEEP_CONN) !== 0;
     let refusal: number | undefined;
+    // [fcgi.cut] A response cut off after its headers never ends with `FCGI_END_REQUEST`: alone
+    // on its connection, the connection is closed; when other requests share the connection,
+    // those finish, the connection takes no new request (a new `FCGI_BEGIN_REQUEST` is refused
+    // with `FCGI_OVERLOADED`), and it closes once they are done.
     if (this.cutIds.size > 0) {
       // The connection is on its way out (see cutOff): the spec's answer for a
       // request the application cannot take now (spec 5.5).
@@ -358,6 +362,10 @@ export class FastCgiConnection implements RecordHandler {
    * the connection closing (spec 3.5 lets the application close it). Requests
    * sharing the connection finish first; none is accepted meanwhile.
    */
+  // [fcgi.cut] A response cut off after its headers never ends with `FCGI_END_REQUEST`: alone
+  // on its connection, the connection is closed; when other requests share the connection,
+  // those finish, the connection takes no new request (a new `FCGI_BEGIN_REQUEST` is refused
+  // with `FCGI_OVERLOADED`), and it closes once they are done.
   cutOff(request: FastCgiRequest): void {
     if (request.finished || this.requests.get(request.id) !== request) return;
     request.finished = true;

@@ -32,6 +32,8 @@ const INPUT_HIGH_WATER_MARK = 64 * 1024;
 
 function ignoreError(): void {}
 
+// [fcgi.input] `tsgi.input` streams `FCGI_STDIN` as records arrive (with backpressure on the connection) and ends
+// at the empty `FCGI_STDIN` record, so it works without `CONTENT_LENGTH`.
 /** A request body stream fed by records; tells the connection when to pause and resume reading. */
 class RecordInput extends Readable {
   ended = false;
@@ -163,6 +165,11 @@ export class FastCgiRequest implements ResponseSink {
 
   private start(app: Application, vars: Record<string, string>): void {
     const options = this.connection.options;
+    // [fcgi.environ] environ: exactly the `FCGI_PARAMS` of the request (the process environment is not mixed in),
+    // decoded by the Latin-1 rule.
+    // [fcgi.flags] `tsgi.run_once` and `tsgi.multithread` are `false`.
+    // [fcgi.errors] `tsgi.errors` goes to the process's stderr, or, when configured, to the web server as
+    // `FCGI_STDERR` records.
     const environ = makeEnviron(vars, {
       input: this.input,
       errors: options.stderrToWebServer ? this.stderrStream() : options.errors,
@@ -170,6 +177,10 @@ export class FastCgiRequest implements ResponseSink {
       multiprocess: options.multiprocess,
       runOnce: false,
     });
+    // [env.gateway-keys] Keys that a gateway adds for itself start with `tsgi.` followed by the gateway's name
+    // (`tsgi.fcgi.role`).
+    // [fcgi.role] `tsgi.fcgi.role` is `"responder"`, `"authorizer"` or `"filter"`; a filter gets its file as
+    // `tsgi.fcgi.data`, a stream like `tsgi.input`.
     environ["tsgi.fcgi.role"] = this.roleName;
     if (this.data) environ["tsgi.fcgi.data"] = this.data;
     const page = options.pages ? builtInPage(vars, options.pages) : undefined;
@@ -198,6 +209,8 @@ export class FastCgiRequest implements ResponseSink {
     }
   }
 
+  // [fcgi.timeout] An application call running past `--request-timeout` is given up with a `504`, or cut off once
+  // output started.
   /** The application ran past --request-timeout: 504 if nothing went out yet, else cut the response off. */
   private timeOutApplication(line: string, elapsed: number): void {
     if (this.finished || this.appFinished) return;
@@ -269,6 +282,8 @@ export class FastCgiRequest implements ResponseSink {
     this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
   }
 
+  // [fcgi.abandon] A request is abandoned (iteration stops, `return()` and `close()` run) on `FCGI_ABORT_REQUEST`,
+  // when the web server closes the connection, or on a timeout.
   /** FCGI_ABORT_REQUEST, the connection closing, or a timeout: stop the application. */
   abortRequest(reason: string): void {
     if (this.abortReason !== undefined) return;

@@ -110,6 +110,11 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     receiveTimeout: (options.receiveTimeout ?? 60) * 1000,
     errors: options.errors ?? process.stderr,
     stderrToWebServer: options.stderrToWebServer ?? false,
+    // [fcgi.multiprocess] `tsgi.multiprocess` is `true` when the listening socket came on fd 0
+    // (the web server or spawn-fcgi starts the processes: mod_fcgid and lighttpd start several
+    // on one socket), with `--workers`, or when the user says so (option `multiprocess: true` /
+    // `--multiprocess`); it is `false` only for a single process listening on its own `--listen`
+    // socket.
     multiprocess: options.multiprocess ?? (options.listen === undefined || cluster.isWorker),
     reclaimBodyMemory: options.reclaimBodyMemory ?? false,
     requestTimeout: (options.requestTimeout ?? 0) * 1000,

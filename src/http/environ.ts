@@ -43,6 +43,8 @@ export interface HttpEnvironOptions {
  * and could pass for, HTTP_X_FORWARDED_FOR.
  */
 export function cgiVariables(head: HttpRequestHead): Record<string, string> {
+  // [http.path] `SCRIPT_NAME` is `""`; `PATH_INFO` is the request path, percent-decoded, each decoded byte one
+  // character by the Latin-1 rule; `QUERY_STRING` and `REQUEST_URI` stay as the client sent them.
   const { path, query } = splitTarget(head.target);
   const scriptName = decodePath(head.scriptName ?? "");
   const vars: Record<string, string> = {
@@ -60,6 +62,8 @@ export function cgiVariables(head: HttpRequestHead): Record<string, string> {
   addHeaders(vars, head.rawHeaders);
 
   const host = vars.HTTP_HOST !== undefined ? splitHost(vars.HTTP_HOST) : undefined;
+  // [http.server-vars] `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`, `REMOTE_ADDR` and `REMOTE_PORT` come from
+  // the connection.
   vars.SERVER_NAME = host?.name || head.localAddress || "localhost";
   vars.SERVER_PORT = String(head.localPort ?? host?.port ?? (head.secure ? 443 : 80));
   if (head.remoteAddress !== undefined) vars.REMOTE_ADDR = withoutIpv4Mapping(head.remoteAddress);
@@ -94,6 +98,8 @@ export function requestHead(req: IncomingMessage): HttpRequestHead {
  * requests, one at a time per event loop turn (not multithread, not multiprocess).
  */
 export function environFromHttpRequest(req: IncomingMessage, options: HttpEnvironOptions = {}): Environ {
+  // [http.input] `tsgi.input` is the request itself (an `http.IncomingMessage`).
+  // [http.flags] `tsgi.run_once`, `tsgi.multithread` and `tsgi.multiprocess` are `false`.
   return makeEnviron(cgiVariables(requestHead(req)), {
     input: req as IncomingMessage & InputStream,
     errors: options.errors ?? process.stderr,
@@ -121,9 +127,15 @@ function addHeaders(vars: Record<string, string>, rawHeaders: readonly string[])
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
+    // [http.headers] Request headers become `HTTP_*` variables (`-` becomes `_`, upper case); repeated headers are
+    // joined with `, ` (`Cookie` with `; `); a header whose name contains `_` is dropped, so `X_Forwarded_For`
+    // cannot pose as `X-Forwarded-For`.
+    //
     // ":authority" and the other HTTP/2 pseudo-headers are not headers.
     if (name.includes("_") || name.startsWith(":")) continue;
     const lower = name.toLowerCase();
+    // [http.content-headers] `Content-Type` and `Content-Length` become `CONTENT_TYPE` and `CONTENT_LENGTH`; the
+    // HTTP gateway never sets `HTTP_CONTENT_TYPE` or `HTTP_CONTENT_LENGTH`.
     if (lower === "content-type" || lower === "content-length") {
       const key = lower === "content-type" ? "CONTENT_TYPE" : "CONTENT_LENGTH";
       // Joining two of these would make a value that means nothing.

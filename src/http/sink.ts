@@ -32,6 +32,9 @@ export class NodeResponseSink implements ResponseSink {
     const res = this.res;
     const req = res.req;
     this.sentStatus = statusCode(status);
+    // [http.head] The HTTP gateway sends no body bytes for `HEAD`, whatever the application returns.
+    //
+    // node:http drops them (a response to HEAD has no body); only what reaches the client is counted.
     this.bodyGoesOut = req?.method !== "HEAD" && statusAllowsBody(this.sentStatus);
     const chunked = req !== undefined && (req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1));
     this.framed = chunked || headers.some(([name]) => name.toLowerCase() === "content-length");
