@@ -125,6 +125,23 @@ describe("testClient", () => {
     await expect(request).rejects.toThrow(/hop-by-hop/);
   });
 
+  it("notices a body that disagrees with its Content-Length: a ValidationError, or without validation the outcome", async () => {
+    const declares = (length: string, body: string[]): Application => (_environ, startResponse) => {
+      startResponse("200 OK", [["Content-Length", length]]);
+      return (function* () {
+        yield* body;
+      })();
+    };
+    await expect(testClient(declares("3", ["abc", "def"])).get("/")).rejects.toThrow(/\[length\.over\]/);
+    await expect(testClient(declares("50", ["abc"])).get("/")).rejects.toThrow(/\[length\.short\]/);
+    const long = await testClient(declares("3", ["abc", "def"]), { validate: false }).get("/");
+    expect(long.text()).toBe("abc");
+    expect(long.errors).toMatch(/longer than its Content-Length/);
+    const short = await testClient(declares("50", ["abc"]), { validate: false }).get("/");
+    expect(short.outcome).toBe("cut");
+    expect(short.errors).toMatch(/response cut off/);
+  });
+
   it("without validation, shows the same broken application as the 500 a gateway sends", async () => {
     const hopByHop: Application = (_environ, startResponse) => {
       startResponse("200 OK", [["Connection", "close"]]);
