@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Start-up cost of a CGI request: median wall time of `node -e ""`, bare
-// hand-written CGI hellos and `tsgi cgi examples/hello.js`, measured in one
-// run, interleaved round by round, each as a ratio to `node -e ""`.
+// hand-written CGI hellos, `tsgi cgi examples/hello.js`, and
+// `tsgi cgi examples/hello.ts` from a warm compile cache next to the same app
+// compiled to .js beforehand, measured in one run, interleaved round by round,
+// each as a ratio to `node -e ""`. Then the cold-cache start of hello.ts
+// (compiling it), a few times, each with an empty cache.
 //
 // usage: node bench/cgi-startup.js [rounds]   (default 40)
 //
@@ -10,8 +13,11 @@
 // NODE_EXTRA_CA_CERTS would slow every Node start and hide the rest.
 
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { transformSync } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const rounds = Number(process.argv[2] ?? 40);
@@ -30,16 +36,28 @@ const env = {
   REMOTE_ADDR: "127.0.0.1",
 };
 
+// examples/hello.ts compiled to .js ahead of time, as tsc would (an ES module), in
+// a directory of its own whose package.json makes .js an ES module.
+const scratch = mkdtempSync(join(tmpdir(), "tsgi-bench-"));
+process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
+const helloTs = join(root, "examples/hello.ts");
+writeFileSync(join(scratch, "package.json"), '{ "type": "module" }\n');
+writeFileSync(join(scratch, "hello.js"), transformSync(readFileSync(helloTs, "utf8"), { loader: "ts", format: "esm" }).code);
+const warmCache = join(scratch, "cache");
+const tsgi = (app) => [join(root, "bin/tsgi.js"), "cgi", app];
+
 const commands = [
   { name: 'node -e ""', args: ["-e", ""] },
   { name: "bare CGI hello (CommonJS)", args: [join(root, "bench/hello-bare.cjs")], expect: "Hello, world!" },
   { name: "bare CGI hello (ESM)", args: [join(root, "bench/hello-bare.mjs")], expect: "Hello, world!" },
-  { name: "tsgi cgi examples/hello.js", args: [join(root, "bin/tsgi.js"), "cgi", join(root, "examples/hello.js")], expect: "Hello, world!" },
+  { name: "tsgi cgi examples/hello.js", args: tsgi(join(root, "examples/hello.js")), expect: "Hello, world!" },
+  { name: "tsgi cgi examples/hello.ts compiled to .js", args: tsgi(join(scratch, "hello.js")), expect: "Hello, world!" },
+  { name: "tsgi cgi examples/hello.ts (warm cache)", args: tsgi(helloTs), env: { TSGI_CACHE_DIR: warmCache }, expect: "Hello, world!" },
 ];
 
 function runOnce(command) {
   const start = process.hrtime.bigint();
-  const result = spawnSync(node, command.args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const result = spawnSync(node, command.args, { env: { ...env, ...command.env }, stdio: ["ignore", "pipe", "pipe"] });
   const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
   if (result.status !== 0 || (command.expect && !result.stdout.toString().includes(command.expect))) {
     throw new Error(`${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`);
@@ -71,3 +89,13 @@ for (let i = 0; i < commands.length; i++) {
   const m = median(times[i]);
   console.log(`| ${commands[i].name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}× |`);
 }
+const compiled = median(times[commands.length - 2]);
+const warm = median(times[commands.length - 1]);
+console.log(`\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× (target: at most 1.05×)`);
+
+// Cold: every run gets an empty cache, so it loads esbuild and compiles.
+const coldTimes = [];
+for (let i = 0; i < 5; i++) {
+  coldTimes.push(runOnce({ ...commands[commands.length - 1], env: { TSGI_CACHE_DIR: join(scratch, `cold-${i}`) } }));
+}
+console.log(`hello.ts with a cold cache (compiling): median of 5: ${median(coldTimes).toFixed(1)} ms, ${(median(coldTimes) / base).toFixed(2)}× node -e ""`);

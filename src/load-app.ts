@@ -20,14 +20,25 @@ export function parseAppSpec(spec: string): { file: string; exportName: string |
   return { file: spec, exportName: undefined };
 }
 
+/** Loads a module by absolute path and gives its namespace. */
+export type ModuleLoader = (path: string) => Promise<Record<string, unknown>>;
+
 export async function loadApplication(spec: string): Promise<Application> {
+  return loadApplicationWith(spec, loadModule);
+}
+
+/** loadApplication with another module loader: the command line's also knows TypeScript (typescript/loader.ts). */
+export async function loadApplicationWith(spec: string, load: ModuleLoader): Promise<Application> {
   const { file, exportName } = parseAppSpec(spec);
   let namespace: Record<string, unknown>;
   try {
-    namespace = await loadModule(resolve(file));
+    namespace = await load(resolve(file));
   } catch (error) {
     throw new AppLoadError(`cannot load application module ${file}: ${describeLoadError(error)}`, { cause: error });
   }
+  // [cgi.load] `tsgi cgi <module>` loads the application from `<module>`, an ES module (top-level await included)
+  // or a CommonJS module: its default export, else its export named `application`; `<module>:name` picks the
+  // export `name`.
   const candidate = exportName !== undefined ? namespace[exportName] : pickDefault(namespace);
   if (typeof candidate !== "function") {
     const wanted = exportName !== undefined ? `an export named "${exportName}"` : `a default export or an export named "application"`;
@@ -42,18 +53,21 @@ export async function loadApplication(spec: string): Promise<Application> {
  * asynchronous ESM loader, about 5 ms of every CGI request's start-up. A module
  * that needs the ESM loader (top-level await) is loaded with import().
  */
-async function loadModule(path: string): Promise<Record<string, unknown>> {
+export async function loadModule(path: string): Promise<Record<string, unknown>> {
   if (process.features.require_module) {
     try {
-      const loaded: unknown = createRequire(path)(path);
-      // A CommonJS module exporting a function gives the function itself.
-      return typeof loaded === "function" ? { default: loaded } : (loaded as Record<string, unknown>);
+      return namespaceOf(createRequire(path)(path));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ERR_REQUIRE_ASYNC_MODULE" && code !== "ERR_REQUIRE_ESM") throw error;
     }
   }
   return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+}
+
+/** What require() gave, as a namespace: a CommonJS module exporting a function gives the function itself. */
+export function namespaceOf(loaded: unknown): Record<string, unknown> {
+  return typeof loaded === "function" ? { default: loaded } : (loaded as Record<string, unknown>);
 }
 
 function pickDefault(namespace: Record<string, unknown>): unknown {

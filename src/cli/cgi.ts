@@ -3,9 +3,12 @@
 // FastCGI or HTTP code.
 
 import { claimStdout, plainTextResponse, runWithCgi } from "../cgi/gateway.js";
-import { AppLoadError, loadApplication } from "../load-app.js";
+import { AppLoadError, loadApplicationWith } from "../load-app.js";
+import { commandLineLoader } from "../typescript/loader.js";
 
-const USAGE = "usage: tsgi cgi <module>[:export]\n\nServes one CGI request with the application exported by <module>.\n";
+const USAGE =
+  "usage: tsgi cgi <module>[:export]\n\nServes one CGI request with the application exported by <module>.\n" +
+  "A TypeScript module (.ts, .mts, .cts) is compiled once and cached in $TSGI_CACHE_DIR (default: node_modules/.cache/tsgi of its project).\n";
 
 export async function main(args: string[]): Promise<void> {
   const spec = args[0];
@@ -23,8 +26,11 @@ export async function main(args: string[]): Promise<void> {
   claimStdout();
   let app;
   try {
-    app = await loadApplication(spec);
+    // A TypeScript module is compiled into $TSGI_CACHE_DIR (or the default, see typescript/cache-dir.ts).
+    app = await loadApplicationWith(spec, commandLineLoader());
   } catch (error) {
+    // [cgi.load-error] A module that cannot be loaded or does not export a function gives one line on stderr
+    // starting with `tsgi:`, a 500 response on stdout and exit status 1.
     const message = error instanceof AppLoadError ? error.message : String(error);
     process.stderr.write(`tsgi: ${message}\n`);
     const text = "Internal Server Error: the application could not be loaded (see the server's error log)\n";

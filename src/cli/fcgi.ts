@@ -5,7 +5,8 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
-import { AppLoadError, loadApplication } from "../load-app.js";
+import { AppLoadError, loadApplicationWith } from "../load-app.js";
+import { commandLineLoader } from "../typescript/loader.js";
 import { ListenError, serveFastCgi, type FastCgiOptions, type FastCgiServer } from "../fastcgi/server.js";
 import { runPrimary, type ClusterMessage, type ClusterStatus } from "../fastcgi/workers.js";
 
@@ -14,6 +15,8 @@ export interface FcgiCommandOptions extends FastCgiOptions {
   grace: number;
   /** Worker processes; undefined runs everything in this one process. */
   workers?: number | "auto" | undefined;
+  /** Where a TypeScript application is compiled to (--cache-dir). */
+  cacheDir?: string | undefined;
 }
 
 /**
@@ -48,7 +51,7 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
   growYoungGenerationAtOnce();
   let app;
   try {
-    app = await loadApplication(spec);
+    app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
   } catch (error) {
     fail(error);
   }

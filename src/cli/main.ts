@@ -46,6 +46,7 @@ export function buildProgram(): Command {
     .option("--slow-request <seconds>", "log a request still running after this long", number)
     .option("--status-path <path>", "answer this path with tsgi's status (plain text; JSON with ?json)")
     .option("--ping-path <path>", 'answer this path with "pong"')
+    .option("--cache-dir <dir>", "where a TypeScript application is compiled to (default: $TSGI_CACHE_DIR, else node_modules/.cache/tsgi of its project)")
     .action(async (module: string, options: Record<string, unknown>) => {
       const { runFcgiCommand } = await import("./fcgi.js");
       await runFcgiCommand(module, {
@@ -67,6 +68,7 @@ export function buildProgram(): Command {
         slowRequest: options.slowRequest as number | undefined,
         statusPath: options.statusPath as string | undefined,
         pingPath: options.pingPath as string | undefined,
+        cacheDir: options.cacheDir as string | undefined,
       });
     });
 
@@ -76,9 +78,10 @@ export function buildProgram(): Command {
     .argument("<module>", "application module: path/to/app.js (default export or `application`) or path/to/app.js:name")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "TCP port (0: any free port)", port, 8000)
-    .action(async (module: string, options: { host: string; port: number }) => {
+    .option("--cache-dir <dir>", "where a TypeScript application is compiled to (default: $TSGI_CACHE_DIR, else node_modules/.cache/tsgi of its project)")
+    .action(async (module: string, options: { host: string; port: number; cacheDir?: string }) => {
       const { runServeCommand } = await import("../http/serve.js");
-      await runServeCommand(module, { host: options.host, port: options.port });
+      await runServeCommand(module, { host: options.host, port: options.port, cacheDir: options.cacheDir });
     });
 
   return program;

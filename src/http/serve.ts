@@ -3,12 +3,15 @@
 
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { AppLoadError, loadApplication } from "../load-app.js";
+import { AppLoadError, loadApplicationWith } from "../load-app.js";
+import { commandLineLoader } from "../typescript/loader.js";
 import { makeServer } from "./server.js";
 
 export interface ServeCommandOptions {
   host: string;
   port: number;
+  /** Where a TypeScript application is compiled to (--cache-dir). */
+  cacheDir?: string | undefined;
 }
 
 /** How long requests in flight get to finish after the first signal; streaming responses would otherwise hold the exit. */
@@ -19,7 +22,7 @@ const say = (message: string) => process.stderr.write(`[tsgi] http: ${message}\n
 export async function runServeCommand(spec: string, options: ServeCommandOptions): Promise<void> {
   let server: Server;
   try {
-    const app = await loadApplication(spec);
+    const app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
     server = await makeServer(app, { host: options.host, port: options.port });
   } catch (error) {
     const message = error instanceof AppLoadError ? error.message : `cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`;
