@@ -79,9 +79,10 @@ export function buildProgram(): Command {
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "TCP port (0: any free port)", port, 8000)
     .option("--cache-dir <dir>", "where a TypeScript application is compiled to (default: $TSGI_CACHE_DIR, else node_modules/.cache/tsgi of its project)")
-    .action(async (module: string, options: { host: string; port: number; cacheDir?: string }) => {
+    .option("--watch", "restart the application when a file it loaded changes, keeping the listening socket")
+    .action(async (module: string, options: { host: string; port: number; cacheDir?: string; watch?: boolean }) => {
       const { runServeCommand } = await import("../http/serve.js");
-      await runServeCommand(module, { host: options.host, port: options.port, cacheDir: options.cacheDir });
+      await runServeCommand(module, { host: options.host, port: options.port, cacheDir: options.cacheDir, watch: options.watch === true });
     });
 
   return program;

@@ -12,6 +12,8 @@ export interface ServeCommandOptions {
   port: number;
   /** Where a TypeScript application is compiled to (--cache-dir). */
   cacheDir?: string | undefined;
+  /** Restart the application when a file it loaded changes (--watch). */
+  watch?: boolean;
 }
 
 /** How long requests in flight get to finish after the first signal; streaming responses would otherwise hold the exit. */
@@ -20,6 +22,10 @@ const GRACE_MS = 2000;
 const say = (message: string) => process.stderr.write(`[tsgi] http: ${message}\n`);
 
 export async function runServeCommand(spec: string, options: ServeCommandOptions): Promise<void> {
+  if (options.watch) {
+    const { WATCH_CHILD, runWatchChild, runWatchPrimary } = await import("./watch.js");
+    return process.env[WATCH_CHILD] ? runWatchChild(spec, options) : runWatchPrimary(spec, options);
+  }
   let server: Server;
   try {
     const app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));

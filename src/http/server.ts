@@ -18,15 +18,20 @@ export interface ServerOptions {
   errors?: Writable;
 }
 
-/** Starts an HTTP server for `app`; resolves once it listens, rejects when it cannot (port taken). */
-export function makeServer(app: Application, options: ServerOptions = {}): Promise<Server> {
+/** An HTTP server for `app` that is not listening yet: connections are handed to it (`emit("connection")`) or it is told to listen. */
+export function createAppServer(app: Application, options: Pick<ServerOptions, "accessLog" | "errors"> = {}): Server {
   const log = options.accessLog ?? process.stderr;
   const errors = options.errors;
-  const server = createServer((req, res) => {
+  return createServer((req, res) => {
     void serveNodeRequest(app, req, res, { errors }).then((served) => {
       if (log) log.write(accessLogLine(req, served));
     });
   });
+}
+
+/** Starts an HTTP server for `app`; resolves once it listens, rejects when it cannot (port taken). */
+export function makeServer(app: Application, options: ServerOptions = {}): Promise<Server> {
+  const server = createAppServer(app, options);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8000, options.host ?? "127.0.0.1", () => {
