@@ -91,7 +91,11 @@ for (let i = 0; i < commands.length; i++) {
 }
 const compiled = median(times[commands.length - 2]);
 const warm = median(times[commands.length - 1]);
-console.log(`\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× (target: at most 1.05×)`);
+// Also the median of each round's own ratio: the two run back to back, so load from elsewhere on the machine, which
+// moves both, cancels out better than in the ratio of the medians.
+const pairRatios = times[commands.length - 1].map((time, round) => time / times[commands.length - 2][round]);
+console.log(`\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
+  `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`);
 
 // Cold: every run gets an empty cache, so it loads esbuild and compiles.
 const coldTimes = [];

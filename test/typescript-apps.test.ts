@@ -4,6 +4,8 @@
 // node_modules, import.meta, __dirname and stack traces all name the source.
 // Needs `npm run build` first.
 
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLEAN_PATH, REPO, runCgi, TSGI_BIN } from "./helpers/cgi.js";
@@ -121,5 +123,45 @@ describe("examples/hello.ts", () => {
     const { port } = await startServe(hello, cacheDir);
     const served = await fetchHttp(`http://127.0.0.1:${port}/`);
     expect([served.status, served.body.toString()]).toEqual([200, "Hello, world!\n"]);
+  });
+});
+
+describe("TypeScript support stays out of the way of JavaScript", () => {
+  it("`tsgi cgi` with a .js application: none of it is in cgi-bundle.cjs, and its own bundle is not loaded", async () => {
+    // Every CGI request pays the start-up of what cgi-bundle.cjs holds.
+    expect(readFileSync(join(REPO, "dist", "cli", "cgi-bundle.cjs"), "utf8")).not.toContain("TypeScript compile cache");
+    const result = await runCgi({ module: join(REPO, "examples", "hello.js"), vars: { NODE_DEBUG: "module" }, timeoutMs: 20_000 });
+    expect(result.response?.status, result.stderr).toBe("200 OK");
+    expect(result.stderr).not.toContain("typescript-bundle.cjs");
+  });
+
+  it("importing and requiring tsgi as a library leaves Node's module loader and stack traces as they were", () => {
+    const state = 'JSON.stringify({ ts: typeof require.extensions[".ts"], sourceMaps: process.sourceMapsEnabled, stacks: String(Error.prepareStackTrace) })';
+    const script = `const before = ${state}; import("tsgi").then(() => { require("tsgi"); require("tsgi/cgi"); console.log(JSON.stringify([before, ${state}])); })`;
+    const result = spawnSync(process.execPath, ["-e", script], { cwd: REPO, env: { PATH: CLEAN_PATH }, timeout: 20_000, encoding: "utf8" });
+    expect(result.status, result.stderr).toBe(0);
+    const [before, after] = JSON.parse(result.stdout) as [string, string];
+    expect(JSON.parse(after)).toEqual(JSON.parse(before));
+    expect(JSON.parse(after)).toMatchObject({ ts: "undefined", sourceMaps: false });
+  });
+});
+
+describe("stack traces through several TypeScript files", () => {
+  /** `file:line:column` of `needle` in a fixture, as a stack frame names it. */
+  const placeOf = (name: string, needle: string) => {
+    const lines = readFileSync(tsFixture(name), "utf8").split("\n");
+    const line = lines.findIndex((text) => text.includes(needle));
+    return `${tsFixture(name)}:${line + 1}:${lines[line]!.indexOf(needle) + 1}`;
+  };
+
+  it("each frame in a .ts file names its source line, frames elsewhere stay as they were", async () => {
+    const result = await runCgi({ module: tsFixture("deep-throw.ts"), vars: { PATH_INFO: "/x", TSGI_CACHE_DIR: tempDir(group, "tsgi-ts-cache-") }, timeoutMs: 20_000 });
+    expect(result.response?.status).toMatch(/^500/);
+    const frames = result.stderr.split("\n").filter((line) => line.startsWith("    at "));
+    expect(result.stderr).toContain("error in application: Error: failed: /x\n");
+    expect(frames[0]).toBe(`    at fail (${placeOf("thrower.ts", "new Error")})`);
+    expect(frames[1]).toBe(`    at handle (${placeOf("deep-throw.ts", "fail({")})`);
+    expect(frames[2]).toBe(`    at app (${placeOf("deep-throw.ts", "handle(environ")})`);
+    expect(frames[3]).toMatch(/ \(\S+[\\/]dist[\\/]cli[\\/]cgi-bundle\.cjs:\d+:\d+\)$/);
   });
 });

@@ -4,7 +4,7 @@
 
 import { claimStdout, plainTextResponse, runWithCgi } from "../cgi/gateway.js";
 import { AppLoadError, loadApplicationWith } from "../load-app.js";
-import { commandLineLoader } from "../typescript/loader.js";
+import { cgiModuleLoader } from "./typescript-support.js";
 
 const USAGE =
   "usage: tsgi cgi <module>[:export]\n\nServes one CGI request with the application exported by <module>.\n" +
@@ -27,7 +27,7 @@ export async function main(args: string[]): Promise<void> {
   let app;
   try {
     // A TypeScript module is compiled into $TSGI_CACHE_DIR (or the default, see typescript/cache-dir.ts).
-    app = await loadApplicationWith(spec, commandLineLoader());
+    app = await loadApplicationWith(spec, cgiModuleLoader(spec));
   } catch (error) {
     // [cgi.load-error] A module that cannot be loaded or does not export a function gives one line on stderr
     // starting with `tsgi:`, a 500 response on stdout and exit status 1.

@@ -4,8 +4,8 @@
 // their caches), else a directory of this user's own under the OS temp dir.
 
 import { existsSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { lazyOs } from "./lazy-os.js";
 
 export type CacheOrigin = "--cache-dir" | "TSGI_CACHE_DIR" | "project" | "temp";
 
@@ -21,7 +21,7 @@ export function chooseCacheDir(modulePath: string, option?: string): CacheLocati
   if (fromEnvironment) return { dir: resolve(fromEnvironment), origin: "TSGI_CACHE_DIR" };
   const project = projectDir(dirname(modulePath));
   if (project !== undefined) return { dir: join(project, "node_modules", ".cache", "tsgi"), origin: "project" };
-  return { dir: join(tmpdir(), `tsgi-cache-${currentUserId()}`), origin: "temp" };
+  return { dir: join(lazyOs().tmpdir(), `tsgi-cache-${currentUserId()}`), origin: "temp" };
 }
 
 function projectDir(start: string): string | undefined {
@@ -33,5 +33,5 @@ function projectDir(start: string): string | undefined {
 
 /** The uid where there is one (it cannot be spoofed by renaming a user), else the user name. */
 function currentUserId(): string {
-  return typeof process.getuid === "function" ? String(process.getuid()) : userInfo().username;
+  return typeof process.getuid === "function" ? String(process.getuid()) : lazyOs().userInfo().username;
 }

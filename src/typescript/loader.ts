@@ -14,6 +14,7 @@ import { compilerVersion } from "./compiler.js";
 import type { HooksData } from "./esm-hooks.js";
 import { isTypeScript } from "./extensions.js";
 import { installRequireHook } from "./require-hook.js";
+import { installStackMapper, useNodeSourceMaps } from "./stack-maps.js";
 import { newWarnFlag } from "./warn.js";
 
 export interface TypeScriptOptions {
@@ -32,7 +33,7 @@ export function commandLineLoader(options: TypeScriptOptions = {}): ModuleLoader
     if (!isTypeScript(path)) return loadModule(path);
     const data: HooksData = { location: chooseCacheDir(path, options.cacheDir), warned: newWarnFlag() };
     // Stack traces then name the .ts file and its lines (the compiled code carries a source map).
-    process.setSourceMapsEnabled(true);
+    installStackMapper();
     installRequireHook(new CachedCompiler(new CompileCache(data.location, compilerVersion(), data.warned)));
     try {
       return namespaceOf(createRequire(path)(path));
@@ -41,7 +42,8 @@ export function commandLineLoader(options: TypeScriptOptions = {}): ModuleLoader
     }
     // Every .ts file the import reaches compiles to an ES module on the hooks' thread.
     if (typeof register !== "function") throw new Error("a TypeScript module with top-level await needs Node.js 20.6 or later");
-    // dist/cli/cgi-bundle.cjs and dist/typescript/loader.js both find it this way.
+    useNodeSourceMaps();
+    // dist/cli/typescript-bundle.cjs and dist/typescript/loader.js both find it this way.
     register(new URL("../typescript/esm-hooks.js", import.meta.url), { data });
     return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   };

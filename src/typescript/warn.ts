@@ -2,7 +2,7 @@
 // shared memory because the ES module hooks (for top-level await) run on a
 // thread of their own and must not say it a second time.
 
-import { userInfo } from "node:os";
+import { lazyOs } from "./lazy-os.js";
 
 export type WarnFlag = Int32Array;
 
@@ -17,7 +17,7 @@ export function warnOnce(flag: WarnFlag, message: string): void {
 /** The user the process runs as, for telling an administrator whose permissions are missing. */
 export function describeUser(): string {
   try {
-    return userInfo().username;
+    return lazyOs().userInfo().username;
   } catch {
     return `uid ${process.getuid?.() ?? "?"}`;
   }
