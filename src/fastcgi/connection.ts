@@ -334,13 +334,15 @@ export class FastCgiConnection implements RecordHandler {
   }
 
   /**
-   * Ends this side once what is queued is written. After a cut-off the
-   * connection is closed outright: records the web server still sends for the
-   * cut request have no one to read them.
+   * Ends this side once what is queued is written. Also after a cut-off: the
+   * connection's end before END_REQUEST is what marks the response incomplete,
+   * and records the web server still sends are read and dropped (the parser
+   * ignores ids no longer in use), since closing with unread input would make
+   * the kernel send a reset that can destroy the response the peer has not read
+   * yet (the same reason Go's fcgi drains before closing).
    */
   private closeOutput(): void {
-    if (this.cutIds.size > 0) this.socket.destroySoon();
-    else this.socket.end();
+    this.socket.end();
   }
 
   /** A request sent END_REQUEST (or was cut off): free its id, and close the connection if it is no longer wanted. */
