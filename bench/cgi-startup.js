@@ -46,13 +46,32 @@ writeFileSync(join(scratch, "hello.js"), transformSync(readFileSync(helloTs, "ut
 const warmCache = join(scratch, "cache");
 const tsgi = (app) => [join(root, "bin/tsgi.js"), "cgi", app];
 
+// An Express and a Hono app in TypeScript (the test fixtures), each run by
+// `tsgi cgi` (warm compile cache) and as one file built by `tsgi build`.
+const frameworkEnv = { SCRIPT_NAME: "", PATH_INFO: "/hello", TSGI_CACHE_DIR: warmCache };
+const frameworks = ["express", "hono"].flatMap((name) => {
+  const app = join(root, "test/fixtures/build", `${name}-app.ts`);
+  const bundle = join(scratch, `${name}.cgi.cjs`);
+  const built = spawnSync(node, [join(root, "bin/tsgi.js"), "build", app, "--out", bundle], { encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`tsgi build ${name} failed: ${built.stderr}`);
+  const expect = `hello from ${name}`;
+  return [
+    { name: `tsgi cgi ${name}-app.ts (warm cache)`, args: tsgi(app), env: frameworkEnv, expect },
+    { name: `node ${name}.cgi.cjs (tsgi build)`, args: [bundle], env: frameworkEnv, expect },
+  ];
+});
+
+const helloCompiled = { name: "tsgi cgi examples/hello.ts compiled to .js", args: tsgi(join(scratch, "hello.js")), expect: "Hello, world!" };
+const helloWarm = { name: "tsgi cgi examples/hello.ts (warm cache)", args: tsgi(helloTs), env: { TSGI_CACHE_DIR: warmCache }, expect: "Hello, world!" };
+
 const commands = [
   { name: 'node -e ""', args: ["-e", ""] },
   { name: "bare CGI hello (CommonJS)", args: [join(root, "bench/hello-bare.cjs")], expect: "Hello, world!" },
   { name: "bare CGI hello (ESM)", args: [join(root, "bench/hello-bare.mjs")], expect: "Hello, world!" },
   { name: "tsgi cgi examples/hello.js", args: tsgi(join(root, "examples/hello.js")), expect: "Hello, world!" },
-  { name: "tsgi cgi examples/hello.ts compiled to .js", args: tsgi(join(scratch, "hello.js")), expect: "Hello, world!" },
-  { name: "tsgi cgi examples/hello.ts (warm cache)", args: tsgi(helloTs), env: { TSGI_CACHE_DIR: warmCache }, expect: "Hello, world!" },
+  helloCompiled,
+  helloWarm,
+  ...frameworks,
 ];
 
 function runOnce(command) {
@@ -89,17 +108,19 @@ for (let i = 0; i < commands.length; i++) {
   const m = median(times[i]);
   console.log(`| ${commands[i].name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}× |`);
 }
-const compiled = median(times[commands.length - 2]);
-const warm = median(times[commands.length - 1]);
+const compiledTimes = times[commands.indexOf(helloCompiled)];
+const warmTimes = times[commands.indexOf(helloWarm)];
+const compiled = median(compiledTimes);
+const warm = median(warmTimes);
 // Also the median of each round's own ratio: the two run back to back, so load from elsewhere on the machine, which
 // moves both, cancels out better than in the ratio of the medians.
-const pairRatios = times[commands.length - 1].map((time, round) => time / times[commands.length - 2][round]);
+const pairRatios = warmTimes.map((time, round) => time / compiledTimes[round]);
 console.log(`\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
   `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`);
 
 // Cold: every run gets an empty cache, so it loads esbuild and compiles.
 const coldTimes = [];
 for (let i = 0; i < 5; i++) {
-  coldTimes.push(runOnce({ ...commands[commands.length - 1], env: { TSGI_CACHE_DIR: join(scratch, `cold-${i}`) } }));
+  coldTimes.push(runOnce({ ...helloWarm, env: { TSGI_CACHE_DIR: join(scratch, `cold-${i}`) } }));
 }
 console.log(`hello.ts with a cold cache (compiling): median of 5: ${median(coldTimes).toFixed(1)} ms, ${(median(coldTimes) / base).toFixed(2)}× node -e ""`);

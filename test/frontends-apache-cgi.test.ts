@@ -4,7 +4,7 @@
 // a chunked upload reaches the application, a body left unread does not lose
 // the response, and a response cut off after its headers is in the error log.
 
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -57,10 +57,25 @@ for (const { mpm, cgiModule } of SETUPS) describe.skipIf(!apacheBinary || !curlB
       writeFile(join(cgiDir, "app.cgi"), example("apache-cgi", "app.cgi", { NODE: process.execPath, TSGI: TSGI_BIN, APP: app }), 0o755);
       lines.push(`ScriptAlias /${name} "${cgiDir}/app.cgi"`, `<Directory "${cgiDir}">`, "    Require all granted", "</Directory>");
     }
+    // A one-file build (`tsgi build`), run by a wrapper as `node app.cgi.cjs`.
+    const builtDir = join(dir, "cgi-built");
+    mkdirSync(builtDir, { recursive: true, mode: 0o755 });
+    const built = spawnSync(process.execPath, [TSGI_BIN, "build", MATRIX_APP, "--out", join(builtDir, "app.cgi.cjs")], { encoding: "utf8" });
+    if (built.status !== 0) throw new Error(`tsgi build failed: ${built.stderr}`);
+    writeFile(join(builtDir, "app.cgi"), `#!/bin/sh\nexec '${process.execPath}' '${join(builtDir, "app.cgi.cjs")}'\n`, 0o755);
+    lines.push(`ScriptAlias /built "${builtDir}/app.cgi"`, `<Directory "${builtDir}">`, "    Require all granted", "</Directory>");
     apache = await startApache(group, apacheBinary!, MODULES, { dir, mpm, modules: [cgiModule, "alias"], config: lines.join("\n") });
     const bytes = randomBytes(3 * 1024 * 1024 + 5);
     upload = { path: join(dir, "upload.bin"), bytes };
     writeFileSync(upload.path, bytes);
+  });
+
+  it("runs a one-file build (tsgi build) as a CGI program: status, header, body and a POST body", async () => {
+    const result = await curl(["-D", "-", apache.url("/built/status")]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^HTTP\/1\.1 418 [^]*\r\nX-Matrix: custom; v=1\r\n[^]*\r\n\r\nshort and stout\n$/);
+    const post = await curl(["--data-binary", `@${upload.path}`, apache.url("/built/sha256")]);
+    expect(JSON.parse(post.stdout)).toMatchObject({ length: upload.bytes.length, sha256: sha256(upload.bytes) });
   });
 
   it("answers as soon as the response is written, though the application left a 5 s timer", async () => {

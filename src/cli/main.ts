@@ -73,6 +73,22 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("build")
+    .description("bundle an application, its node_modules dependencies and the CGI gateway into one file that `node <file>` runs as a CGI program")
+    .argument("<module>", "application module (.ts, .js, …): path/to/app.ts (default export or `application`) or path/to/app.ts:name")
+    .requiredOption("-o, --out <file>", "the file to write, e.g. app.cgi.cjs")
+    .action(async (module: string, options: { out: string }) => {
+      const { BuildError, buildCgiBundle } = await import("../build/bundle.js");
+      try {
+        await buildCgiBundle(module, options.out);
+        process.stderr.write(`tsgi: built ${options.out}: run it as a CGI program with \`node ${options.out}\`\n`);
+      } catch (error) {
+        process.stderr.write(`tsgi: build failed:\n${error instanceof BuildError ? error.message : String(error)}\n`);
+        process.exitCode = 1;
+      }
+    });
+
+  program
     .command("serve")
     .description("serve an application over HTTP for development (one process, access log on stderr)")
     .argument("<module>", "application module: path/to/app.js (default export or `application`) or path/to/app.js:name")
