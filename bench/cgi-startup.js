@@ -4,7 +4,8 @@
 // `tsgi cgi examples/hello.ts` from a warm compile cache next to the same app
 // compiled to .js beforehand, measured in one run, interleaved round by round,
 // each as a ratio to `node -e ""`. Then the cold-cache start of hello.ts
-// (compiling it), a few times, each with an empty cache.
+// (compiling it), a few times, each with an empty cache. Also an Express and a
+// Hono app (bench/apps/) under `tsgi cgi` next to the one file `tsgi build` makes.
 //
 // usage: node bench/cgi-startup.js [rounds]   (default 40)
 //
@@ -46,11 +47,11 @@ writeFileSync(join(scratch, "hello.js"), transformSync(readFileSync(helloTs, "ut
 const warmCache = join(scratch, "cache");
 const tsgi = (app) => [join(root, "bin/tsgi.js"), "cgi", app];
 
-// An Express and a Hono app in TypeScript (the test fixtures), each run by
+// An Express and a Hono app in TypeScript (bench/apps/), each run by
 // `tsgi cgi` (warm compile cache) and as one file built by `tsgi build`.
 const frameworkEnv = { SCRIPT_NAME: "", PATH_INFO: "/hello", TSGI_CACHE_DIR: warmCache };
 const frameworks = ["express", "hono"].flatMap((name) => {
-  const app = join(root, "test/fixtures/build", `${name}-app.ts`);
+  const app = join(root, "bench/apps", `${name}-app.ts`);
   const bundle = join(scratch, `${name}.cgi.cjs`);
   const built = spawnSync(node, [join(root, "bin/tsgi.js"), "build", app, "--out", bundle], { encoding: "utf8" });
   if (built.status !== 0) throw new Error(`tsgi build ${name} failed: ${built.stderr}`);

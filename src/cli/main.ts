@@ -77,15 +77,10 @@ export function buildProgram(): Command {
     .description("bundle an application, its node_modules dependencies and the CGI gateway into one file that `node <file>` runs as a CGI program")
     .argument("<module>", "application module (.ts, .js, …): path/to/app.ts (default export or `application`) or path/to/app.ts:name")
     .requiredOption("-o, --out <file>", "the file to write, e.g. app.cgi.cjs")
+    .addHelpText("after", "\nRun the output from a CGI wrapper as `node <file>`. Under a low address-space limit (ulimit -v, RLimitMEM)\nstart it as `node --jitless --no-expose-wasm <file>`, as examples/deploy/apache-cgi/app.cgi does.")
     .action(async (module: string, options: { out: string }) => {
-      const { BuildError, buildCgiBundle } = await import("../build/bundle.js");
-      try {
-        await buildCgiBundle(module, options.out);
-        process.stderr.write(`tsgi: built ${options.out}: run it as a CGI program with \`node ${options.out}\`\n`);
-      } catch (error) {
-        process.stderr.write(`tsgi: build failed:\n${error instanceof BuildError ? error.message : String(error)}\n`);
-        process.exitCode = 1;
-      }
+      const { runBuildCommand } = await import("./build.js");
+      await runBuildCommand(module, options.out);
     });
 
   program

@@ -1,0 +1,8 @@
+// The Hono app bench/cgi-startup.js starts, under `tsgi cgi` and built by `tsgi build`.
+import { Hono } from "hono";
+import { fromFetchHandler } from "tsgi";
+
+const app = new Hono();
+app.get("/hello", (c) => c.text("hello from hono\n"));
+
+export default fromFetchHandler(app.fetch);
