@@ -43,7 +43,10 @@ const scratch = mkdtempSync(join(tmpdir(), "tsgi-bench-"));
 process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
 const helloTs = join(root, "examples/hello.ts");
 writeFileSync(join(scratch, "package.json"), '{ "type": "module" }\n');
-writeFileSync(join(scratch, "hello.js"), transformSync(readFileSync(helloTs, "utf8"), { loader: "ts", format: "esm" }).code);
+writeFileSync(
+  join(scratch, "hello.js"),
+  transformSync(readFileSync(helloTs, "utf8"), { loader: "ts", format: "esm" }).code,
+);
 const warmCache = join(scratch, "cache");
 const tsgi = (app) => [join(root, "bin/tsgi.js"), "cgi", app];
 
@@ -53,7 +56,9 @@ const frameworkEnv = { SCRIPT_NAME: "", PATH_INFO: "/hello", TSGI_CACHE_DIR: war
 const frameworks = ["express", "hono"].flatMap((name) => {
   const app = join(root, "bench/apps", `${name}-app.ts`);
   const bundle = join(scratch, `${name}.cgi.cjs`);
-  const built = spawnSync(node, [join(root, "bin/tsgi.js"), "build", app, "--out", bundle], { encoding: "utf8" });
+  const built = spawnSync(node, [join(root, "bin/tsgi.js"), "build", app, "--out", bundle], {
+    encoding: "utf8",
+  });
   if (built.status !== 0) throw new Error(`tsgi build ${name} failed: ${built.stderr}`);
   const expect = `hello from ${name}`;
   return [
@@ -62,14 +67,35 @@ const frameworks = ["express", "hono"].flatMap((name) => {
   ];
 });
 
-const helloCompiled = { name: "tsgi cgi examples/hello.ts compiled to .js", args: tsgi(join(scratch, "hello.js")), expect: "Hello, world!" };
-const helloWarm = { name: "tsgi cgi examples/hello.ts (warm cache)", args: tsgi(helloTs), env: { TSGI_CACHE_DIR: warmCache }, expect: "Hello, world!" };
+const helloCompiled = {
+  name: "tsgi cgi examples/hello.ts compiled to .js",
+  args: tsgi(join(scratch, "hello.js")),
+  expect: "Hello, world!",
+};
+const helloWarm = {
+  name: "tsgi cgi examples/hello.ts (warm cache)",
+  args: tsgi(helloTs),
+  env: { TSGI_CACHE_DIR: warmCache },
+  expect: "Hello, world!",
+};
 
 const commands = [
   { name: 'node -e ""', args: ["-e", ""] },
-  { name: "bare CGI hello (CommonJS)", args: [join(root, "bench/hello-bare.cjs")], expect: "Hello, world!" },
-  { name: "bare CGI hello (ESM)", args: [join(root, "bench/hello-bare.mjs")], expect: "Hello, world!" },
-  { name: "tsgi cgi examples/hello.js", args: tsgi(join(root, "examples/hello.js")), expect: "Hello, world!" },
+  {
+    name: "bare CGI hello (CommonJS)",
+    args: [join(root, "bench/hello-bare.cjs")],
+    expect: "Hello, world!",
+  },
+  {
+    name: "bare CGI hello (ESM)",
+    args: [join(root, "bench/hello-bare.mjs")],
+    expect: "Hello, world!",
+  },
+  {
+    name: "tsgi cgi examples/hello.js",
+    args: tsgi(join(root, "examples/hello.js")),
+    expect: "Hello, world!",
+  },
   helloCompiled,
   helloWarm,
   ...frameworks,
@@ -77,10 +103,18 @@ const commands = [
 
 function runOnce(command) {
   const start = process.hrtime.bigint();
-  const result = spawnSync(node, command.args, { env: { ...env, ...command.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const result = spawnSync(node, command.args, {
+    env: { ...env, ...command.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0 || (command.expect && !result.stdout.toString().includes(command.expect))) {
-    throw new Error(`${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`);
+  if (
+    result.status !== 0 ||
+    (command.expect && !result.stdout.toString().includes(command.expect))
+  ) {
+    throw new Error(
+      `${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`,
+    );
   }
   return elapsed;
 }
@@ -103,7 +137,7 @@ for (let round = 0; round < rounds; round++) {
 
 const base = median(times[0]);
 console.log(`CGI start-up, ${rounds} rounds, node ${process.version}`);
-console.log("| command | median ms | ratio to node -e \"\" |");
+console.log('| command | median ms | ratio to node -e "" |');
 console.log("|---|---:|---:|");
 for (let i = 0; i < commands.length; i++) {
   const m = median(times[i]);
@@ -116,12 +150,16 @@ const warm = median(warmTimes);
 // Also the median of each round's own ratio: the two run back to back, so load from elsewhere on the machine, which
 // moves both, cancels out better than in the ratio of the medians.
 const pairRatios = warmTimes.map((time, round) => time / compiledTimes[round]);
-console.log(`\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
-  `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`);
+console.log(
+  `\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
+    `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`,
+);
 
 // Cold: every run gets an empty cache, so it loads esbuild and compiles.
 const coldTimes = [];
 for (let i = 0; i < 5; i++) {
   coldTimes.push(runOnce({ ...helloWarm, env: { TSGI_CACHE_DIR: join(scratch, `cold-${i}`) } }));
 }
-console.log(`hello.ts with a cold cache (compiling): median of 5: ${median(coldTimes).toFixed(1)} ms, ${(median(coldTimes) / base).toFixed(2)}× node -e ""`);
+console.log(
+  `hello.ts with a cold cache (compiling): median of 5: ${median(coldTimes).toFixed(1)} ms, ${(median(coldTimes) / base).toFixed(2)}× node -e ""`,
+);

@@ -9,15 +9,36 @@
 import { EventEmitter } from "node:events";
 import { FastCgiConnection } from "../dist/fastcgi/connection.js";
 import { encodeBeginRequest, encodeRecord, encodeEndOfStream } from "../dist/fastcgi/records.js";
-import { encodeNameValuePairs, RecordType, Role, FCGI_KEEP_CONN } from "../dist/fastcgi/protocol.js";
+import {
+  encodeNameValuePairs,
+  RecordType,
+  Role,
+  FCGI_KEEP_CONN,
+} from "../dist/fastcgi/protocol.js";
 
 const count = Number(process.argv[2] ?? 200000);
 const params = [
-  ["SCRIPT_FILENAME", "/srv/www/index"], ["QUERY_STRING", ""], ["REQUEST_METHOD", "GET"], ["CONTENT_TYPE", ""],
-  ["CONTENT_LENGTH", ""], ["SCRIPT_NAME", "/"], ["REQUEST_URI", "/"], ["DOCUMENT_URI", "/"], ["DOCUMENT_ROOT", "/srv/www"],
-  ["SERVER_PROTOCOL", "HTTP/1.1"], ["REQUEST_SCHEME", "http"], ["GATEWAY_INTERFACE", "CGI/1.1"], ["SERVER_SOFTWARE", "nginx/1.22.1"],
-  ["REMOTE_ADDR", "127.0.0.1"], ["REMOTE_PORT", "40000"], ["SERVER_ADDR", "127.0.0.1"], ["SERVER_PORT", "8080"],
-  ["SERVER_NAME", "localhost"], ["REDIRECT_STATUS", "200"], ["HTTP_HOST", "127.0.0.1:8080"], ["HTTP_USER_AGENT", "wrk"],
+  ["SCRIPT_FILENAME", "/srv/www/index"],
+  ["QUERY_STRING", ""],
+  ["REQUEST_METHOD", "GET"],
+  ["CONTENT_TYPE", ""],
+  ["CONTENT_LENGTH", ""],
+  ["SCRIPT_NAME", "/"],
+  ["REQUEST_URI", "/"],
+  ["DOCUMENT_URI", "/"],
+  ["DOCUMENT_ROOT", "/srv/www"],
+  ["SERVER_PROTOCOL", "HTTP/1.1"],
+  ["REQUEST_SCHEME", "http"],
+  ["GATEWAY_INTERFACE", "CGI/1.1"],
+  ["SERVER_SOFTWARE", "nginx/1.22.1"],
+  ["REMOTE_ADDR", "127.0.0.1"],
+  ["REMOTE_PORT", "40000"],
+  ["SERVER_ADDR", "127.0.0.1"],
+  ["SERVER_PORT", "8080"],
+  ["SERVER_NAME", "localhost"],
+  ["REDIRECT_STATUS", "200"],
+  ["HTTP_HOST", "127.0.0.1:8080"],
+  ["HTTP_USER_AGENT", "wrk"],
   ["HTTP_ACCEPT", "*/*"],
 ];
 const request = Buffer.concat([
@@ -31,7 +52,10 @@ class FakeSocket extends EventEmitter {
   writableLength = 0;
   writableNeedDrain = false;
   written = 0;
-  write(bytes) { this.written += bytes.length; return true; }
+  write(bytes) {
+    this.written += bytes.length;
+    return true;
+  }
   cork() {}
   uncork() {}
   end() {}
@@ -47,12 +71,25 @@ const app = (environ, startResponse) => {
 
 let done = 0;
 const options = {
-  maxConnections: 1024, maxRequests: 1024, maxRequestsPerConnection: 64, maxParamsBytes: 1 << 20, multiplex: true,
-  receiveTimeout: 60000, errors: process.stderr, stderrToWebServer: false, multiprocess: false,
+  maxConnections: 1024,
+  maxRequests: 1024,
+  maxRequestsPerConnection: 64,
+  maxParamsBytes: 1 << 20,
+  multiplex: true,
+  receiveTimeout: 60000,
+  errors: process.stderr,
+  stderrToWebServer: false,
+  multiprocess: false,
 };
 let resolveAll;
 const hooks = {
-  admit: () => true, release: () => { if (++done === count) resolveAll(); }, requestFinished() {}, connectionClosed() {}, shuttingDown: false,
+  admit: () => true,
+  release: () => {
+    if (++done === count) resolveAll();
+  },
+  requestFinished() {},
+  connectionClosed() {},
+  shuttingDown: false,
 };
 const socket = new FakeSocket();
 new FastCgiConnection(socket, options, hooks, app);
@@ -61,8 +98,13 @@ new FastCgiConnection(socket, options, hooks, app);
 async function run(n) {
   done = 0;
   const finished = new Promise((resolve) => (resolveAll = resolve));
-  const pump = () => { socket.emit("data", request); };
-  hooks.release = () => { if (++done === n) resolveAll(); else setImmediate(pump); };
+  const pump = () => {
+    socket.emit("data", request);
+  };
+  hooks.release = () => {
+    if (++done === n) resolveAll();
+    else setImmediate(pump);
+  };
   const start = process.hrtime.bigint();
   pump();
   await finished;
@@ -73,4 +115,6 @@ await run(Math.min(20000, count)); // warm up
 const rounds = [];
 for (let i = 0; i < 5; i++) rounds.push(await run(count / 5));
 rounds.sort((a, b) => a - b);
-console.log(`median ${rounds[2].toFixed(2)} µs per request (rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}), ${socket.written} bytes written`);
+console.log(
+  `median ${rounds[2].toFixed(2)} µs per request (rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}), ${socket.written} bytes written`,
+);

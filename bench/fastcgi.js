@@ -38,7 +38,19 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { connect, createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -57,10 +69,19 @@ const HELLO = "Hello, world!\n";
 // ---------------------------------------------------------------- arguments
 
 function parseArgs(argv) {
-  const options = { mode: "load", rounds: undefined, duration: 5, sizeMiB: 100, delayMs: 2000, cpuProf: false, only: undefined };
+  const options = {
+    mode: "load",
+    rounds: undefined,
+    duration: 5,
+    sizeMiB: 100,
+    delayMs: 2000,
+    cpuProf: false,
+    only: undefined,
+  };
   const value = (i, name) => {
     const v = argv[i + 1];
-    if (v === undefined || !/^[0-9]+(\.[0-9]+)?$/.test(v) || Number(v) <= 0) usage(`${name} needs a positive number`);
+    if (v === undefined || !/^[0-9]+(\.[0-9]+)?$/.test(v) || Number(v) <= 0)
+      usage(`${name} needs a positive number`);
     return Number(v);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -74,8 +95,7 @@ function parseArgs(argv) {
     else if (arg === "--only") {
       if (!argv[i + 1]) usage("--only needs a list such as tsgi,go");
       options.only = argv[++i].split(",").map((key) => key.trim());
-    }
-    else if (arg === "-h" || arg === "--help") usage();
+    } else if (arg === "-h" || arg === "--help") usage();
     else usage(`unknown argument ${arg}`);
   }
   options.rounds ??= options.mode === "load" ? 5 : 1;
@@ -203,22 +223,47 @@ function canConnect(port) {
 async function waitForPort(port, child, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && !alive(child)) throw new Error(`${child.label} exited (${child.exitCode ?? child.signalCode}) before listening:\n${tail(child.logFile)}`);
+    if (child && !alive(child))
+      throw new Error(
+        `${child.label} exited (${child.exitCode ?? child.signalCode}) before listening:\n${tail(child.logFile)}`,
+      );
     if (await canConnect(port)) return;
     await sleep(100);
   }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms${child ? ` (${child.label}):\n${tail(child.logFile)}` : ""}`);
+  throw new Error(
+    `nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms${child ? ` (${child.label}):\n${tail(child.logFile)}` : ""}`,
+  );
 }
 
 /** One HTTP request through nginx; resolves { status, headers, body }. */
-function httpRequest(port, { method = "GET", path = "/", headers = {}, body, timeoutMs = 10_000 } = {}) {
+function httpRequest(
+  port,
+  { method = "GET", path = "/", headers = {}, body, timeoutMs = 10_000 } = {},
+) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, method, path, headers, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
-      const chunks = [];
-      res.on("data", (chunk) => chunks.push(chunk));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("latin1") }));
-      res.on("error", reject);
-    });
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        headers,
+        agent: false,
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (chunk) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("latin1"),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     if (body === undefined) req.end();
     else pipeline(body, req).catch(reject);
@@ -256,7 +301,10 @@ function run(command, args, { env = cleanEnv(), timeoutMs = 60_000 } = {}) {
 function memory(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    return { rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]), hwm: Number(/^VmHWM:\s+(\d+)/m.exec(status)[1]) };
+    return {
+      rss: Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]),
+      hwm: Number(/^VmHWM:\s+(\d+)/m.exec(status)[1]),
+    };
   } catch {
     return undefined;
   }
@@ -282,7 +330,8 @@ function childPids(pid) {
     if (!/^[0-9]+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) found.push(Number(entry));
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid)
+        found.push(Number(entry));
     } catch {
       // gone meanwhile
     }
@@ -347,7 +396,10 @@ function goAvailable() {
 async function buildGo() {
   const output = join(tmp, "go-fcgi");
   // go needs HOME (or GOCACHE) for its build cache: build with the full environment.
-  const result = await run("go", ["build", "-o", output, join(here, "go-fcgi.go")], { env: process.env, timeoutMs: 300_000 });
+  const result = await run("go", ["build", "-o", output, join(here, "go-fcgi.go")], {
+    env: process.env,
+    timeoutMs: 300_000,
+  });
   if (result.code !== 0) throw new Error(`go build failed:\n${result.stderr}`);
   return output;
 }
@@ -381,7 +433,12 @@ function backendList(goBinary, cpuProf) {
     },
   ];
   if (goBinary) {
-    list.push({ key: "go", name: "Go net/http/fcgi", kind: "fastcgi", command: (port) => [goBinary, [`127.0.0.1:${port}`]] });
+    list.push({
+      key: "go",
+      name: "Go net/http/fcgi",
+      kind: "fastcgi",
+      command: (port) => [goBinary, [`127.0.0.1:${port}`]],
+    });
   }
   list.push({
     key: "node-http",
@@ -390,7 +447,11 @@ function backendList(goBinary, cpuProf) {
     baseline: true,
     command: (port) => [
       node,
-      [...(cpuProf ? ["--cpu-prof", "--cpu-prof-dir", join(tmp, "cpu-prof-node-http")] : []), join(here, "node-http-app.js"), String(port)],
+      [
+        ...(cpuProf ? ["--cpu-prof", "--cpu-prof-dir", join(tmp, "cpu-prof-node-http")] : []),
+        join(here, "node-http-app.js"),
+        String(port),
+      ],
     ],
   });
   return list;
@@ -405,9 +466,11 @@ async function startBackend(backend) {
 }
 
 function writeNginxConfig(backends, maxBodyMiB) {
-  const fill = (template, values) => template.replace(/@([A-Z_]+)@/g, (whole, name) => (name in values ? values[name] : whole));
+  const fill = (template, values) =>
+    template.replace(/@([A-Z_]+)@/g, (whole, name) => (name in values ? values[name] : whole));
   const servers = backends.map((backend) => {
-    const file = backend.kind === "fastcgi" ? "nginx-fastcgi.server.template" : "nginx-proxy.server.template";
+    const file =
+      backend.kind === "fastcgi" ? "nginx-fastcgi.server.template" : "nginx-proxy.server.template";
     return fill(readFileSync(join(here, file), "utf8"), {
       NAME: backend.name,
       KEY: backend.key,
@@ -443,24 +506,41 @@ async function checkHello(backend) {
   const problems = [];
   if (res.status !== 200) problems.push(`status ${res.status}`);
   if (res.body !== HELLO) problems.push(`body ${JSON.stringify(res.body.slice(0, 200))}`);
-  if (!String(res.headers["content-type"]).startsWith("text/plain")) problems.push(`content-type ${res.headers["content-type"]}`);
-  if (res.headers["content-length"] !== String(HELLO.length)) problems.push(`content-length ${res.headers["content-length"]} (transfer-encoding ${res.headers["transfer-encoding"]})`);
-  if (problems.length) throw new Error(`${backend.name}: unexpected hello response through nginx: ${problems.join(", ")}`);
+  if (!String(res.headers["content-type"]).startsWith("text/plain"))
+    problems.push(`content-type ${res.headers["content-type"]}`);
+  if (res.headers["content-length"] !== String(HELLO.length))
+    problems.push(
+      `content-length ${res.headers["content-length"]} (transfer-encoding ${res.headers["transfer-encoding"]})`,
+    );
+  if (problems.length)
+    throw new Error(
+      `${backend.name}: unexpected hello response through nginx: ${problems.join(", ")}`,
+    );
 }
 
 async function setup(options, maxBodyMiB) {
-  if (!existsSync(join(root, "dist/cli/main.js"))) throw new Error("dist/ is missing: run `npm run build` first");
-  for (const [tool, args] of [["nginx", ["-v"]], ...(options.mode === "load" ? [["wrk", ["-v"]]] : [])]) {
+  if (!existsSync(join(root, "dist/cli/main.js")))
+    throw new Error("dist/ is missing: run `npm run build` first");
+  for (const [tool, args] of [
+    ["nginx", ["-v"]],
+    ...(options.mode === "load" ? [["wrk", ["-v"]]] : []),
+  ]) {
     const r = spawnSync(tool, args, { encoding: "utf8", timeout: 10_000 });
     if (r.error) throw new Error(`${tool} is not installed (${r.error.message})`);
   }
   const goVersion = goAvailable();
-  const goBinary = goVersion && (!options.only || options.only.includes("go")) ? await buildGo() : undefined;
+  const goBinary =
+    goVersion && (!options.only || options.only.includes("go")) ? await buildGo() : undefined;
   let backends = backendList(goBinary, options.cpuProf);
   if (options.only) {
     const unknown = options.only.filter((key) => !backends.some((b) => b.key === key));
-    if (unknown.length) throw new Error(`--only: unknown backend(s) ${unknown.join(", ")} (have ${backends.map((b) => b.key).join(", ")})`);
-    backends = backends.filter((b) => options.only.includes(b.key) || (b.baseline && options.mode === "load"));
+    if (unknown.length)
+      throw new Error(
+        `--only: unknown backend(s) ${unknown.join(", ")} (have ${backends.map((b) => b.key).join(", ")})`,
+      );
+    backends = backends.filter(
+      (b) => options.only.includes(b.key) || (b.baseline && options.mode === "load"),
+    );
   }
   const ports = await freePorts(backends.length * 2);
   backends.forEach((backend, i) => {
@@ -472,13 +552,20 @@ async function setup(options, maxBodyMiB) {
 }
 
 function setupLine(goVersion) {
-  const nginxVersion = spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim().replace(/^nginx version: /, "");
-  const wrkVersion = (spawnSync("wrk", ["-v"], { encoding: "utf8" }).stdout || "").split("\n")[0].split(" [")[0].trim();
+  const nginxVersion = spawnSync("nginx", ["-v"], { encoding: "utf8" })
+    .stderr.trim()
+    .replace(/^nginx version: /, "");
+  const wrkVersion = (spawnSync("wrk", ["-v"], { encoding: "utf8" }).stdout || "")
+    .split("\n")[0]
+    .split(" [")[0]
+    .trim();
   const cpu = cpus();
   return (
     `node ${process.version}, ${nginxVersion}, ${wrkVersion || "wrk"}, ` +
     `${goVersion ? goVersion.replace(/^go version /, "") : "no go (Go backend skipped)"}, ` +
-    `${cpu.length} cores (${cpu[0]?.model.trim() ?? "?"}), load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`
+    `${cpu.length} cores (${cpu[0]?.model.trim() ?? "?"}), load average at start ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`
   );
 }
 
@@ -487,7 +574,10 @@ function setupLine(goVersion) {
 async function wrk(port, seconds) {
   const args = ["-t1", "-c16", `-d${seconds}s`, "--latency", `http://127.0.0.1:${port}/`];
   const result = await run("wrk", args, { timeoutMs: (seconds + 30) * 1000 });
-  if (result.code !== 0) throw new Error(`wrk ${args.join(" ")} failed (${result.code}):\n${result.stdout}${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(
+      `wrk ${args.join(" ")} failed (${result.code}):\n${result.stdout}${result.stderr}`,
+    );
   const text = result.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
   const p99Match = /^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(text);
@@ -524,7 +614,22 @@ async function loadPart(options) {
     warmupErrors.set(backend.key, takeErrors(backend));
   }
 
-  const results = new Map(backends.map((b) => [b.key, { rps: [], p99: [], rss: [], ratios: [], errors: [], non2xx: 0, socketErrors: [], backendCpu: [], nginxCpu: [] }]));
+  const results = new Map(
+    backends.map((b) => [
+      b.key,
+      {
+        rps: [],
+        p99: [],
+        rss: [],
+        ratios: [],
+        errors: [],
+        non2xx: 0,
+        socketErrors: [],
+        backendCpu: [],
+        nginxCpu: [],
+      },
+    ]),
+  );
   const baseline = backends.find((b) => b.baseline);
   for (let round = 0; round < options.rounds; round++) {
     const roundRps = new Map();
@@ -532,7 +637,8 @@ async function loadPart(options) {
     // Rotate the order so no backend always runs right after another.
     for (let k = 0; k < backends.length; k++) {
       const backend = backends[(round + k) % backends.length];
-      if (!alive(backend.child)) throw new Error(`${backend.name} died:\n${tail(backend.child.logFile)}`);
+      if (!alive(backend.child))
+        throw new Error(`${backend.name} died:\n${tail(backend.child.logFile)}`);
       await sleep(500);
       const cpuBefore = [cpuSeconds(backend.child.pid), nginxCpu()];
       const wallBefore = performance.now();
@@ -551,7 +657,8 @@ async function loadPart(options) {
       roundRps.set(backend.key, r.rps);
       line.push(`${backend.key} ${Math.round(r.rps)}`);
     }
-    for (const backend of backends) results.get(backend.key).ratios.push(roundRps.get(backend.key) / roundRps.get(baseline.key));
+    for (const backend of backends)
+      results.get(backend.key).ratios.push(roundRps.get(backend.key) / roundRps.get(baseline.key));
     process.stderr.write(`round ${round + 1}/${options.rounds}: ${line.join(", ")} req/s\n`);
   }
 
@@ -559,8 +666,12 @@ async function loadPart(options) {
   await stopAll();
 
   console.log();
-  console.log(`FastCGI hello world behind nginx (1 worker), wrk -t1 -c16, ${options.rounds} rounds × ${options.duration} s, upstream keepalive 32`);
-  console.log("| backend | median req/s | ratio to node:http proxy_pass | p99 latency | backend RSS (MiB, after the load) | nginx [error] lines |");
+  console.log(
+    `FastCGI hello world behind nginx (1 worker), wrk -t1 -c16, ${options.rounds} rounds × ${options.duration} s, upstream keepalive 32`,
+  );
+  console.log(
+    "| backend | median req/s | ratio to node:http proxy_pass | p99 latency | backend RSS (MiB, after the load) | nginx [error] lines |",
+  );
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const backend of backends) {
     const r = results.get(backend.key);
@@ -570,8 +681,12 @@ async function loadPart(options) {
     );
   }
   console.log();
-  console.log("CPU while wrk ran (median over the rounds; 100% = one core of " + cpus().length + "):");
-  console.log("| backend | backend CPU | nginx worker CPU | backend CPU µs per request | nginx CPU µs per request |");
+  console.log(
+    "CPU while wrk ran (median over the rounds; 100% = one core of " + cpus().length + "):",
+  );
+  console.log(
+    "| backend | backend CPU | nginx worker CPU | backend CPU µs per request | nginx CPU µs per request |",
+  );
   console.log("|---|---:|---:|---:|---:|");
   for (const backend of backends) {
     const r = results.get(backend.key);
@@ -584,22 +699,35 @@ async function loadPart(options) {
   console.log("Per-round req/s (ratio to node:http in the same round):");
   for (const backend of backends) {
     const r = results.get(backend.key);
-    console.log(`- ${backend.name}: ${r.rps.map((v, i) => `${Math.round(v)} (${r.ratios[i].toFixed(2)}×)`).join(", ")}`);
+    console.log(
+      `- ${backend.name}: ${r.rps.map((v, i) => `${Math.round(v)} (${r.ratios[i].toFixed(2)}×)`).join(", ")}`,
+    );
   }
 
   const notes = [];
   for (const backend of backends) {
     const r = results.get(backend.key);
     if (r.non2xx) notes.push(`${backend.name}: wrk saw ${r.non2xx} non-2xx/3xx responses`);
-    if (r.socketErrors.length) notes.push(`${backend.name}: wrk socket errors: ${r.socketErrors.join("; ")}`);
+    if (r.socketErrors.length)
+      notes.push(`${backend.name}: wrk socket errors: ${r.socketErrors.join("; ")}`);
     const warm = warmupErrors.get(backend.key);
-    if (warm.length) notes.push(`${backend.name}: ${warm.length} nginx [error] lines during the warm-up (not counted above)`);
+    if (warm.length)
+      notes.push(
+        `${backend.name}: ${warm.length} nginx [error] lines during the warm-up (not counted above)`,
+      );
     notes.push(...describeErrors(backend.name, r.errors));
   }
-  if (mainErrors.length) notes.push(`nginx main error log: ${mainErrors.length} [error] lines, e.g. ${mainErrors[0]}`);
+  if (mainErrors.length)
+    notes.push(`nginx main error log: ${mainErrors.length} [error] lines, e.g. ${mainErrors[0]}`);
   for (const backend of backends) {
-    const log = readFileSync(backend.child.logFile, "utf8").trim().split("\n").filter((l) => l && !/serving .* on /.test(l) && !/SIGTERM|SIGINT/.test(l));
-    if (log.length) notes.push(`${backend.name} wrote ${log.length} line(s) to stderr/stdout, e.g. ${log.slice(0, 3).join(" | ")}`);
+    const log = readFileSync(backend.child.logFile, "utf8")
+      .trim()
+      .split("\n")
+      .filter((l) => l && !/serving .* on /.test(l) && !/SIGTERM|SIGINT/.test(l));
+    if (log.length)
+      notes.push(
+        `${backend.name} wrote ${log.length} line(s) to stderr/stdout, e.g. ${log.slice(0, 3).join(" | ")}`,
+      );
   }
   if (notes.length) {
     console.log();
@@ -607,7 +735,9 @@ async function loadPart(options) {
     for (const note of notes) console.log(`- ${note}`);
   }
 
-  if (options.cpuProf) for (const backend of backends) if (backend.key === "tsgi" || backend.key === "node-http") printProfile(backend);
+  if (options.cpuProf)
+    for (const backend of backends)
+      if (backend.key === "tsgi" || backend.key === "node-http") printProfile(backend);
 }
 
 function describeErrors(name, lines) {
@@ -643,12 +773,16 @@ function printProfile(backend) {
     const frame = byId.get(id).callFrame;
     const dt = profile.timeDeltas[i] ?? 0;
     if (frame.functionName === "(idle)") return;
-    const where = frame.url ? `${frame.url.replace(`file://${root}/`, "")}:${frame.lineNumber + 1}` : "";
+    const where = frame.url
+      ? `${frame.url.replace(`file://${root}/`, "")}:${frame.lineNumber + 1}`
+      : "";
     const key = `${frame.functionName || "(anonymous)"} ${where}`.trim();
     self.set(key, (self.get(key) ?? 0) + dt);
     busy += dt;
   });
-  console.log(`\n${backend.name} CPU profile (${saved}): busy ${(busy / 1e6).toFixed(1)} s, top self time:`);
+  console.log(
+    `\n${backend.name} CPU profile (${saved}): busy ${(busy / 1e6).toFixed(1)} s, top self time:`,
+  );
   console.log("| self ms | % of busy | function |");
   console.log("|---:|---:|---|");
   for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
@@ -693,7 +827,10 @@ async function uploadCase(backend, options, delayMs) {
       headers: { "Content-Type": "application/octet-stream", "Content-Length": String(MiB) },
       body: Readable.from(generatedBody(MiB, createHash("sha256"))),
     });
-    if (small.status !== 200) throw new Error(`${backend.name}: warm-up upload got status ${small.status}: ${small.body.slice(0, 200)}`);
+    if (small.status !== 200)
+      throw new Error(
+        `${backend.name}: warm-up upload got status ${small.status}: ${small.body.slice(0, 200)}`,
+      );
     await sleep(1000);
 
     const idle = memory(pid);
@@ -730,7 +867,10 @@ async function uploadCase(backend, options, delayMs) {
     const expected = `${size} ${hash.digest("hex")}\n`;
     return {
       ok: res.status === 200 && res.body === expected,
-      detail: res.status === 200 && res.body === expected ? "" : `status ${res.status}, body ${JSON.stringify(res.body.slice(0, 120))}, expected ${JSON.stringify(expected)}`,
+      detail:
+        res.status === 200 && res.body === expected
+          ? ""
+          : `status ${res.status}, body ${JSON.stringify(res.body.slice(0, 120))}, expected ${JSON.stringify(expected)}`,
       idle: idle.rss,
       sampledPeak: peakRss - idle.rss,
       hwmPeak: peakReset && after ? after.hwm - idle.rss : NaN,
@@ -764,28 +904,41 @@ async function uploadPart(options) {
           r = await uploadCase(backend, options, delay);
           runs.push(r);
           errors.get(backend.key).push(...r.errors);
-          if (!r.ok) failures.push(`${backend.name}, reading ${delay ? `${delay} ms late` : "at once"}: ${r.detail}`);
+          if (!r.ok)
+            failures.push(
+              `${backend.name}, reading ${delay ? `${delay} ms late` : "at once"}: ${r.detail}`,
+            );
           process.stderr.write(
             `${backend.name}, read ${delay ? `${delay} ms late` : "at once"}: +${fmtMiB(r.sampledPeak)} MiB sampled, +${fmtMiB(r.hwmPeak)} MiB VmHWM, ${r.seconds.toFixed(2)} s, ${r.ok ? "hash ok" : "HASH MISMATCH"}\n`,
           );
         } catch (error) {
-          failures.push(`${backend.name}, reading ${delay ? `${delay} ms late` : "at once"}: ${error.message}`);
+          failures.push(
+            `${backend.name}, reading ${delay ? `${delay} ms late` : "at once"}: ${error.message}`,
+          );
           process.stderr.write(`${backend.name}: ${error.message}\n`);
         }
         const log = logSince(backend.errorLog, offset);
         offset = log.offset;
         // Everything logged for this case that was not logged during the big upload.
         const uploadLines = new Set(r?.errors ?? []);
-        otherErrors.get(backend.key).push(...errorLines(log.text).filter((line) => !uploadLines.has(line)));
+        otherErrors
+          .get(backend.key)
+          .push(...errorLines(log.text).filter((line) => !uploadLines.has(line)));
       }
       results.set(`${backend.key}/${delay}`, runs);
     }
   }
   const mainErrors = errorLines(logSince(join(tmp, "error-main.log"), 0).text);
-  const warnings = backends.flatMap((b) => logSince(b.errorLog, 0).text.split("\n").filter((l) => l.includes("[warn]")).map((l) => `${b.name}: ${l}`));
+  const warnings = backends.flatMap((b) =>
+    logSince(b.errorLog, 0)
+      .text.split("\n")
+      .filter((l) => l.includes("[warn]"))
+      .map((l) => `${b.name}: ${l}`),
+  );
   await stopAll();
 
-  const cell = (runs, field) => (runs.length ? `+${fmtMiB(median(runs.map((r) => r[field])))}` : "failed");
+  const cell = (runs, field) =>
+    runs.length ? `+${fmtMiB(median(runs.map((r) => r[field])))}` : "failed";
   console.log();
   console.log(
     `${options.sizeMiB} MiB upload through nginx (request buffering off), app hashes the body (SHA-256); ` +
@@ -811,9 +964,13 @@ async function uploadPart(options) {
   for (const backend of backends) {
     notes.push(...describeErrors(backend.name, errors.get(backend.key)));
     const other = otherErrors.get(backend.key);
-    if (other.length) notes.push(`${backend.name}: ${other.length} nginx [error] lines during the warm-up requests (not counted above), e.g. \`${other[0]}\``);
+    if (other.length)
+      notes.push(
+        `${backend.name}: ${other.length} nginx [error] lines during the warm-up requests (not counted above), e.g. \`${other[0]}\``,
+      );
   }
-  if (mainErrors.length) notes.push(`nginx main error log: ${mainErrors.length} [error] lines, e.g. ${mainErrors[0]}`);
+  if (mainErrors.length)
+    notes.push(`nginx main error log: ${mainErrors.length} [error] lines, e.g. ${mainErrors[0]}`);
   if (warnings.length) notes.push(`${warnings.length} nginx [warn] lines, e.g. ${warnings[0]}`);
   if (notes.length) {
     console.log();
@@ -830,7 +987,9 @@ try {
   if (options.mode === "upload") await uploadPart(options);
   else await loadPart(options);
 } catch (error) {
-  process.stderr.write(`bench/fastcgi.js: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `bench/fastcgi.js: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exitCode = 1;
 } finally {
   cleaningUp = true;

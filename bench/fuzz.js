@@ -34,7 +34,8 @@ for (let i = 0; i < argv.length; i++) {
   else usage(`unknown argument ${argv[i]}`);
 }
 
-if (!existsSync(join(root, "dist", "cli", "main.js"))) usage("dist/ is missing: run `npm run build` first");
+if (!existsSync(join(root, "dist", "cli", "main.js")))
+  usage("dist/ is missing: run `npm run build` first");
 
 const tmp = mkdtempSync(join(tmpdir(), "tsgi-fuzz-"));
 const bundle = join(tmp, "long-run.mjs");
@@ -47,7 +48,9 @@ await build({
   outfile: bundle,
   logLevel: "warning",
   // The test helpers find the repository from their own import.meta.url; in the bundle it would be the temp file.
-  define: { "import.meta.url": JSON.stringify(pathToFileURL(join(root, "test", "helpers", "cgi.ts")).href) },
+  define: {
+    "import.meta.url": JSON.stringify(pathToFileURL(join(root, "test", "helpers", "cgi.ts")).href),
+  },
 });
 
 // Ctrl-C: exit through process.exit, whose "exit" handlers (test/helpers/servers.ts) kill the servers started.

@@ -1,2 +1,4 @@
 // A hand-written one-file CGI hello in CommonJS: the floor for any Node CGI script.
-process.stdout.write("Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\n\r\nHello, world!\n");
+process.stdout.write(
+  "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\n\r\nHello, world!\n",
+);

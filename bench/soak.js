@@ -23,7 +23,15 @@
 // leak shows as heap-after-GC growing; V8 resizing only shows in RSS.
 
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { Agent, request } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -44,12 +52,20 @@ function usage(message) {
   process.exit(message ? 2 : 0);
 }
 
-const options = { requests: 1_000_000, concurrency: 32, samples: 100, transport: "unix", app: join(root, "bench/fastcgi/tsgi-app.js"), nodeOptions: [] };
+const options = {
+  requests: 1_000_000,
+  concurrency: 32,
+  samples: 100,
+  transport: "unix",
+  app: join(root, "bench/fastcgi/tsgi-app.js"),
+  nodeOptions: [],
+};
 {
   const argv = process.argv.slice(2);
   const count = (i, name) => {
     const value = argv[i + 1];
-    if (!/^[0-9]+$/.test(value ?? "") || Number(value) < 1) usage(`${name} needs a whole number of at least 1`);
+    if (!/^[0-9]+$/.test(value ?? "") || Number(value) < 1)
+      usage(`${name} needs a whole number of at least 1`);
     return Number(value);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -59,15 +75,20 @@ const options = { requests: 1_000_000, concurrency: 32, samples: 100, transport:
     else if (arg === "--samples") options.samples = count(i++, arg);
     else if (arg === "--transport") {
       options.transport = argv[++i];
-      if (options.transport !== "unix" && options.transport !== "tcp") usage("--transport is unix or tcp");
+      if (options.transport !== "unix" && options.transport !== "tcp")
+        usage("--transport is unix or tcp");
     } else if (arg === "--app") options.app = resolve(argv[++i] ?? usage("--app needs a path"));
-    else if (arg === "--node-options") options.nodeOptions = (argv[++i] ?? usage("--node-options needs flags")).split(/\s+/).filter(Boolean);
+    else if (arg === "--node-options")
+      options.nodeOptions = (argv[++i] ?? usage("--node-options needs flags"))
+        .split(/\s+/)
+        .filter(Boolean);
     else if (arg === "-h" || arg === "--help") usage();
     else usage(`unknown argument ${arg}`);
   }
   options.samples = Math.min(options.samples, options.requests);
 }
-if (!existsSync(join(root, "dist/cli/main.js"))) usage("dist/ is missing: run `npm run build` first");
+if (!existsSync(join(root, "dist/cli/main.js")))
+  usage("dist/ is missing: run `npm run build` first");
 
 // ------------------------------------------------------ processes and cleanup
 
@@ -77,7 +98,10 @@ const children = new Set();
 function start(name, command, args) {
   const log = join(tmp, `${name}.log`);
   const fd = openSync(log, "a");
-  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", fd, fd] });
+  const child = spawn(command, args, {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    stdio: ["ignore", fd, fd],
+  });
   closeSync(fd);
   child.log = log;
   child.label = name;
@@ -90,7 +114,8 @@ async function stop(child, signal) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill(signal);
-  if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false) child.kill("SIGKILL");
+  if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false)
+    child.kill("SIGKILL");
 }
 
 process.on("exit", () => {
@@ -119,14 +144,16 @@ async function freePort() {
 async function waitForListening(address, child, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.label} exited before listening:\n${tail(child.log)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${child.label} exited before listening:\n${tail(child.log)}`);
     const ok = await new Promise((resolve) => {
       const socket = connect(address);
       socket.once("connect", () => (socket.destroy(), resolve(true)));
       socket.once("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${child.label} did not listen within ${timeoutMs} ms:\n${tail(child.log)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${child.label} did not listen within ${timeoutMs} ms:\n${tail(child.log)}`);
     await sleep(50);
   }
 }
@@ -141,7 +168,8 @@ function rssKiB(pid) {
 
 // ------------------------------------------------------------------- set-up
 
-const backendAddress = options.transport === "unix" ? join(tmp, "tsgi.sock") : `127.0.0.1:${await freePort()}`;
+const backendAddress =
+  options.transport === "unix" ? join(tmp, "tsgi.sock") : `127.0.0.1:${await freePort()}`;
 const wrapper = join(tmp, "soak-app.mjs");
 writeFileSync(
   wrapper,
@@ -156,8 +184,23 @@ export default function soak(environ, startResponse) {
 }
 `,
 );
-const tsgi = start("tsgi", process.execPath, ["--expose-gc", ...options.nodeOptions, join(root, "bin/tsgi.js"), "fcgi", wrapper, "--listen", backendAddress, "--socket-mode", "666"]);
-await waitForListening(options.transport === "unix" ? { path: backendAddress } : { host: "127.0.0.1", port: Number(backendAddress.split(":")[1]) }, tsgi);
+const tsgi = start("tsgi", process.execPath, [
+  "--expose-gc",
+  ...options.nodeOptions,
+  join(root, "bin/tsgi.js"),
+  "fcgi",
+  wrapper,
+  "--listen",
+  backendAddress,
+  "--socket-mode",
+  "666",
+]);
+await waitForListening(
+  options.transport === "unix"
+    ? { path: backendAddress }
+    : { host: "127.0.0.1", port: Number(backendAddress.split(":")[1]) },
+  tsgi,
+);
 
 const port = await freePort();
 const upstream = options.transport === "unix" ? `unix:${backendAddress}` : backendAddress;
@@ -209,12 +252,23 @@ http {
 );
 const nginxBinary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"].find(existsSync);
 if (!nginxBinary) usage("nginx not found: apt-get install nginx");
-const nginx = start("nginx", nginxBinary, ["-p", tmp, "-c", nginxConf, "-e", join(tmp, "error.log")]);
+const nginx = start("nginx", nginxBinary, [
+  "-p",
+  tmp,
+  "-c",
+  nginxConf,
+  "-e",
+  join(tmp, "error.log"),
+]);
 await waitForListening({ host: "127.0.0.1", port }, nginx);
 
 // ---------------------------------------------------------------- the run
 
-const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency, maxFreeSockets: options.concurrency });
+const agent = new Agent({
+  keepAlive: true,
+  maxSockets: options.concurrency,
+  maxFreeSockets: options.concurrency,
+});
 const tally = { done: 0, ok: 0, non2xx: 0, wrongBody: 0, socketErrors: 0, statuses: new Map() };
 const samples = [];
 const sampleEvery = options.requests / options.samples;
@@ -284,7 +338,11 @@ await Promise.all(
       await get();
       tally.done++;
       if (tally.done >= nextSample) {
-        samples.push({ requests: tally.done, rss: rssKiB(tsgi.pid), seconds: (Date.now() - started) / 1000 });
+        samples.push({
+          requests: tally.done,
+          rss: rssKiB(tsgi.pid),
+          seconds: (Date.now() - started) / 1000,
+        });
         nextSample += sampleEvery;
       }
       if (tally.done >= nextMark) {
@@ -295,7 +353,9 @@ await Promise.all(
       if (Date.now() - lastProgress > 10_000) {
         lastProgress = Date.now();
         const rate = tally.done / ((Date.now() - started) / 1000);
-        process.stderr.write(`  ${tally.done} / ${options.requests} (${rate.toFixed(0)} req/s, RSS ${(rssKiB(tsgi.pid) / 1024).toFixed(1)} MiB)\n`);
+        process.stderr.write(
+          `  ${tally.done} / ${options.requests} (${rate.toFixed(0)} req/s, RSS ${(rssKiB(tsgi.pid) / 1024).toFixed(1)} MiB)\n`,
+        );
       }
     }
   }),
@@ -306,7 +366,9 @@ agent.destroy();
 // ------------------------------------------------------------------- report
 
 const nginxErrors = existsSync(join(tmp, "error.log"))
-  ? readFileSync(join(tmp, "error.log"), "utf8").split("\n").filter((line) => /\[(error|crit|alert|emerg)\]/.test(line))
+  ? readFileSync(join(tmp, "error.log"), "utf8")
+      .split("\n")
+      .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line))
   : [];
 const tsgiAlive = tsgi.exitCode === null && tsgi.signalCode === null;
 await stop(nginx, "SIGQUIT");
@@ -314,8 +376,12 @@ await stop(tsgi, "SIGTERM");
 
 const mib = (kib) => (kib / 1024).toFixed(1);
 const at = (fraction) => samples[Math.max(0, Math.round(fraction * samples.length) - 1)];
-console.log(`soak: ${options.requests} requests, concurrency ${options.concurrency}, nginx -> tsgi fcgi over ${options.transport === "unix" ? "a unix socket" : "TCP"} (fastcgi_keep_conn on, keepalive 64)`);
-console.log(`app: ${options.app.startsWith(root) ? options.app.slice(root.length + 1) : options.app}; node ${process.version}${options.nodeOptions.length ? ` ${options.nodeOptions.join(" ")}` : ""}`);
+console.log(
+  `soak: ${options.requests} requests, concurrency ${options.concurrency}, nginx -> tsgi fcgi over ${options.transport === "unix" ? "a unix socket" : "TCP"} (fastcgi_keep_conn on, keepalive 64)`,
+);
+console.log(
+  `app: ${options.app.startsWith(root) ? options.app.slice(root.length + 1) : options.app}; node ${process.version}${options.nodeOptions.length ? ` ${options.nodeOptions.join(" ")}` : ""}`,
+);
 console.log("");
 const heapMiB = (memory) => (memory ? (memory.heapUsed / 1024 / 1024).toFixed(2) : "–");
 console.log("| requests | % of run | backend RSS (MiB) | heap used after GC (MiB) | elapsed (s) |");
@@ -323,7 +389,9 @@ console.log("|---:|---:|---:|---:|---:|");
 console.log(`| 0 | 0% | ${mib(rssAtStart)} | ${heapMiB(heapAtStart)} | 0 |`);
 for (let tenth = 1; tenth <= 10; tenth++) {
   const sample = at(tenth / 10);
-  console.log(`| ${sample.requests.toLocaleString("en-US")} | ${tenth * 10}% | ${mib(sample.rss)} | ${heapMiB(heapMarks[tenth - 1]?.memory)} | ${sample.seconds.toFixed(0)} |`);
+  console.log(
+    `| ${sample.requests.toLocaleString("en-US")} | ${tenth * 10}% | ${mib(sample.rss)} | ${heapMiB(heapMarks[tenth - 1]?.memory)} | ${sample.seconds.toFixed(0)} |`,
+  );
 }
 const base = at(0.1).rss;
 const end = samples.at(-1).rss;
@@ -333,22 +401,37 @@ const heapEnd = heapMarks.at(-1)?.memory?.heapUsed;
 const peak = Math.max(...samples.map((sample) => sample.rss));
 const errors = tally.non2xx + tally.wrongBody + tally.socketErrors + nginxErrors.length;
 console.log("");
-console.log(`RSS drift from 10% to 100% of the run: ${drift >= 0 ? "+" : ""}${drift.toFixed(2)}% (${mib(base)} -> ${mib(end)} MiB; peak ${mib(peak)} MiB; target under 5%)`);
+console.log(
+  `RSS drift from 10% to 100% of the run: ${drift >= 0 ? "+" : ""}${drift.toFixed(2)}% (${mib(base)} -> ${mib(end)} MiB; peak ${mib(peak)} MiB; target under 5%)`,
+);
 // One RSS reading swings by a few MiB with V8's heap resizing: medians over a tenth of the run are steadier.
 const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const early = samples.filter((sample) => sample.requests > options.requests * 0.1 && sample.requests <= options.requests * 0.2).map((sample) => sample.rss);
-const late = samples.filter((sample) => sample.requests > options.requests * 0.9).map((sample) => sample.rss);
+const early = samples
+  .filter(
+    (sample) =>
+      sample.requests > options.requests * 0.1 && sample.requests <= options.requests * 0.2,
+  )
+  .map((sample) => sample.rss);
+const late = samples
+  .filter((sample) => sample.requests > options.requests * 0.9)
+  .map((sample) => sample.rss);
 if (early.length > 0 && late.length > 0) {
   const medianDrift = ((median(late) - median(early)) / median(early)) * 100;
-  console.log(`RSS median over 10-20% vs 90-100% of the run: ${medianDrift >= 0 ? "+" : ""}${medianDrift.toFixed(2)}% (${mib(median(early))} -> ${mib(median(late))} MiB)`);
+  console.log(
+    `RSS median over 10-20% vs 90-100% of the run: ${medianDrift >= 0 ? "+" : ""}${medianDrift.toFixed(2)}% (${mib(median(early))} -> ${mib(median(late))} MiB)`,
+  );
 }
 if (heapBase && heapEnd) {
   const heapDrift = ((heapEnd - heapBase) / heapBase) * 100;
-  console.log(`heap-after-GC drift from 10% to 100%: ${heapDrift >= 0 ? "+" : ""}${heapDrift.toFixed(2)}% (${(heapBase / 1048576).toFixed(2)} -> ${(heapEnd / 1048576).toFixed(2)} MiB): ${Math.abs(heapEnd - heapBase) < 1048576 ? "no leak" : "look for a leak"}`);
+  console.log(
+    `heap-after-GC drift from 10% to 100%: ${heapDrift >= 0 ? "+" : ""}${heapDrift.toFixed(2)}% (${(heapBase / 1048576).toFixed(2)} -> ${(heapEnd / 1048576).toFixed(2)} MiB): ${Math.abs(heapEnd - heapBase) < 1048576 ? "no leak" : "look for a leak"}`,
+  );
 }
 console.log(
   `errors: ${errors} (non-2xx ${tally.non2xx}${tally.statuses.size ? ` ${JSON.stringify(Object.fromEntries(tally.statuses))}` : ""}, wrong body ${tally.wrongBody}, socket errors ${tally.socketErrors}, nginx [error] lines ${nginxErrors.length}; target 0)`,
 );
 for (const line of nginxErrors.slice(0, 5)) console.log(`  nginx: ${line}`);
-console.log(`duration: ${seconds.toFixed(1)} s, ${(options.requests / seconds).toFixed(0)} req/s; backend ${tsgiAlive ? "alive at the end" : "DIED during the run"}`);
+console.log(
+  `duration: ${seconds.toFixed(1)} s, ${(options.requests / seconds).toFixed(0)} req/s; backend ${tsgiAlive ? "alive at the end" : "DIED during the run"}`,
+);
 process.exitCode = errors === 0 && tsgiAlive ? 0 : 1;

@@ -27,7 +27,9 @@ const MAX_BODY = 64 * 1024;
  */
 function router(routes) {
   const compiled = routes.map(([method, pattern, handler]) => {
-    const source = pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:(\w+)/g, "(?<$1>[^/]+)");
+    const source = pattern
+      .replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+      .replace(/:(\w+)/g, "(?<$1>[^/]+)");
     return { method, regex: new RegExp(`^${source}$`), handler };
   });
   return (environ, startResponse) => {
@@ -45,7 +47,10 @@ function router(routes) {
       for (const [name, value] of Object.entries(match.groups ?? {})) params[name] = utf8(value);
       return handler(environ, startResponse, params);
     }
-    if (allowed.length > 0) return text(startResponse, "405 Method Not Allowed", "Method Not Allowed\n", [["Allow", allowed.join(", ")]]);
+    if (allowed.length > 0)
+      return text(startResponse, "405 Method Not Allowed", "Method Not Allowed\n", [
+        ["Allow", allowed.join(", ")],
+      ]);
     return text(startResponse, "404 Not Found", "Not Found\n");
   };
 }
@@ -101,19 +106,37 @@ async function readBody(environ, limit) {
 }
 
 const site = router([
-  ["GET", "/", (_environ, startResponse) => text(startResponse, "200 OK", "Routes: GET /hello/<name>, GET /api/, POST /api/echo\n")],
-  ["GET", "/hello/:name", (_environ, startResponse, { name }) => text(startResponse, "200 OK", `Hello, ${name}!\n`)],
+  [
+    "GET",
+    "/",
+    (_environ, startResponse) =>
+      text(startResponse, "200 OK", "Routes: GET /hello/<name>, GET /api/, POST /api/echo\n"),
+  ],
+  [
+    "GET",
+    "/hello/:name",
+    (_environ, startResponse, { name }) => text(startResponse, "200 OK", `Hello, ${name}!\n`),
+  ],
 ]);
 
 const api = router([
   // SCRIPT_NAME is where mount() put this application, so links stay right wherever it is mounted.
-  ["GET", "/", (environ, startResponse) => json(startResponse, { echo: `${environ.SCRIPT_NAME}/echo` })],
+  [
+    "GET",
+    "/",
+    (environ, startResponse) => json(startResponse, { echo: `${environ.SCRIPT_NAME}/echo` }),
+  ],
   [
     "POST",
     "/echo",
     async (environ, startResponse) => {
       const body = await readBody(environ, MAX_BODY);
-      if (body === undefined) return text(startResponse, "413 Content Too Large", `The body may have at most ${MAX_BODY} bytes\n`);
+      if (body === undefined)
+        return text(
+          startResponse,
+          "413 Content Too Large",
+          `The body may have at most ${MAX_BODY} bytes\n`,
+        );
       return json(startResponse, { bytes: body.length, text: body.toString("utf8") });
     },
   ],

@@ -53,8 +53,11 @@ function writeCommonJsDeclarations(entry) {
     let copied = 0;
     for (const specifier of relativeSpecifiers(source)) {
       const target = specifier.text;
-      if (!target.endsWith(".js")) throw new Error(`${file}: import "${target}" does not name a .js file`);
-      output += text.slice(copied, specifier.getStart(source)) + JSON.stringify(target.replace(/\.js$/, ".cjs"));
+      if (!target.endsWith(".js"))
+        throw new Error(`${file}: import "${target}" does not name a .js file`);
+      output +=
+        text.slice(copied, specifier.getStart(source)) +
+        JSON.stringify(target.replace(/\.js$/, ".cjs"));
       copied = specifier.end;
       pending.push(resolve(dirname(file), target.replace(/\.js$/, ".d.ts")));
     }
@@ -74,5 +77,7 @@ function relativeSpecifiers(source) {
     ts.forEachChild(node, visit);
   };
   visit(source);
-  return found.filter((specifier) => ts.isStringLiteral(specifier) && specifier.text.startsWith("."));
+  return found.filter(
+    (specifier) => ts.isStringLiteral(specifier) && specifier.text.startsWith("."),
+  );
 }

@@ -5,8 +5,24 @@
 //
 // A gateway supplies only the environ and a ResponseSink (where bytes go).
 
-import { ApplicationError, declaredContentLength, findHeader, statusAllowsBody, statusCode, validateHeaders, validateStatus } from "./headers.js";
-import type { Application, Body, Chunk, Environ, HeaderList, StartResponse, Write } from "./types.js";
+import {
+  ApplicationError,
+  declaredContentLength,
+  findHeader,
+  statusAllowsBody,
+  statusCode,
+  validateHeaders,
+  validateStatus,
+} from "./headers.js";
+import type {
+  Application,
+  Body,
+  Chunk,
+  Environ,
+  HeaderList,
+  StartResponse,
+  Write,
+} from "./types.js";
 
 /** Where a gateway sends a response. Writes to a peer that went away throw ConnectionClosedError. */
 export interface ResponseSink {
@@ -66,7 +82,12 @@ export interface RunOptions {
 }
 
 /** Runs one request through `app` and sends the response to `sink`. Never rejects. */
-export function runApplication(app: Application, environ: Environ, sink: ResponseSink, options?: RunOptions): Promise<Outcome> {
+export function runApplication(
+  app: Application,
+  environ: Environ,
+  sink: ResponseSink,
+  options?: RunOptions,
+): Promise<Outcome> {
   return new Exchange(environ, sink, options?.onCleanUp).run(app);
 }
 
@@ -125,7 +146,8 @@ class Exchange {
   };
 
   private readonly write: Write = (chunk) => {
-    if (this.status === undefined) throw new ApplicationError("write() called before startResponse()");
+    if (this.status === undefined)
+      throw new ApplicationError("write() called before startResponse()");
     if (this.ended) throw new ApplicationError("write() called after the response ended");
     // [write.now] `write` sends its chunk at once (the headers first, if they have not gone out) and may return a
     // promise: an application writing a lot should await it before writing more.
@@ -149,7 +171,8 @@ class Exchange {
       // behind a getter must not differ between the Content-Length and the bytes.
       const ready = readyChunks(body);
       this.addSingleChunkLength(ready ?? body);
-      if (ready !== undefined && this.sink.sendWhole !== undefined && this.sendWhole(ready)) return "complete";
+      if (ready !== undefined && this.sink.sendWhole !== undefined && this.sendWhole(ready))
+        return "complete";
       const pending = this.iterate(body, ready);
       if (pending) await pending;
       return await this.complete();
@@ -260,13 +283,16 @@ class Exchange {
   private addSingleChunkLength(body: Body): void {
     // [length.single-chunk] An `Array` body of exactly one chunk, with `write` not used, gets the chunk's length
     // in bytes, for a `HEAD` request too (`["тест"]` gives `Content-Length: 8`).
-    if (!Array.isArray(body) || body.length !== 1 || this.usedWrite || this.status === undefined) return;
+    if (!Array.isArray(body) || body.length !== 1 || this.usedWrite || this.status === undefined)
+      return;
     // [length.given] The gateway sends a `Content-Length` the application set as given, even with an empty body
     // (the answer to a `HEAD` request).
     if (this.declared !== undefined) return;
     const chunk: unknown = body[0];
-    if (typeof chunk === "string") this.headers.push(["Content-Length", String(Buffer.byteLength(chunk))]);
-    else if (chunk instanceof Uint8Array) this.headers.push(["Content-Length", String(chunk.length)]);
+    if (typeof chunk === "string")
+      this.headers.push(["Content-Length", String(Buffer.byteLength(chunk))]);
+    else if (chunk instanceof Uint8Array)
+      this.headers.push(["Content-Length", String(chunk.length)]);
   }
 
   /**
@@ -278,7 +304,12 @@ class Exchange {
     let length = 0;
     for (let i = 0; i < chunks.length; i++) {
       const chunk = chunks[i]!;
-      length += typeof chunk === "string" ? (chunk.length === 0 ? 0 : Buffer.byteLength(chunk)) : chunk.length;
+      length +=
+        typeof chunk === "string"
+          ? chunk.length === 0
+            ? 0
+            : Buffer.byteLength(chunk)
+          : chunk.length;
     }
     const counted = this.countedLength();
     // A body that disagrees with its Content-Length takes the path that trims or cuts it.
@@ -298,7 +329,8 @@ class Exchange {
   // bytes, from the iterable and from `write` together, against it, except for a response to
   // `HEAD` and for a status without a body (`1xx`, `204`, `304`).
   private countedLength(): number {
-    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status!))) return -1;
+    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status!)))
+      return -1;
     return this.declared;
   }
 
@@ -312,7 +344,8 @@ class Exchange {
   // `204` or `304` response, which has no body by definition.
   private addEmptyLength(): void {
     if (this.isHead || !statusAllowsBody(statusCode(this.status!))) return;
-    if (findHeader(this.headers, "content-length") === undefined) this.headers.push(["Content-Length", "0"]);
+    if (findHeader(this.headers, "content-length") === undefined)
+      this.headers.push(["Content-Length", "0"]);
   }
 
   private send(bytes: Uint8Array): void | Promise<void> {
@@ -335,7 +368,10 @@ class Exchange {
   // past the declared length are not sent, and the error is logged.
   private trimToLength(bytes: Uint8Array): Uint8Array {
     if (this.overrun === 0) {
-      this.log(`the body is longer than its Content-Length (${this.declared}): the bytes past it are not sent`, undefined);
+      this.log(
+        `the body is longer than its Content-Length (${this.declared}): the bytes past it are not sent`,
+        undefined,
+      );
     }
     const kept = bytes.subarray(0, this.allowed);
     this.overrun += bytes.length - kept.length;
@@ -360,7 +396,9 @@ class Exchange {
       }
       // Nothing went out yet, so a clean 500 is still possible.
       if (this.countedLength() > 0) {
-        throw new ApplicationError(`the body is empty, but its Content-Length announced ${this.declared} bytes`);
+        throw new ApplicationError(
+          `the body is empty, but its Content-Length announced ${this.declared} bytes`,
+        );
       }
       this.addEmptyLength();
       this.sendHead();
@@ -369,7 +407,10 @@ class Exchange {
     // the response is cut off (logged; each gateway's cut-off path).
     if (this.allowed > 0) {
       const sent = this.declared! - this.allowed;
-      this.log(`response cut off: the body ended after ${sent} of the ${this.declared} bytes its Content-Length announced`, undefined);
+      this.log(
+        `response cut off: the body ended after ${sent} of the ${this.declared} bytes its Content-Length announced`,
+        undefined,
+      );
       this.sink.abort(new ApplicationError("the body is shorter than its Content-Length"));
       return "cut";
     }
@@ -415,7 +456,8 @@ class Exchange {
     if (this.needsReturn && iterator && typeof iterator.return === "function") {
       this.settle(() => iterator.return!(), "error in body return()", pending);
     }
-    if (body && typeof body.close === "function") this.settle(() => body.close!(), "error in body close()", pending);
+    if (body && typeof body.close === "function")
+      this.settle(() => body.close!(), "error in body close()", pending);
     this.onCleanUp?.(pending.length === 0 ? SETTLED : Promise.allSettled(pending));
   }
 
@@ -425,7 +467,8 @@ class Exchange {
   private settle(action: () => unknown, what: string, pending: PromiseLike<unknown>[]): void {
     try {
       const result = action();
-      if (isThenable(result)) pending.push(result.then(undefined, (error) => this.log(what, error)));
+      if (isThenable(result))
+        pending.push(result.then(undefined, (error) => this.log(what, error)));
     } catch (error) {
       this.log(what, error);
     }
@@ -433,11 +476,15 @@ class Exchange {
 
   private log(what: string, error: unknown): void {
     const env = this.environ;
-    const target = (env.SCRIPT_NAME ?? "") + (env.PATH_INFO ?? "") + (env.QUERY_STRING ? "?" + env.QUERY_STRING : "");
+    const target =
+      (env.SCRIPT_NAME ?? "") +
+      (env.PATH_INFO ?? "") +
+      (env.QUERY_STRING ? "?" + env.QUERY_STRING : "");
     // [error.log-line] A log line names the request: `[tsgi] GET /script/path?query: error in application:
     // <stack>`.
     let text = `[tsgi] ${env.REQUEST_METHOD} ${target}: ${what}`;
-    if (error !== undefined) text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
+    if (error !== undefined)
+      text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
     try {
       env["tsgi.errors"].write(text + "\n");
     } catch {
@@ -452,7 +499,8 @@ class Exchange {
  * takes the general path and its precise errors.
  */
 function readyChunks(body: Body): Chunk[] | undefined {
-  if (!Array.isArray(body) || (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR) return undefined;
+  if (!Array.isArray(body) || (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR)
+    return undefined;
   const source = body as unknown[];
   const chunks: Chunk[] = new Array(source.length);
   for (let i = 0; i < source.length; i++) {
@@ -465,7 +513,9 @@ function readyChunks(body: Body): Chunk[] | undefined {
 
 function checkBody(body: unknown): asserts body is Body {
   if (typeof body === "string" || body instanceof Uint8Array) {
-    throw new ApplicationError("the body must be an iterable of chunks, not a single string or Uint8Array (wrap it: [body])");
+    throw new ApplicationError(
+      "the body must be an iterable of chunks, not a single string or Uint8Array (wrap it: [body])",
+    );
   }
   if (
     body === null ||
@@ -473,7 +523,9 @@ function checkBody(body: unknown): asserts body is Body {
     (typeof (body as Iterable<unknown>)[Symbol.iterator] !== "function" &&
       typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function")
   ) {
-    throw new ApplicationError(`the application returned ${describe(body)}; expected an iterable or async iterable body`);
+    throw new ApplicationError(
+      `the application returned ${describe(body)}; expected an iterable or async iterable body`,
+    );
   }
 }
 
@@ -481,7 +533,9 @@ function checkBody(body: unknown): asserts body is Body {
 export function toBytes(chunk: unknown): Uint8Array {
   if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
   if (chunk instanceof Uint8Array) return chunk;
-  throw new ApplicationError(`a body chunk must be a Uint8Array or a string, not ${describe(chunk)}`);
+  throw new ApplicationError(
+    `a body chunk must be a Uint8Array or a string, not ${describe(chunk)}`,
+  );
 }
 
 function describe(value: unknown): string {
@@ -491,21 +545,28 @@ function describe(value: unknown): string {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
 }
 
 /** A body that arrives after the request was given up still gets its close(). */
 function closeWhenSettled(result: PromiseLike<Body>, onError: (error: unknown) => void): void {
-  Promise.resolve(result).then((late) => {
-    if (late && typeof late.close === "function") {
-      try {
-        const closing = late.close();
-        if (isThenable(closing)) closing.then(undefined, onError);
-      } catch (error) {
-        onError(error);
+  Promise.resolve(result).then(
+    (late) => {
+      if (late && typeof late.close === "function") {
+        try {
+          const closing = late.close();
+          if (isThenable(closing)) closing.then(undefined, onError);
+        } catch (error) {
+          onError(error);
+        }
       }
-    }
-  }, () => {});
+    },
+    () => {},
+  );
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {

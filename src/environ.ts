@@ -35,7 +35,9 @@ export function urlScheme(vars: Record<string, unknown>): "http" | "https" {
     const flag = https.toLowerCase();
     return flag === "on" || flag === "1" || flag === "yes" ? "https" : "http";
   }
-  return typeof vars.REQUEST_SCHEME === "string" && vars.REQUEST_SCHEME.toLowerCase() === "https" ? "https" : "http";
+  return typeof vars.REQUEST_SCHEME === "string" && vars.REQUEST_SCHEME.toLowerCase() === "https"
+    ? "https"
+    : "http";
 }
 
 export interface GatewayKeys {

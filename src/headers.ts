@@ -88,10 +88,14 @@ export function declaredContentLength(headers: HeaderList): number | undefined {
     const [name, value] = headers[i]!;
     if (name.length !== 14 || name.toLowerCase() !== "content-length") continue;
     if (!/^[0-9]{1,15}$/.test(value)) {
-      throw new ApplicationError(`invalid Content-Length ${JSON.stringify(value)}: must be a decimal number`);
+      throw new ApplicationError(
+        `invalid Content-Length ${JSON.stringify(value)}: must be a decimal number`,
+      );
     }
     if (declared !== undefined && Number(declared) !== Number(value)) {
-      throw new ApplicationError(`Content-Length given twice with different values (${declared} and ${value})`);
+      throw new ApplicationError(
+        `Content-Length given twice with different values (${declared} and ${value})`,
+      );
     }
     declared = value;
   }
@@ -107,7 +111,11 @@ export function findHeader(headers: HeaderList, lowerName: string): string | und
 }
 
 export function statusCode(status: string): number {
-  return (status.charCodeAt(0) - 48) * 100 + (status.charCodeAt(1) - 48) * 10 + (status.charCodeAt(2) - 48);
+  return (
+    (status.charCodeAt(0) - 48) * 100 +
+    (status.charCodeAt(1) - 48) * 10 +
+    (status.charCodeAt(2) - 48)
+  );
 }
 
 /** Whether a response with this status may carry a body (RFC 9110: not 1xx, 204, 304). */

@@ -34,15 +34,21 @@ export async function loadApplicationWith(spec: string, load: ModuleLoader): Pro
   try {
     namespace = await load(resolve(file));
   } catch (error) {
-    throw new AppLoadError(`cannot load application module ${file}: ${describeLoadError(error)}`, { cause: error });
+    throw new AppLoadError(`cannot load application module ${file}: ${describeLoadError(error)}`, {
+      cause: error,
+    });
   }
   // [cgi.load] `tsgi cgi <module>` loads the application from `<module>`, an ES module (top-level await included)
   // or a CommonJS module: its default export, else its export named `application`; `<module>:name` picks the
   // export `name`.
   const candidate = exportName !== undefined ? namespace[exportName] : pickDefault(namespace);
   if (typeof candidate !== "function") {
-    const wanted = exportName !== undefined ? `an export named "${exportName}"` : `a default export or an export named "application"`;
-    const found = candidate === undefined ? "it has none" : `it is ${typeof candidate}, not a function`;
+    const wanted =
+      exportName !== undefined
+        ? `an export named "${exportName}"`
+        : `a default export or an export named "application"`;
+    const found =
+      candidate === undefined ? "it has none" : `it is ${typeof candidate}, not a function`;
     throw new AppLoadError(`module ${file} must provide the application as ${wanted}; ${found}`);
   }
   return candidate as Application;
@@ -75,7 +81,8 @@ function pickDefault(namespace: Record<string, unknown>): unknown {
   if (typeof fallback === "function") return fallback;
   if (typeof namespace.application === "function") return namespace.application;
   // A CommonJS module's exports object arrives as the default export.
-  if (fallback !== null && typeof fallback === "object") return (fallback as Record<string, unknown>).application ?? fallback;
+  if (fallback !== null && typeof fallback === "object")
+    return (fallback as Record<string, unknown>).application ?? fallback;
   return fallback;
 }
 
@@ -85,7 +92,8 @@ function describeLoadError(error: unknown): string {
   const message = error.message.split("\n")[0] ?? "";
   if (error instanceof SyntaxError && error.stack) {
     const where = error.stack.split("\n")[0];
-    if (where && where !== `${error.name}: ${error.message}` && /:\d+$/.test(where)) return `${message} (${where})`;
+    if (where && where !== `${error.name}: ${error.message}` && /:\d+$/.test(where))
+      return `${message} (${where})`;
   }
   return message;
 }

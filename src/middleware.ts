@@ -14,7 +14,8 @@ export type Middleware = (app: Application) => Application;
  * `compose()` with no middleware returns the application unchanged.
  */
 export function compose(...middlewares: Middleware[]): Middleware {
-  return (app) => middlewares.reduceRight<Application>((inner, middleware) => middleware(inner), app);
+  return (app) =>
+    middlewares.reduceRight<Application>((inner, middleware) => middleware(inner), app);
 }
 
 /**
@@ -36,7 +37,8 @@ export function mount(mounts: Record<string, Application>): Application {
     if (prefix !== "" && !prefix.startsWith("/")) {
       throw new TypeError(`mount(): prefix ${JSON.stringify(key)} must start with "/"`);
     }
-    if (typeof app !== "function") throw new TypeError(`mount(): ${JSON.stringify(key)} is not mapped to an application`);
+    if (typeof app !== "function")
+      throw new TypeError(`mount(): ${JSON.stringify(key)} is not mapped to an application`);
     if (table.some(([other]) => other === prefix)) {
       throw new TypeError(`mount(): ${JSON.stringify(key)} mounts the same prefix twice`);
     }
@@ -87,7 +89,13 @@ export function copyEnviron(environ: Environ): Environ {
       configurable: true,
       get: () => (environ as unknown as Record<string, unknown>)[key],
       // Setting the key replaces it on the copy only.
-      set: (value: unknown) => Object.defineProperty(copy, key, { value, writable: true, enumerable: true, configurable: true }),
+      set: (value: unknown) =>
+        Object.defineProperty(copy, key, {
+          value,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        }),
     });
   }
   return copy;

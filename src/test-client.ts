@@ -50,9 +50,21 @@ export interface TestClient {
   request(method: string, target: string, options?: TestRequestOptions): Promise<TestResponse>;
   get(target: string, options?: TestRequestOptions): Promise<TestResponse>;
   head(target: string, options?: TestRequestOptions): Promise<TestResponse>;
-  post(target: string, body?: string | Uint8Array, options?: TestRequestOptions): Promise<TestResponse>;
-  put(target: string, body?: string | Uint8Array, options?: TestRequestOptions): Promise<TestResponse>;
-  patch(target: string, body?: string | Uint8Array, options?: TestRequestOptions): Promise<TestResponse>;
+  post(
+    target: string,
+    body?: string | Uint8Array,
+    options?: TestRequestOptions,
+  ): Promise<TestResponse>;
+  put(
+    target: string,
+    body?: string | Uint8Array,
+    options?: TestRequestOptions,
+  ): Promise<TestResponse>;
+  patch(
+    target: string,
+    body?: string | Uint8Array,
+    options?: TestRequestOptions,
+  ): Promise<TestResponse>;
   delete(target: string, options?: TestRequestOptions): Promise<TestResponse>;
 }
 
@@ -62,14 +74,20 @@ export interface TestClient {
  */
 export function testClient(app: Application, options: TestClientOptions = {}): TestClient {
   const checked = options.validate === false ? undefined : validator(app);
-  const request = async (method: string, target: string, requestOptions: TestRequestOptions = {}): Promise<TestResponse> => {
+  const request = async (
+    method: string,
+    target: string,
+    requestOptions: TestRequestOptions = {},
+  ): Promise<TestResponse> => {
     const response = await runInMemory(checked ?? app, method, target, requestOptions);
     // Throws the first rule broken during the request, also one the engine turned into a 500.
     checked?.assertNoViolations();
     return response;
   };
-  const withBody = (method: string) => (target: string, body?: string | Uint8Array, requestOptions: TestRequestOptions = {}) =>
-    request(method, target, { ...requestOptions, body: body ?? requestOptions.body });
+  const withBody =
+    (method: string) =>
+    (target: string, body?: string | Uint8Array, requestOptions: TestRequestOptions = {}) =>
+      request(method, target, { ...requestOptions, body: body ?? requestOptions.body });
   return {
     request,
     get: (target, requestOptions) => request("GET", target, requestOptions),
@@ -81,13 +99,22 @@ export function testClient(app: Application, options: TestClientOptions = {}): T
   };
 }
 
-async function runInMemory(app: Application, method: string, target: string, options: TestRequestOptions): Promise<TestResponse> {
+async function runInMemory(
+  app: Application,
+  method: string,
+  target: string,
+  options: TestRequestOptions,
+): Promise<TestResponse> {
   const absolute = /^(https?):\/\/([^/?#]*)/i.exec(target);
   const secure = absolute?.[1]?.toLowerCase() === "https";
   const body = typeof options.body === "string" ? Buffer.from(options.body, "utf8") : options.body;
   const rawHeaders = headerPairs(options.headers).flat();
   if (!hasHeader(rawHeaders, "host")) rawHeaders.unshift("Host", absolute?.[2] || "localhost");
-  if (body !== undefined && !hasHeader(rawHeaders, "content-length") && !hasHeader(rawHeaders, "transfer-encoding")) {
+  if (
+    body !== undefined &&
+    !hasHeader(rawHeaders, "content-length") &&
+    !hasHeader(rawHeaders, "transfer-encoding")
+  ) {
     rawHeaders.push("Content-Length", String(body.length));
   }
 
@@ -104,7 +131,9 @@ async function runInMemory(app: Application, method: string, target: string, opt
   });
   const errors = new TextCollector();
   const environ = makeEnviron(vars, {
-    input: Readable.from(body && body.length > 0 ? [body] : [], { objectMode: false }) as InputStream,
+    input: Readable.from(body && body.length > 0 ? [body] : [], {
+      objectMode: false,
+    }) as InputStream,
     errors,
     multithread: false,
     multiprocess: false,
@@ -117,7 +146,9 @@ async function runInMemory(app: Application, method: string, target: string, opt
 
 function headerPairs(headers: TestRequestOptions["headers"]): [string, string][] {
   if (headers === undefined) return [];
-  return Array.isArray(headers) ? headers.map(([name, value]) => [name, value]) : Object.entries(headers);
+  return Array.isArray(headers)
+    ? headers.map(([name, value]) => [name, value])
+    : Object.entries(headers);
 }
 
 function hasHeader(rawHeaders: string[], lowerName: string): boolean {
@@ -148,7 +179,8 @@ class MemorySink implements ResponseSink {
   response(outcome: Outcome, errors: string): TestResponse {
     const headers = this.headers;
     const body = Buffer.concat(this.chunks);
-    const values = (name: string) => headers.filter(([key]) => key.toLowerCase() === name.toLowerCase()).map(([, value]) => value);
+    const values = (name: string) =>
+      headers.filter(([key]) => key.toLowerCase() === name.toLowerCase()).map(([, value]) => value);
     return {
       status: this.status ? statusCode(this.status) : 0,
       statusText: this.status.slice(4),

@@ -24,7 +24,16 @@ import {
   validateHeaders,
   validateStatus,
 } from "./headers.js";
-import type { Application, Body, Chunk, Environ, HeaderList, InputStream, StartResponse, Write } from "./types.js";
+import type {
+  Application,
+  Body,
+  Chunk,
+  Environ,
+  HeaderList,
+  InputStream,
+  StartResponse,
+  Write,
+} from "./types.js";
 
 /** Which side of the interface broke a rule. */
 export type Side = "app" | "gateway";
@@ -85,7 +94,8 @@ interface BodyState {
  * call `assertNoViolations()` after each request.
  */
 export function validator(app: Application): ValidatedApplication {
-  if (typeof app !== "function") throw new TypeError("validator() takes a TSGI application (a function)");
+  if (typeof app !== "function")
+    throw new TypeError("validator() takes a TSGI application (a function)");
   const violations: ValidationError[] = [];
   const openBodies = new Set<BodyState>();
   const record = (error: ValidationError): ValidationError => {
@@ -111,7 +121,8 @@ export function validator(app: Application): ValidatedApplication {
     },
   };
 
-  const validated = ((environ, startResponse) => new CheckedRequest(recorder).run(app, environ, startResponse)) as ValidatedApplication;
+  const validated = ((environ, startResponse) =>
+    new CheckedRequest(recorder).run(app, environ, startResponse)) as ValidatedApplication;
   validated.assertNoViolations = () => {
     for (const state of openBodies) record(neverClosed(state));
     openBodies.clear();
@@ -125,7 +136,11 @@ export function validator(app: Application): ValidatedApplication {
 // [close.once] If the body has a `close` method, the gateway calls it exactly once when it is done with the body,
 // whatever the reason: the last chunk was sent, the body or the application failed, or the client went away.
 function neverClosed(state: BodyState): ValidationError {
-  return new ValidationError("gateway", "close.once", `close() was never called on the body of ${state.request}`);
+  return new ValidationError(
+    "gateway",
+    "close.once",
+    `close() was never called on the body of ${state.request}`,
+  );
 }
 
 interface Recorder {
@@ -152,17 +167,29 @@ class CheckedRequest {
     checkEnviron(environ, fail);
     // [app.call] The gateway calls the application once per request, with the environ and a `startResponse`
     // function.
-    if (typeof startResponse !== "function") fail("gateway", "app.call", `startResponse must be a function, not ${describe(startResponse)}`);
+    if (typeof startResponse !== "function")
+      fail(
+        "gateway",
+        "app.call",
+        `startResponse must be a function, not ${describe(startResponse)}`,
+      );
     const stream = streamModule();
     const checked: Environ = { ...environ };
-    checked["tsgi.input"] = checkedInput(stream, environ["tsgi.input"], parseContentLength(environ.CONTENT_LENGTH), fail);
+    checked["tsgi.input"] = checkedInput(
+      stream,
+      environ["tsgi.input"],
+      parseContentLength(environ.CONTENT_LENGTH),
+      fail,
+    );
     checked["tsgi.errors"] = checkedErrors(stream, environ["tsgi.errors"], fail);
     // Read from the gateway's environ: the application may change its copy.
     this.isHead = environ.REQUEST_METHOD === "HEAD";
 
     const request = `${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}`;
     const result = app(checked, this.checkedStartResponse(startResponse as StartResponse));
-    return isThenable(result) ? Promise.resolve(result).then((body) => this.wrapBody(body, request)) : this.wrapBody(result, request);
+    return isThenable(result)
+      ? Promise.resolve(result).then((body) => this.wrapBody(body, request))
+      : this.wrapBody(result, request);
   }
 
   private checkedStartResponse(startResponse: StartResponse): StartResponse {
@@ -180,7 +207,12 @@ class CheckedRequest {
       this.started = true;
       // [write.returned] `startResponse` returns `write`, the imperative path kept for applications that cannot
       // return their output as a body.
-      if (typeof write !== "function") fail("gateway", "write.returned", `startResponse() must return a write function, not ${describe(write)}`);
+      if (typeof write !== "function")
+        fail(
+          "gateway",
+          "write.returned",
+          `startResponse() must return a write function, not ${describe(write)}`,
+        );
       return this.checkedWrite(write as Write);
     };
   }
@@ -188,7 +220,12 @@ class CheckedRequest {
   private checkedWrite(write: Write): Write {
     return (chunk) => {
       // [write.after-end] Calling `write` after the response ended throws.
-      if (this.body?.closed) this.recorder.fail("app", "write.after-end", "write() was called after the body was closed");
+      if (this.body?.closed)
+        this.recorder.fail(
+          "app",
+          "write.after-end",
+          "write() was called after the body was closed",
+        );
       this.countChunk(chunk, "write() was given");
       return write(chunk);
     };
@@ -200,15 +237,24 @@ class CheckedRequest {
     // [body.chunk] A chunk is a `Uint8Array` (sent as it is) or a string (sent as its UTF-8 encoding); any other
     // value is an application error.
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-      fail("app", "body.chunk", `${what} ${describe(chunk)}; a chunk must be a Uint8Array or a string`);
+      fail(
+        "app",
+        "body.chunk",
+        `${what} ${describe(chunk)}; a chunk must be a Uint8Array or a string`,
+      );
     }
-    const length = typeof chunk === "string" ? Buffer.byteLength(chunk) : (chunk as Uint8Array).length;
+    const length =
+      typeof chunk === "string" ? Buffer.byteLength(chunk) : (chunk as Uint8Array).length;
     this.sent += length;
     const declared = this.countedLength();
     // [length.over] A body longer than its `Content-Length` is an application error: the bytes past the declared
     // length are not sent, and the error is logged.
     if (declared !== undefined && this.sent > declared) {
-      fail("app", "length.over", `the body is longer than its Content-Length: ${this.sent} bytes so far, ${declared} declared`);
+      fail(
+        "app",
+        "length.over",
+        `the body is longer than its Content-Length: ${this.sent} bytes so far, ${declared} declared`,
+      );
     }
     return length;
   }
@@ -218,18 +264,28 @@ class CheckedRequest {
     // [body.lazy-start] The application does not need to call `startResponse` before it returns: it may call it
     // while the body is being iterated, as long as that is before the first non-empty chunk (or before the end,
     // for an empty body).
-    if (!this.started) this.recorder.fail("app", "body.lazy-start", "the body yielded a non-empty chunk before startResponse() was called");
+    if (!this.started)
+      this.recorder.fail(
+        "app",
+        "body.lazy-start",
+        "the body yielded a non-empty chunk before startResponse() was called",
+      );
   }
 
   /** The body is exhausted. */
   bodyEnded(): void {
     const fail = this.recorder.fail;
-    if (!this.started) fail("app", "body.lazy-start", "the body ended before startResponse() was called");
+    if (!this.started)
+      fail("app", "body.lazy-start", "the body ended before startResponse() was called");
     const declared = this.countedLength();
     // [length.short] A body that ends before the declared length is an application error too: the response is cut
     // off (logged; each gateway's cut-off path).
     if (declared !== undefined && this.sent < declared) {
-      fail("app", "length.short", `the body ended after ${this.sent} bytes, short of its Content-Length (${declared})`);
+      fail(
+        "app",
+        "length.short",
+        `the body ended after ${this.sent} bytes, short of its Content-Length (${declared})`,
+      );
     }
   }
 
@@ -237,7 +293,8 @@ class CheckedRequest {
   // iterable and from `write` together, against it, except for a response to `HEAD` and for a status without a
   // body (`1xx`, `204`, `304`).
   private countedLength(): number | undefined {
-    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status))) return undefined;
+    if (this.declared === undefined || this.isHead || !statusAllowsBody(statusCode(this.status)))
+      return undefined;
     return this.declared;
   }
 
@@ -249,12 +306,25 @@ class CheckedRequest {
       const detail = `the application returned ${describe(body)}; the body must be an iterable of chunks, not a single chunk (wrap it: [body])`;
       fail("app", "body.iterable", detail);
     }
-    const isAsync = typeof (body as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === "function";
-    const isSync = typeof (body as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === "function";
+    const isAsync =
+      typeof (body as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] ===
+      "function";
+    const isSync =
+      typeof (body as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === "function";
     if (!isAsync && !isSync) {
-      fail("app", "body.iterable", `the application returned ${describe(body)}; the body must be an iterable or async iterable of chunks`);
+      fail(
+        "app",
+        "body.iterable",
+        `the application returned ${describe(body)}; the body must be an iterable or async iterable of chunks`,
+      );
     }
-    const checked = new CheckedBody(body as Body, isAsync, { request, closed: false }, this, this.recorder);
+    const checked = new CheckedBody(
+      body as Body,
+      isAsync,
+      { request, closed: false },
+      this,
+      this.recorder,
+    );
     this.body = checked.state;
     return checked.wrapper();
   }
@@ -279,9 +349,13 @@ class CheckedBody {
     const iterate = () => this.iterate();
     const close = () => this.close();
     let wrapper: Body;
-    if (this.isAsync) wrapper = { [Symbol.asyncIterator]: iterate as unknown as () => AsyncIterator<Chunk>, close };
+    if (this.isAsync)
+      wrapper = { [Symbol.asyncIterator]: iterate as unknown as () => AsyncIterator<Chunk>, close };
     else if (Array.isArray(this.original)) {
-      wrapper = Object.defineProperties([...(this.original as Chunk[])], { [Symbol.iterator]: { value: iterate }, close: { value: close } });
+      wrapper = Object.defineProperties([...(this.original as Chunk[])], {
+        [Symbol.iterator]: { value: iterate },
+        close: { value: close },
+      });
     } else wrapper = { [Symbol.iterator]: iterate as unknown as () => Iterator<Chunk>, close };
     this.recorder.opened(wrapper, this.state);
     return wrapper;
@@ -293,7 +367,12 @@ class CheckedBody {
     // chunk.
     if (this.state.closed) fail("gateway", "close.last", "the body was iterated after close()");
     // [body.once] The gateway iterates the body once, in order.
-    if (this.iterated) fail("gateway", "body.once", "the body was iterated a second time (a body may be iterated once)");
+    if (this.iterated)
+      fail(
+        "gateway",
+        "body.once",
+        "the body was iterated a second time (a body may be iterated once)",
+      );
     this.iterated = true;
     const original = this.original as Partial<Iterable<Chunk> & AsyncIterable<Chunk>>;
     const inner = this.isAsync ? original[Symbol.asyncIterator]!() : original[Symbol.iterator]!();
@@ -305,7 +384,8 @@ class CheckedBody {
     // [close.once] If the body has a `close` method, the gateway calls it exactly once when it is done with the
     // body, whatever the reason: the last chunk was sent, the body or the application failed, or the client went
     // away.
-    if (this.state.closed) fail("gateway", "close.once", "close() was called on the body a second time");
+    if (this.state.closed)
+      fail("gateway", "close.once", "close() was called on the body a second time");
     this.state.closed = true;
     this.recorder.closed(this.state);
     const abandoned = this.iterated && !this.finished;
@@ -316,7 +396,11 @@ class CheckedBody {
       // went away, an aborted request), it calls the iterator's `return()`, so a generator's `finally` blocks run;
       // it does not call `return()` on an iterator that finished or threw.
       if (abandoned) {
-        fail("gateway", "close.return", "the gateway stopped iterating the body without running it to the end or calling return() on its iterator");
+        fail(
+          "gateway",
+          "close.return",
+          "the gateway stopped iterating the body without running it to the end or calling return() on its iterator",
+        );
       }
     }
   }
@@ -352,7 +436,8 @@ class CheckedIterator {
   }
 
   private advance(): Step {
-    if (this.body.state.closed) this.fail("gateway", "close.last", "next() was called on the body's iterator after close()");
+    if (this.body.state.closed)
+      this.fail("gateway", "close.last", "next() was called on the body's iterator after close()");
     if (this.body.finished) return this.body.isAsync ? Promise.resolve(DONE) : DONE;
     let step: Step;
     try {
@@ -374,7 +459,11 @@ class CheckedIterator {
   private check(step: IteratorResult<Chunk>): IteratorResult<Chunk> {
     try {
       if (step === null || typeof step !== "object") {
-        this.fail("app", "body.iterable", `the body's iterator returned ${describe(step)} from next(); expected { done, value }`);
+        this.fail(
+          "app",
+          "body.iterable",
+          `the body's iterator returned ${describe(step)} from next(); expected { done, value }`,
+        );
       }
       if (step.done) {
         this.body.finished = true;
@@ -415,7 +504,8 @@ function checkEnviron(environ: unknown, fail: Fail): asserts environ is Environ 
   // [env.server] `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`: always present, as the web server sent them (RFC
   // 3875 §4.1.14 to §4.1.16).
   for (const [key, rule] of Object.entries(REQUIRED_STRINGS)) {
-    if (typeof env[key] !== "string") fail("gateway", rule, `environ.${key} must be a string, not ${describe(env[key])}`);
+    if (typeof env[key] !== "string")
+      fail("gateway", rule, `environ.${key} must be a string, not ${describe(env[key])}`);
   }
   for (const [key, value] of Object.entries(env)) checkVariable(key, value, fail);
   checkRequestVariables(env as unknown as Environ, fail);
@@ -426,27 +516,46 @@ function checkVariable(key: string, value: unknown, fail: Fail): void {
   // [env.latin1] Every byte of a variable's name and value becomes the one character with the same number: byte
   // `0xNN` becomes U+00NN.
   const badInName = NOT_LATIN1.exec(key);
-  if (badInName) fail("gateway", "env.latin1", `the environ key ${JSON.stringify(key)} must be Latin-1, but holds ${codePoint(badInName[0])}`);
+  if (badInName)
+    fail(
+      "gateway",
+      "env.latin1",
+      `the environ key ${JSON.stringify(key)} must be Latin-1, but holds ${codePoint(badInName[0])}`,
+    );
   if (typeof value === "string") {
     const bad = NOT_LATIN1.exec(value);
-    if (bad) fail("gateway", "env.latin1", `environ.${key} must be Latin-1 (one code point per byte), but holds ${codePoint(bad[0])}`);
+    if (bad)
+      fail(
+        "gateway",
+        "env.latin1",
+        `environ.${key} must be Latin-1 (one code point per byte), but holds ${codePoint(bad[0])}`,
+      );
     return;
   }
   // [env.strings] The CGI variables (the keys without a dot) hold strings; a key holding `undefined` counts as
   // absent.
   if (!key.includes(".") && value !== undefined) {
-    fail("gateway", "env.strings", `environ.${key} must be a string (CGI and HTTP_ variables are strings), not ${describe(value)}`);
+    fail(
+      "gateway",
+      "env.strings",
+      `environ.${key} must be a string (CGI and HTTP_ variables are strings), not ${describe(value)}`,
+    );
   }
 }
 
 /** The variables whose content has a form (their presence is checked with REQUIRED_STRINGS). */
 function checkRequestVariables(env: Environ, fail: Fail): void {
   // [env.method] `REQUEST_METHOD`: always present, never empty.
-  if (env.REQUEST_METHOD === "") fail("gateway", "env.method", "environ.REQUEST_METHOD must not be empty");
+  if (env.REQUEST_METHOD === "")
+    fail("gateway", "env.method", "environ.REQUEST_METHOD must not be empty");
   // [env.content-length] `CONTENT_TYPE`, `CONTENT_LENGTH`: as the web server sent them; they may be absent or
   // empty, and a `CONTENT_LENGTH` that is not empty is a decimal number.
   if (parseContentLength(env.CONTENT_LENGTH) === "invalid") {
-    fail("gateway", "env.content-length", `environ.CONTENT_LENGTH must be a decimal number when present, not ${JSON.stringify(env.CONTENT_LENGTH)}`);
+    fail(
+      "gateway",
+      "env.content-length",
+      `environ.CONTENT_LENGTH must be a decimal number when present, not ${JSON.stringify(env.CONTENT_LENGTH)}`,
+    );
   }
   // [env.http-content] `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH` may be present when a web server passes them
   // (nginx does); an application reads `CONTENT_TYPE` and `CONTENT_LENGTH`.
@@ -455,15 +564,27 @@ function checkRequestVariables(env: Environ, fail: Fail): void {
   // [env.script-name] `SCRIPT_NAME`: the part of the URL path that leads to the application; always present, `""`
   // at the root, otherwise starting with `/` and never `/` alone (that slash belongs to `PATH_INFO`).
   if (env.SCRIPT_NAME === "/") {
-    fail("gateway", "env.script-name", 'environ.SCRIPT_NAME must not be "/": the root is "" and the slash belongs to PATH_INFO');
+    fail(
+      "gateway",
+      "env.script-name",
+      'environ.SCRIPT_NAME must not be "/": the root is "" and the slash belongs to PATH_INFO',
+    );
   }
   if (env.SCRIPT_NAME !== "" && !env.SCRIPT_NAME.startsWith("/")) {
-    fail("gateway", "env.script-name", `environ.SCRIPT_NAME must be empty or start with "/", not ${JSON.stringify(env.SCRIPT_NAME)}`);
+    fail(
+      "gateway",
+      "env.script-name",
+      `environ.SCRIPT_NAME must be empty or start with "/", not ${JSON.stringify(env.SCRIPT_NAME)}`,
+    );
   }
   // [env.path-info] `PATH_INFO`: the rest of the path, decoded by the web server; always present, `""` or starting
   // with `/`.
   if (env.PATH_INFO !== "" && !env.PATH_INFO.startsWith("/")) {
-    fail("gateway", "env.path-info", `environ.PATH_INFO must be empty or start with "/", not ${JSON.stringify(env.PATH_INFO)}`);
+    fail(
+      "gateway",
+      "env.path-info",
+      `environ.PATH_INFO must be empty or start with "/", not ${JSON.stringify(env.PATH_INFO)}`,
+    );
   }
 }
 
@@ -471,34 +592,62 @@ function checkTsgiKeys(env: Record<string, unknown>, fail: Fail): void {
   const version = env["tsgi.version"];
   // [env.version] `tsgi.version`: `[1, 0]` (frozen).
   if (!Array.isArray(version) || version.length !== 2 || version[0] !== 1 || version[1] !== 0) {
-    fail("gateway", "env.version", `environ["tsgi.version"] must be [1, 0], not ${describeValue(version)}`);
+    fail(
+      "gateway",
+      "env.version",
+      `environ["tsgi.version"] must be [1, 0], not ${describeValue(version)}`,
+    );
   }
   const scheme = env["tsgi.url_scheme"];
   // [env.url-scheme] `tsgi.url_scheme`: `"https"` when `HTTPS` is `on`, `1` or `yes` (any case); when `HTTPS` is
   // unset or empty, `"https"` if `REQUEST_SCHEME` is `https` (any case); otherwise `"http"`.
   if (scheme !== "http" && scheme !== "https") {
-    fail("gateway", "env.url-scheme", `environ["tsgi.url_scheme"] must be "http" or "https", not ${describeValue(scheme)}`);
+    fail(
+      "gateway",
+      "env.url-scheme",
+      `environ["tsgi.url_scheme"] must be "http" or "https", not ${describeValue(scheme)}`,
+    );
   }
   const stream = streamModule();
   const input = env["tsgi.input"];
   // [env.input] `tsgi.input`: the request body, a Node `Readable` that is also `AsyncIterable<Uint8Array>`; it
   // yields bytes, never strings, and ends at the end of the body, never reading past it.
-  if (!(input instanceof stream.Readable) || typeof (input as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function") {
-    fail("gateway", "env.input", `environ["tsgi.input"] must be an async-iterable Readable, not ${describe(input)}`);
+  if (
+    !(input instanceof stream.Readable) ||
+    typeof (input as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function"
+  ) {
+    fail(
+      "gateway",
+      "env.input",
+      `environ["tsgi.input"] must be an async-iterable Readable, not ${describe(input)}`,
+    );
   }
   // [env.errors] `tsgi.errors`: a Node `Writable` for log text; the gateway decides where it goes.
   if (!(env["tsgi.errors"] instanceof stream.Writable)) {
-    fail("gateway", "env.errors", `environ["tsgi.errors"] must be a Writable, not ${describe(env["tsgi.errors"])}`);
+    fail(
+      "gateway",
+      "env.errors",
+      `environ["tsgi.errors"] must be a Writable, not ${describe(env["tsgi.errors"])}`,
+    );
   }
   // [env.flags] `tsgi.multithread`, `tsgi.multiprocess` and `tsgi.run_once` are booleans.
   for (const key of BOOLEAN_KEYS) {
-    if (typeof env[key] !== "boolean") fail("gateway", "env.flags", `environ["${key}"] must be a boolean, not ${describe(env[key])}`);
+    if (typeof env[key] !== "boolean")
+      fail(
+        "gateway",
+        "env.flags",
+        `environ["${key}"] must be a boolean, not ${describe(env[key])}`,
+      );
   }
 }
 
 // [header.checked] A status, header name or header value that breaks these rules is an application error, detected
 // when `startResponse` is called; nothing of it is ever sent.
-function checkStatusAndHeaders(status: unknown, headers: unknown, fail: Fail): asserts status is string {
+function checkStatusAndHeaders(
+  status: unknown,
+  headers: unknown,
+  fail: Fail,
+): asserts status is string {
   try {
     validateStatus(status);
   } catch (error) {
@@ -526,7 +675,13 @@ function headerRule(headers: unknown): string {
   for (const pair of headers as unknown[]) {
     if (accepts([pair])) continue;
     // [header.list] `headers` is an ordered list of `[name, value]` pairs of strings.
-    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") return "header.list";
+    if (
+      !Array.isArray(pair) ||
+      pair.length !== 2 ||
+      typeof pair[0] !== "string" ||
+      typeof pair[1] !== "string"
+    )
+      return "header.list";
     const [name, value] = pair as [string, string];
     // [header.name] A header name is an RFC 9110 token: letters, digits and ``!#$%&'*+-.^_`|~``.
     if (!isHopByHop(name) && !accepts([[name, ""]])) return "header.name";
@@ -565,7 +720,11 @@ function checkContentLength(status: string, headers: HeaderList, fail: Fail): nu
   // [length.no-body] A `1xx` or `204` response must not carry `Content-Length`; `Content-Type` is allowed, and a
   // `304` may carry `Content-Length`, the length of the selected representation (RFC 9110 §8.6, §15.4.5).
   if ((code < 200 || code === 204) && findHeader(headers, "content-length") !== undefined) {
-    fail("app", "length.no-body", `a ${code} response must not have a Content-Length header (RFC 9110 section 8.6)`);
+    fail(
+      "app",
+      "length.no-body",
+      `a ${code} response must not have a Content-Length header (RFC 9110 section 8.6)`,
+    );
   }
   return declared;
 }
@@ -602,11 +761,17 @@ function checkedInput(
           // `AsyncIterable<Uint8Array>`; it yields bytes, never strings, and ends at the end of the body, never
           // reading past it.
           if (!(chunk instanceof Uint8Array)) {
-            return void input.destroy(violation(`tsgi.input yielded ${describe(chunk)}; its chunks must be Uint8Arrays`));
+            return void input.destroy(
+              violation(`tsgi.input yielded ${describe(chunk)}; its chunks must be Uint8Arrays`),
+            );
           }
           received += chunk.length;
           if (limit !== undefined && received > limit) {
-            return void input.destroy(violation(`tsgi.input yielded ${received} bytes, more than CONTENT_LENGTH (${limit}): it must end there`));
+            return void input.destroy(
+              violation(
+                `tsgi.input yielded ${received} bytes, more than CONTENT_LENGTH (${limit}): it must end there`,
+              ),
+            );
           }
           input.push(chunk);
         },
@@ -625,7 +790,11 @@ function checkedInput(
 }
 
 /** A Writable that checks what the application writes, then passes it to the gateway's stream at once. */
-function checkedErrors(stream: typeof import("node:stream"), target: Writable, fail: Fail): Writable {
+function checkedErrors(
+  stream: typeof import("node:stream"),
+  target: Writable,
+  fail: Fail,
+): Writable {
   const errors = new stream.Writable({
     decodeStrings: false,
     write(chunk: Chunk, encoding: BufferEncoding, callback: (error?: Error | null) => void) {
@@ -644,12 +813,20 @@ function checkedErrors(stream: typeof import("node:stream"), target: Writable, f
   errors.write = function (this: Writable, chunk: unknown, ...rest: unknown[]): boolean {
     // Before Writable's own type check, which would throw a TypeError that names no rule.
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-      fail("app", "env.errors-use", `tsgi.errors.write() was given ${describe(chunk)}; it takes strings and Uint8Arrays`);
+      fail(
+        "app",
+        "env.errors-use",
+        `tsgi.errors.write() was given ${describe(chunk)}; it takes strings and Uint8Arrays`,
+      );
     }
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Writable["write"];
   errors.end = function (): never {
-    fail("app", "env.errors-use", "tsgi.errors must not be ended: the stream belongs to the gateway (pipe into it with { end: false })");
+    fail(
+      "app",
+      "env.errors-use",
+      "tsgi.errors must not be ended: the stream belongs to the gateway (pipe into it with { end: false })",
+    );
   } as Writable["end"];
   return errors;
 }
@@ -658,11 +835,17 @@ function checkedErrors(stream: typeof import("node:stream"), target: Writable, f
 // a CGI process pays for every module it loads.
 let nodeStream: typeof import("node:stream") | undefined;
 function streamModule(): typeof import("node:stream") {
-  return (nodeStream ??= createRequire(import.meta.url)("node:stream") as typeof import("node:stream"));
+  return (nodeStream ??= createRequire(import.meta.url)(
+    "node:stream",
+  ) as typeof import("node:stream"));
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
 }
 
 /** `U+20AC` for "€". */
@@ -673,7 +856,8 @@ function codePoint(character: string): string {
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "undefined";
-  if (typeof value === "object") return `an object (${(value as object).constructor?.name ?? "Object"})`;
+  if (typeof value === "object")
+    return `an object (${(value as object).constructor?.name ?? "Object"})`;
   return `a ${typeof value}`;
 }
 

@@ -4,7 +4,12 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RecordType } from "../src/fastcgi/protocol.js";
-import { FRAMEWORK_APPS, SCENARIOS, gatewayVariables, type Framework } from "./fixtures/http/scenarios.js";
+import {
+  FRAMEWORK_APPS,
+  SCENARIOS,
+  gatewayVariables,
+  type Framework,
+} from "./fixtures/http/scenarios.js";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
 import { ProcessGroup, fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/servers.js";
 
@@ -33,7 +38,10 @@ for (const framework of Object.keys(FRAMEWORK_APPS) as Framework[]) {
         });
         expect(result.endRequest.protocolStatus).toBe(0);
         const response = result.response();
-        scenario.check({ status: response.status, headers: response.headers, body: response.body }, framework);
+        scenario.check(
+          { status: response.status, headers: response.headers, body: response.body },
+          framework,
+        );
       });
     }
 
@@ -48,7 +56,10 @@ for (const framework of Object.keys(FRAMEWORK_APPS) as Framework[]) {
           timeoutMs: 10_000,
         });
         const response = result.response();
-        scenario.check({ status: response.status, headers: response.headers, body: response.body }, framework);
+        scenario.check(
+          { status: response.status, headers: response.headers, body: response.body },
+          framework,
+        );
       }
       expect(client.closed).toBe(false);
       expect(server.proc.running).toBe(true);
@@ -79,7 +90,9 @@ describe("a Node-style handler whose response ends in an error, under `tsgi fcgi
 
   async function expectServing(from: number): Promise<void> {
     const client = await connect();
-    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe(
+      "hello\n",
+    );
     expect(server.proc.running).toBe(true);
     expect(server.proc.stderr.slice(from)).not.toMatch(/Unhandled 'error' event|uncaught/i);
   }
@@ -94,10 +107,18 @@ describe("a Node-style handler whose response ends in an error, under `tsgi fcgi
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0)).catch(() => {});
     await client.waitForClose(3000);
     expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
-    expect(client.records.some((record) => record.type === RecordType.STDOUT && record.content.includes("chunk 1\n"))).toBe(true);
+    expect(
+      client.records.some(
+        (record) => record.type === RecordType.STDOUT && record.content.includes("chunk 1\n"),
+      ),
+    ).toBe(true);
 
     expect((await other.response(1)).response().body.toString()).toBe("slept 400\n");
-    await server.proc.waitForStderr(/GET \/pipeline\?chunks=1: error in application: Error: source failed after 1 chunk/, 2000, from);
+    await server.proc.waitForStderr(
+      /GET \/pipeline\?chunks=1: error in application: Error: source failed after 1 chunk/,
+      2000,
+      from,
+    );
     await expectServing(from);
   });
 
@@ -108,7 +129,11 @@ describe("a Node-style handler whose response ends in an error, under `tsgi fcgi
     const failed = await client.request({ params: paramsFor("/pipeline?chunks=0") });
     expect(failed.response().status).toBe("500 Internal Server Error");
     expect((await other.response(1)).response().body.toString()).toBe("slept 400\n");
-    await server.proc.waitForStderr(/GET \/pipeline\?chunks=0: error in application: Error: source failed after 0 chunk/, 2000, from);
+    await server.proc.waitForStderr(
+      /GET \/pipeline\?chunks=0: error in application: Error: source failed after 0 chunk/,
+      2000,
+      from,
+    );
     await expectServing(from);
   });
 
@@ -123,11 +148,22 @@ describe("a Node-style handler whose response ends in an error, under `tsgi fcgi
     expect(destroyed.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
 
     const client = await connect();
-    const failed = await client.request({ params: paramsFor("/req-destroy", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "4" }), stdin: "body" });
+    const failed = await client.request({
+      params: paramsFor("/req-destroy", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "4" }),
+      stdin: "body",
+    });
     expect(failed.response().status).toBe("500 Internal Server Error");
     expect((await other.response(1)).response().body.toString()).toBe("slept 400\n");
-    await server.proc.waitForStderr(/GET \/res-destroy: error in application: Error: destroyed on purpose/, 2000, from);
-    await server.proc.waitForStderr(/POST \/req-destroy: error in application: Error: request destroyed on purpose/, 2000, from);
+    await server.proc.waitForStderr(
+      /GET \/res-destroy: error in application: Error: destroyed on purpose/,
+      2000,
+      from,
+    );
+    await server.proc.waitForStderr(
+      /POST \/req-destroy: error in application: Error: request destroyed on purpose/,
+      2000,
+      from,
+    );
     await expectServing(from);
   });
 });

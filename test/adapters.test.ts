@@ -4,7 +4,14 @@
 
 import express from "express";
 import { existsSync } from "node:fs";
-import { IncomingMessage, ServerResponse, createServer, request as httpRequest, type RequestListener, type Server } from "node:http";
+import {
+  IncomingMessage,
+  ServerResponse,
+  createServer,
+  request as httpRequest,
+  type RequestListener,
+  type Server,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough, Readable, pipeline } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +20,12 @@ import { ConnectionClosedError, type Outcome } from "../src/engine.js";
 import type { Application, Environ } from "../src/types.js";
 import { REPO, parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
 import { RecordingSink, deferred, start, within, type Run } from "./fixtures/http/harness.js";
-import { FRAMEWORK_APPS, SCENARIOS, gatewayVariables, type Framework } from "./fixtures/http/scenarios.js";
+import {
+  FRAMEWORK_APPS,
+  SCENARIOS,
+  gatewayVariables,
+  type Framework,
+} from "./fixtures/http/scenarios.js";
 
 const FRAMEWORKS = Object.keys(FRAMEWORK_APPS) as Framework[];
 
@@ -21,7 +33,8 @@ describe("Express and Hono applications under `tsgi cgi`", () => {
   beforeAll(() => {
     // The fixtures import the compiled adapters, and `tsgi cgi` runs the compiled bundle.
     for (const file of ["dist/adapters/index.js", "dist/cli/cgi-bundle.cjs"]) {
-      if (!existsSync(`${REPO}/${file}`)) throw new Error(`${file} is missing: run \`npm run build\` first`);
+      if (!existsSync(`${REPO}/${file}`))
+        throw new Error(`${file} is missing: run \`npm run build\` first`);
     }
   });
 
@@ -55,7 +68,11 @@ describe("Express and Hono applications under `tsgi cgi`", () => {
         output = Buffer.concat([output, chunk]);
         arrivals.push({ at: performance.now(), text: output.toString("latin1") });
       });
-      const code = await within(new Promise((resolve) => child.on("close", resolve)), 10_000, "the CGI process to exit");
+      const code = await within(
+        new Promise((resolve) => child.on("close", resolve)),
+        10_000,
+        "the CGI process to exit",
+      );
       expect(code).toBe(0);
       const firstPart = arrivals.find((arrival) => arrival.text.includes("one\n"))!;
       const lastPart = arrivals.find((arrival) => arrival.text.includes("three\n"))!;
@@ -76,14 +93,17 @@ describe("fromFetchHandler", () => {
 
   it("builds the URL from the scheme, Host, SCRIPT_NAME + PATH_INFO re-encoded, and QUERY_STRING", async () => {
     let url = "";
-    const run = start(seeRequest((request) => void (url = request.url)), {
-      HTTPS: "on",
-      HTTP_HOST: "example.test:8443",
-      SCRIPT_NAME: "/app",
-      // "café" as UTF-8 bytes, then a literal "%" and a space (decoded PATH_INFO holds them as they are).
-      PATH_INFO: "/caf\xc3\xa9/100% off",
-      QUERY_STRING: "q=%C3%A9&raw=\xff",
-    });
+    const run = start(
+      seeRequest((request) => void (url = request.url)),
+      {
+        HTTPS: "on",
+        HTTP_HOST: "example.test:8443",
+        SCRIPT_NAME: "/app",
+        // "café" as UTF-8 bytes, then a literal "%" and a space (decoded PATH_INFO holds them as they are).
+        PATH_INFO: "/caf\xc3\xa9/100% off",
+        QUERY_STRING: "q=%C3%A9&raw=\xff",
+      },
+    );
     expect(await run.outcome).toBe("complete");
     expect(url).toBe("https://example.test:8443/app/caf%C3%A9/100%25%20off?q=%C3%A9&raw=%FF");
   });
@@ -94,7 +114,12 @@ describe("fromFetchHandler", () => {
     await start(app, { SERVER_NAME: "srv.test", SERVER_PORT: "8080", PATH_INFO: "/a" }).outcome;
     await start(app, { SERVER_NAME: "srv.test", SERVER_PORT: "80", PATH_INFO: "/a" }).outcome;
     // A Host that would move the path ("evil/x") is not used.
-    await start(app, { HTTP_HOST: "evil/x", SERVER_NAME: "srv.test", SERVER_PORT: "80", PATH_INFO: "/a" }).outcome;
+    await start(app, {
+      HTTP_HOST: "evil/x",
+      SERVER_NAME: "srv.test",
+      SERVER_PORT: "80",
+      PATH_INFO: "/a",
+    }).outcome;
     expect(urls).toEqual(["http://srv.test:8080/a", "http://srv.test/a", "http://srv.test/a"]);
   });
 
@@ -104,7 +129,13 @@ describe("fromFetchHandler", () => {
     input.end("abc");
     const run = start(
       seeRequest((request) => void (headers = [...request.headers])),
-      { REQUEST_METHOD: "POST", HTTP_X_CUSTOM_THING: "1", HTTP_ACCEPT: "text/html", CONTENT_TYPE: "text/plain", CONTENT_LENGTH: "3" },
+      {
+        REQUEST_METHOD: "POST",
+        HTTP_X_CUSTOM_THING: "1",
+        HTTP_ACCEPT: "text/html",
+        CONTENT_TYPE: "text/plain",
+        CONTENT_LENGTH: "3",
+      },
       input,
     );
     expect(await run.outcome).toBe("complete");
@@ -126,12 +157,15 @@ describe("fromFetchHandler", () => {
       const first = await reader.read();
       firstPieceRead.resolve(Buffer.from(first.value!).toString());
       let rest = "";
-      for (let step = await reader.read(); !step.done; step = await reader.read()) rest += Buffer.from(step.value).toString();
+      for (let step = await reader.read(); !step.done; step = await reader.read())
+        rest += Buffer.from(step.value).toString();
       return new Response(`first=${Buffer.from(first.value!).toString()} rest=${rest}`);
     });
     const run = start(app, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "10" }, input);
     input.write("hello");
-    expect(await within(firstPieceRead.promise, 2000, "the handler to read the first piece")).toBe("hello");
+    expect(await within(firstPieceRead.promise, 2000, "the handler to read the first piece")).toBe(
+      "hello",
+    );
     input.end("world");
     expect(await run.outcome).toBe("complete");
     expect(run.sink.body()).toBe("first=hello rest=world");
@@ -183,7 +217,9 @@ describe("fromFetchHandler", () => {
   });
 
   it("takes the reason phrase from http.STATUS_CODES, or Unknown", async () => {
-    const created = start(fromFetchHandler(() => new Response("x", { status: 201, statusText: "Made It" })));
+    const created = start(
+      fromFetchHandler(() => new Response("x", { status: 201, statusText: "Made It" })),
+    );
     await created.outcome;
     expect(created.sink.status).toBe("201 Created");
     const odd = start(fromFetchHandler(() => new Response("x", { status: 599 })));
@@ -194,8 +230,13 @@ describe("fromFetchHandler", () => {
   it("sends a header value beyond Latin-1 as its UTF-8 bytes", async () => {
     // Headers objects refuse such values, but a Response-like object from elsewhere may carry one.
     const entries: [string, string][] = [["x-title", "€uro"]];
-    const headers = { [Symbol.iterator]: () => entries[Symbol.iterator](), getSetCookie: () => [] as string[] };
-    const run = start(fromFetchHandler(() => ({ status: 200, headers, body: null }) as unknown as Response));
+    const headers = {
+      [Symbol.iterator]: () => entries[Symbol.iterator](),
+      getSetCookie: () => [] as string[],
+    };
+    const run = start(
+      fromFetchHandler(() => ({ status: 200, headers, body: null }) as unknown as Response),
+    );
     expect(await run.outcome).toBe("complete");
     expect(run.sink.header("x-title")).toBe(Buffer.from("€uro", "utf8").toString("latin1"));
   });
@@ -218,14 +259,22 @@ describe("fromFetchHandler", () => {
         throw new ConnectionClosedError("client gone");
       }
     };
-    const run = start(fromFetchHandler(() => new Response(endless)), {}, undefined, sink);
+    const run = start(
+      fromFetchHandler(() => new Response(endless)),
+      {},
+      undefined,
+      sink,
+    );
     expect(await within(run.outcome, 2000, "the aborted response")).toBe("aborted");
     await within(cancelled.promise, 2000, "the stream's cancel()");
     expect(pulls).toBeLessThan(10);
   });
 
   it("answers 400 to a request that cannot become a fetch Request (TRACE)", async () => {
-    const run = start(seeRequest(() => {}), { REQUEST_METHOD: "TRACE" });
+    const run = start(
+      seeRequest(() => {}),
+      { REQUEST_METHOD: "TRACE" },
+    );
     expect(await run.outcome).toBe("complete");
     expect(run.sink.status).toBe("400 Bad Request");
     expect(run.errors.text).toMatch(/TRACE/);
@@ -472,10 +521,18 @@ describe("fromNodeHandler", () => {
       const write = res.write;
       const end = res.end;
       res.write = function (this: typeof res, chunk: unknown, ...rest: unknown[]) {
-        return (write as (...args: unknown[]) => boolean).call(this, String(chunk).toUpperCase(), ...rest);
+        return (write as (...args: unknown[]) => boolean).call(
+          this,
+          String(chunk).toUpperCase(),
+          ...rest,
+        );
       } as typeof res.write;
       res.end = function (this: typeof res, chunk?: unknown, ...rest: unknown[]) {
-        return (end as (...args: unknown[]) => typeof res).call(this, chunk === undefined ? chunk : String(chunk).toUpperCase(), ...rest);
+        return (end as (...args: unknown[]) => typeof res).call(
+          this,
+          chunk === undefined ? chunk : String(chunk).toUpperCase(),
+          ...rest,
+        );
       } as typeof res.end;
       next();
     });
@@ -490,10 +547,17 @@ describe("fromNodeHandler", () => {
 
   it("lets Express see the client address and TLS: req.ip, req.protocol, req.secure", async () => {
     const app = express();
-    app.get("/", (req, res) => void res.json({ ip: req.ip, protocol: req.protocol, secure: req.secure }));
+    app.get(
+      "/",
+      (req, res) => void res.json({ ip: req.ip, protocol: req.protocol, secure: req.secure }),
+    );
     const run = start(fromNodeHandler(app), { REMOTE_ADDR: "198.51.100.7", HTTPS: "on" });
     expect(await run.outcome).toBe("complete");
-    expect(JSON.parse(run.sink.body())).toEqual({ ip: "198.51.100.7", protocol: "https", secure: true });
+    expect(JSON.parse(run.sink.body())).toEqual({
+      ip: "198.51.100.7",
+      protocol: "https",
+      secure: true,
+    });
   });
 });
 
@@ -555,7 +619,10 @@ describe("fromNodeHandler: an error on the response or its socket ends that requ
   it("req.destroy(error) while the body is still arriving, before any response: a 500 and that error logged", async () => {
     const input = new PassThrough();
     const run = start(
-      fromNodeHandler((req) => void req.once("data", () => req.destroy(new Error("request destroyed on purpose")))),
+      fromNodeHandler(
+        (req) =>
+          void req.once("data", () => req.destroy(new Error("request destroyed on purpose"))),
+      ),
       { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" },
       input,
     );
@@ -566,7 +633,12 @@ describe("fromNodeHandler: an error on the response or its socket ends that requ
   });
 
   it("req.socket.destroy(error) before any response: a 500 and that error logged", async () => {
-    const run = start(fromNodeHandler((req) => void setTimeout(() => req.socket.destroy(new Error("socket destroyed on purpose")), 5)));
+    const run = start(
+      fromNodeHandler(
+        (req) =>
+          void setTimeout(() => req.socket.destroy(new Error("socket destroyed on purpose")), 5),
+      ),
+    );
     expect(await settle(run)).toBe("failed");
     expect(run.sink.status).toBe("500 Internal Server Error");
     expect(run.errors.text).toMatch(/Error: socket destroyed on purpose/);
@@ -671,6 +743,11 @@ describe("toNodeHandler", () => {
   it("serves as a plain node:http request listener", async () => {
     const port = await listen(toNodeHandler(environEcho));
     const response = await get(port, "/a/b?c=d");
-    expect(JSON.parse(response.body)).toEqual({ SCRIPT_NAME: "", PATH_INFO: "/a/b", QUERY_STRING: "c=d", REQUEST_URI: "/a/b?c=d" });
+    expect(JSON.parse(response.body)).toEqual({
+      SCRIPT_NAME: "",
+      PATH_INFO: "/a/b",
+      QUERY_STRING: "c=d",
+      REQUEST_URI: "/a/b?c=d",
+    });
   });
 });

@@ -8,7 +8,16 @@ import { chmodSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { within } from "./fixtures/http/harness.js";
 import { utf8 } from "../src/environ.js";
-import { CLEAN_PATH, REPO, TSGI_BIN, fixture, parseCgiResponse, runCgi, spawnCgi, type CgiResult } from "./helpers/cgi.js";
+import {
+  CLEAN_PATH,
+  REPO,
+  TSGI_BIN,
+  fixture,
+  parseCgiResponse,
+  runCgi,
+  spawnCgi,
+  type CgiResult,
+} from "./helpers/cgi.js";
 import { sha256 } from "./helpers/bytes.js";
 
 interface InspectReport {
@@ -28,7 +37,9 @@ interface InspectReport {
 }
 
 /** Runs test/fixtures/inspect.js and returns its report of what the application saw. */
-async function inspect(request: Parameters<typeof runCgi>[0] = {}): Promise<{ report: InspectReport; result: CgiResult }> {
+async function inspect(
+  request: Parameters<typeof runCgi>[0] = {},
+): Promise<{ report: InspectReport; result: CgiResult }> {
   const result = await runCgi({ module: fixture("inspect.js"), ...request });
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
@@ -52,11 +63,17 @@ describe("CGI response format", () => {
     const request = Buffer.concat([ALL_BYTES, Buffer.from(ALL_BYTES).reverse()]);
     const result = await runCgi({
       module: fixture("echo-body.js"),
-      vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(request.length), CONTENT_TYPE: "application/octet-stream" },
+      vars: {
+        REQUEST_METHOD: "POST",
+        CONTENT_LENGTH: String(request.length),
+        CONTENT_TYPE: "application/octet-stream",
+      },
       stdin: request,
     });
     expect(result.code).toBe(0);
-    expect(result.response!.head).toBe("Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n");
+    expect(result.response!.head).toBe(
+      "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n",
+    );
     expect(result.response!.body).toEqual(Buffer.concat([request, ALL_BYTES]));
   });
 });
@@ -64,7 +81,12 @@ describe("CGI response format", () => {
 describe("CGI environ", () => {
   it("passes the CGI variables through and sets the tsgi keys for one request per process", async () => {
     const { report } = await inspect({
-      vars: { SCRIPT_NAME: "/cgi-bin/app.cgi", PATH_INFO: "/users/7", QUERY_STRING: "a=1&b=%20", HTTP_ACCEPT: "text/html" },
+      vars: {
+        SCRIPT_NAME: "/cgi-bin/app.cgi",
+        PATH_INFO: "/users/7",
+        QUERY_STRING: "a=1&b=%20",
+        HTTP_ACCEPT: "text/html",
+      },
     });
     expect(report.environ).toMatchObject({
       REQUEST_METHOD: "GET",
@@ -110,7 +132,10 @@ describe("CGI environ", () => {
 
   it("keeps a raw byte 0xE9 in PATH_INFO as the code point U+00E9 (Latin-1), never U+FFFD", async () => {
     const { report } = await inspect({
-      rawVars: { PATH_INFO: Buffer.from([0x2f, 0x63, 0x61, 0x66, 0xe9]), HTTP_X_NAME: Buffer.from([0xff, 0xfe, 0x41]) },
+      rawVars: {
+        PATH_INFO: Buffer.from([0x2f, 0x63, 0x61, 0x66, 0xe9]),
+        HTTP_X_NAME: Buffer.from([0xff, 0xfe, 0x41]),
+      },
     });
     expect(report.environ.PATH_INFO).toBe("/caf\u00e9");
     expect(report.environ.HTTP_X_NAME).toBe("\u00ff\u00feA");
@@ -161,25 +186,34 @@ describe("CGI request body", () => {
   it.each([
     ["unset", undefined],
     ["empty", ""],
-  ])("treats a CONTENT_LENGTH that is %s as an empty body and never reads stdin (stdin left open)", async (_what, length) => {
-    const { report } = await inspect({
-      vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: length },
-      stdin: "unread",
-      keepStdinOpen: true,
-      timeoutMs: 5_000,
-    });
-    expect(report.body.length).toBe(0);
-  });
+  ])(
+    "treats a CONTENT_LENGTH that is %s as an empty body and never reads stdin (stdin left open)",
+    async (_what, length) => {
+      const { report } = await inspect({
+        vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: length },
+        stdin: "unread",
+        keepStdinOpen: true,
+        timeoutMs: 5_000,
+      });
+      expect(report.body.length).toBe(0);
+    },
+  );
 
   it("ends the body where the server closed stdin when it sent less than CONTENT_LENGTH", async () => {
-    const { report } = await inspect({ vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }, stdin: "short" });
+    const { report } = await inspect({
+      vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" },
+      stdin: "short",
+    });
     expect(Buffer.from(report.body.base64, "base64").toString("latin1")).toBe("short");
   });
 
   it.each(["abc", "-1", "1.5", " 3", "0x10"])(
     "answers 400 Bad Request with a log line, and exits non-zero, for CONTENT_LENGTH=%j",
     async (length) => {
-      const result = await runCgi({ module: fixture("inspect.js"), vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: length } });
+      const result = await runCgi({
+        module: fixture("inspect.js"),
+        vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: length },
+      });
       expect(result.response?.status).toBe("400 Bad Request");
       expect(result.stderr).toContain("CONTENT_LENGTH");
       expect(result.code).not.toBe(0);
@@ -190,7 +224,9 @@ describe("CGI request body", () => {
 describe("CGI process behaviour", () => {
   it("keeps console output off stdout: the response stays byte-exact and the lines go to stderr", async () => {
     const result = await runCgi({ module: fixture("noisy.js") });
-    expect(result.stdout.toString("latin1")).toBe("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nquiet body\n");
+    expect(result.stdout.toString("latin1")).toBe(
+      "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nquiet body\n",
+    );
     expect(result.code).toBe(0);
     for (const line of [
       "console.log at module top level",
@@ -205,7 +241,10 @@ describe("CGI process behaviour", () => {
 
   it("exits only after a 10 MiB body has drained through a slowly read pipe, complete, with code 0", async () => {
     const size = 10 * 1024 * 1024;
-    const child = spawnCgi({ module: fixture("stream-bytes.js"), vars: { QUERY_STRING: `bytes=${size}` } });
+    const child = spawnCgi({
+      module: fixture("stream-bytes.js"),
+      vars: { QUERY_STRING: `bytes=${size}` },
+    });
     child.stdin!.end();
     const received: Buffer[] = [];
     let sincePause = 0;
@@ -244,7 +283,9 @@ describe("CGI process behaviour", () => {
 
   it("keeps the output already sent, logs, and exits non-zero when the application throws after output", async () => {
     const result = await runCgi({ module: fixture("failing.js") + ":afterOutput" });
-    expect(result.stdout.toString("latin1")).toBe("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\npartial output\n");
+    expect(result.stdout.toString("latin1")).toBe(
+      "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\npartial output\n",
+    );
     expect(result.stderr).toContain("failing after output");
     expect(result.code).not.toBe(0);
   });
@@ -264,63 +305,68 @@ describe("CGI process behaviour", () => {
     expect(result.code).not.toBe(0);
   });
 
-  it(
-    "[slow: 1 GiB through a pipe, a few seconds] streams a generated body in constant memory",
-    async () => {
-      const size = 1024 * 1024 * 1024;
-      const memoryLimitKb = 160 * 1024;
-      const child = spawnCgi({ module: fixture("stream-bytes.js"), vars: { QUERY_STRING: `bytes=${size}` } });
-      child.stdin!.end();
+  it("[slow: 1 GiB through a pipe, a few seconds] streams a generated body in constant memory", async () => {
+    const size = 1024 * 1024 * 1024;
+    const memoryLimitKb = 160 * 1024;
+    const child = spawnCgi({
+      module: fixture("stream-bytes.js"),
+      vars: { QUERY_STRING: `bytes=${size}` },
+    });
+    child.stdin!.end();
 
-      let peakRssKb = 0;
-      const sampler = setInterval(() => {
-        try {
-          const rss = /VmRSS:\s*(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "latin1"))?.[1];
-          if (rss) peakRssKb = Math.max(peakRssKb, Number(rss));
-        } catch {
-          // The child has exited between samples.
-        }
-      }, 50);
+    let peakRssKb = 0;
+    const sampler = setInterval(() => {
+      try {
+        const rss = /VmRSS:\s*(\d+) kB/.exec(
+          readFileSync(`/proc/${child.pid}/status`, "latin1"),
+        )?.[1];
+        if (rss) peakRssKb = Math.max(peakRssKb, Number(rss));
+      } catch {
+        // The child has exited between samples.
+      }
+    }, 50);
 
-      const hash = createHash("sha256");
-      let head = Buffer.alloc(0);
-      let headEnd = -1;
-      let bodyBytes = 0;
-      child.stdout!.on("data", (chunk: Buffer) => {
-        if (headEnd === -1) {
-          head = Buffer.concat([head, chunk]);
-          headEnd = head.indexOf("\r\n\r\n");
-          if (headEnd === -1) return;
-          chunk = head.subarray(headEnd + 4);
-          head = head.subarray(0, headEnd + 4);
-        }
-        hash.update(chunk);
-        bodyBytes += chunk.length;
-      });
-      let stderr = "";
-      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-      clearInterval(sampler);
+    const hash = createHash("sha256");
+    let head = Buffer.alloc(0);
+    let headEnd = -1;
+    let bodyBytes = 0;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      if (headEnd === -1) {
+        head = Buffer.concat([head, chunk]);
+        headEnd = head.indexOf("\r\n\r\n");
+        if (headEnd === -1) return;
+        chunk = head.subarray(headEnd + 4);
+        head = head.subarray(0, headEnd + 4);
+      }
+      hash.update(chunk);
+      bodyBytes += chunk.length;
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    clearInterval(sampler);
 
-      expect(code).toBe(0);
-      expect(head.toString("latin1")).toBe(
-        `Status: 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\n\r\n`,
-      );
-      expect(bodyBytes).toBe(size);
-      expect(stderr).toContain(`sent sha256=${hash.digest("hex")}`);
-      const peakKb = Number(/VmHWM=(\d+) kB/.exec(stderr)?.[1]);
-      expect(peakKb).toBeGreaterThan(0);
-      expect(peakKb).toBeLessThan(memoryLimitKb);
-      expect(peakRssKb).toBeLessThan(memoryLimitKb);
-    },
-    60_000,
-  );
+    expect(code).toBe(0);
+    expect(head.toString("latin1")).toBe(
+      `Status: 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\n\r\n`,
+    );
+    expect(bodyBytes).toBe(size);
+    expect(stderr).toContain(`sent sha256=${hash.digest("hex")}`);
+    const peakKb = Number(/VmHWM=(\d+) kB/.exec(stderr)?.[1]);
+    expect(peakKb).toBeGreaterThan(0);
+    expect(peakKb).toBeLessThan(memoryLimitKb);
+    expect(peakRssKb).toBeLessThan(memoryLimitKb);
+  }, 60_000);
 });
 
 describe("tsgi cgi <module>", () => {
   it.each([
     ["a default export", "named-exports.js", "default\n"],
-    ["an `application` export when there is no default", "application-export.js", "application export\n"],
+    [
+      "an `application` export when there is no default",
+      "application-export.js",
+      "application export\n",
+    ],
     ["the export named after the colon", "named-exports.js:other", "other\n"],
     ["`application` by name", "named-exports.js:application", "application\n"],
     ["a CommonJS module that exports a function", "commonjs-function.cjs", "commonjs function\n"],
@@ -342,27 +388,53 @@ describe("tsgi cgi <module>", () => {
   it.each([
     ["a missing file", "does-not-exist.js", /cannot load application module .*does-not-exist\.js/],
     ["a syntax error", "syntax-error.js", /cannot load application module .*syntax-error\.js: \S/],
-    ["a syntax error in CommonJS, with its line", "syntax-error.cjs", /syntax-error\.cjs: .+ \(.*syntax-error\.cjs:4\)$/],
-    ["a module that throws at import", "throws-at-import.js", /cannot load application module .*: configuration file missing/],
-    ["a module without an application", "no-application.js", /must provide the application as a default export or an export named "application"; it has none/],
+    [
+      "a syntax error in CommonJS, with its line",
+      "syntax-error.cjs",
+      /syntax-error\.cjs: .+ \(.*syntax-error\.cjs:4\)$/,
+    ],
+    [
+      "a module that throws at import",
+      "throws-at-import.js",
+      /cannot load application module .*: configuration file missing/,
+    ],
+    [
+      "a module without an application",
+      "no-application.js",
+      /must provide the application as a default export or an export named "application"; it has none/,
+    ],
     ["a default export that is not a function", "not-a-function.js", /not a function/],
-    ["a missing named export", "named-exports.js:nowhere", /an export named "nowhere"; it has none/],
-    ["a named export that is not a function", "named-exports.js:notAFunction", /it is number, not a function/],
-  ])("answers 500, prints one clear line on stderr and exits non-zero for %s", async (_what, spec, message) => {
-    const result = await runCgi({ module: fixture(spec) });
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^tsgi: /);
-    expect(lines[0]).toMatch(message);
-    expect(result.response?.status).toBe("500 Internal Server Error");
-    expect(result.header("Content-Type")).toBe("text/plain; charset=utf-8");
-    expect(result.code).not.toBe(0);
-  });
+    [
+      "a missing named export",
+      "named-exports.js:nowhere",
+      /an export named "nowhere"; it has none/,
+    ],
+    [
+      "a named export that is not a function",
+      "named-exports.js:notAFunction",
+      /it is number, not a function/,
+    ],
+  ])(
+    "answers 500, prints one clear line on stderr and exits non-zero for %s",
+    async (_what, spec, message) => {
+      const result = await runCgi({ module: fixture(spec) });
+      const lines = result.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^tsgi: /);
+      expect(lines[0]).toMatch(message);
+      expect(result.response?.status).toBe("500 Internal Server Error");
+      expect(result.header("Content-Type")).toBe("text/plain; charset=utf-8");
+      expect(result.code).not.toBe(0);
+    },
+  );
 
   it("runs an executable shebang script that imports runWithCgi from tsgi", async () => {
     const script = fixture("shebang-app.js");
     chmodSync(script, 0o755); // in case the checkout dropped the executable bit
-    const result = await runCgi({ command: [script], vars: { REQUEST_METHOD: "POST", PATH_INFO: "/from/shebang" } });
+    const result = await runCgi({
+      command: [script],
+      vars: { REQUEST_METHOD: "POST", PATH_INFO: "/from/shebang" },
+    });
     expect(result.stderr).toBe("");
     const body = "shebang script: POST /from/shebang run_once=true\n";
     expect(result.stdout.toString("latin1")).toBe(
@@ -374,24 +446,38 @@ describe("tsgi cgi <module>", () => {
   it('runs a shebang script that imports runWithCgi from "tsgi/cgi"', async () => {
     const script = fixture("shebang-cgi-only.js");
     chmodSync(script, 0o755);
-    const result = await runCgi({ command: [script], vars: { REQUEST_METHOD: "GET", PATH_INFO: "/cgi-only" } });
+    const result = await runCgi({
+      command: [script],
+      vars: { REQUEST_METHOD: "GET", PATH_INFO: "/cgi-only" },
+    });
     expect(result.stderr).toBe("");
     expect(result.response?.body.toString()).toBe("shebang script: GET /cgi-only run_once=true\n");
     expect(result.code).toBe(0);
   });
 
   it("answers --help and --version", async () => {
-    const packageVersion = (JSON.parse(readFileSync(`${REPO}/package.json`, "utf8")) as { version: string }).version;
-    const version = await runCgi({ command: [process.execPath, TSGI_BIN, "--version"], bareEnvironment: true });
+    const packageVersion = (
+      JSON.parse(readFileSync(`${REPO}/package.json`, "utf8")) as { version: string }
+    ).version;
+    const version = await runCgi({
+      command: [process.execPath, TSGI_BIN, "--version"],
+      bareEnvironment: true,
+    });
     expect(version.code).toBe(0);
     expect(version.stdout.toString("utf8").trim()).toBe(packageVersion);
 
-    const help = await runCgi({ command: [process.execPath, TSGI_BIN, "--help"], bareEnvironment: true });
+    const help = await runCgi({
+      command: [process.execPath, TSGI_BIN, "--help"],
+      bareEnvironment: true,
+    });
     expect(help.code).toBe(0);
     expect(help.stdout.toString("utf8")).toMatch(/Usage: tsgi/);
     expect(help.stdout.toString("utf8")).toContain("cgi");
 
-    const cgiHelp = await runCgi({ command: [process.execPath, TSGI_BIN, "cgi", "--help"], bareEnvironment: true });
+    const cgiHelp = await runCgi({
+      command: [process.execPath, TSGI_BIN, "cgi", "--help"],
+      bareEnvironment: true,
+    });
     expect(cgiHelp.code).toBe(0);
     expect(cgiHelp.stderr).toContain("usage: tsgi cgi <module>");
   });
@@ -408,7 +494,14 @@ describe("the process ends with its request (run_once)", () => {
   async function timed(path: string, query = "", stdin?: Buffer) {
     const child = spawnCgi({
       module: fixture("cgi-lifetime.js"),
-      vars: stdin ? { REQUEST_METHOD: "POST", PATH_INFO: path, QUERY_STRING: query, CONTENT_LENGTH: String(stdin.length) } : { PATH_INFO: path, QUERY_STRING: query },
+      vars: stdin
+        ? {
+            REQUEST_METHOD: "POST",
+            PATH_INFO: path,
+            QUERY_STRING: query,
+            CONTENT_LENGTH: String(stdin.length),
+          }
+        : { PATH_INFO: path, QUERY_STRING: query },
     });
     const started = Date.now();
     const stdinError = new Promise<Error | undefined>((resolve) => {
@@ -420,13 +513,17 @@ describe("the process ends with its request (run_once)", () => {
       new Promise<{ text: string; at: number }>((resolve) => {
         const chunks: Buffer[] = [];
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-        stream.on("end", () => resolve({ text: Buffer.concat(chunks).toString("utf8"), at: Date.now() - started }));
+        stream.on("end", () =>
+          resolve({ text: Buffer.concat(chunks).toString("utf8"), at: Date.now() - started }),
+        );
       });
     const [stdout, stderr, exit] = await within(
       Promise.all([
         collect(child.stdout!),
         collect(child.stderr!),
-        new Promise<{ code: number | null; at: number }>((resolve) => child.on("exit", (code) => resolve({ code, at: Date.now() - started }))),
+        new Promise<{ code: number | null; at: number }>((resolve) =>
+          child.on("exit", (code) => resolve({ code, at: Date.now() - started })),
+        ),
       ]),
       8000,
       `the CGI process for ${path}`,
@@ -470,7 +567,9 @@ describe("the process ends with its request (run_once)", () => {
     const { stdout, stderr, exit } = await timed("/cut", "", Buffer.alloc(1024 * 1024, 0x61));
     expect(stdout.text).toMatch(/first chunk\n$/);
     expect(exit.code).toBe(1);
-    expect(stderr.text).toMatch(/\[tsgi\] POST \/app\.cgi\/cut: error in application: Error: cut on purpose/);
+    expect(stderr.text).toMatch(
+      /\[tsgi\] POST \/app\.cgi\/cut: error in application: Error: cut on purpose/,
+    );
     expect(stderr.text).toMatch(/response cut off: the error came after the headers were sent/);
   });
 });
@@ -480,7 +579,11 @@ describe("a chunked upload: no CONTENT_LENGTH, HTTP_TRANSFER_ENCODING set", () =
     const body = Buffer.from(Array.from({ length: 300_000 }, (_, index) => (index * 7) % 256));
     const result = await runCgi({
       module: fixture("echo-body.js"),
-      vars: { REQUEST_METHOD: "POST", HTTP_TRANSFER_ENCODING: "chunked", CONTENT_TYPE: "application/octet-stream" },
+      vars: {
+        REQUEST_METHOD: "POST",
+        HTTP_TRANSFER_ENCODING: "chunked",
+        CONTENT_TYPE: "application/octet-stream",
+      },
       stdin: body,
     });
     expect(result.code).toBe(0);

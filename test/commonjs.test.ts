@@ -16,7 +16,9 @@ const run = promisify(execFile);
 describe("require() of tsgi", () => {
   it('serves a CGI request with require("tsgi/cgi") and runs testClient from require("tsgi")', async () => {
     // Node 20.19 and later would load the ES build with require(); this flag puts them back to before.
-    const noRequireEsm = process.features.require_module ? ["--no-experimental-require-module"] : [];
+    const noRequireEsm = process.features.require_module
+      ? ["--no-experimental-require-module"]
+      : [];
     const result = await runCgi({
       command: [process.execPath, ...noRequireEsm, fixture("commonjs-consumer.cjs")],
       vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: "8", PATH_INFO: "/outer" },
@@ -36,18 +38,39 @@ describe("require() of tsgi", () => {
     // node16 is the setting under which TypeScript refuses require() of an ES module
     // (nodenext in TypeScript 5.8+ allows it); skipLibCheck off checks every .d.cts it reaches.
     const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
-    const options = ["--noEmit", "--strict", "--target", "es2022", "--types", "node", "--skipLibCheck", "false"];
+    const options = [
+      "--noEmit",
+      "--strict",
+      "--target",
+      "es2022",
+      "--types",
+      "node",
+      "--skipLibCheck",
+      "false",
+    ];
     const result = await run(
       process.execPath,
-      [tsc, ...options, "--module", "node16", "--moduleResolution", "node16", fixture("commonjs-types.cts")],
+      [
+        tsc,
+        ...options,
+        "--module",
+        "node16",
+        "--moduleResolution",
+        "node16",
+        fixture("commonjs-types.cts"),
+      ],
       { cwd: REPO },
     ).catch((error: { stdout: string; code: number }) => error);
     expect(result.stdout).toBe("");
   }, 60_000);
 
   it("publishes the CommonJS bundles and declarations, LICENSE and examples", async () => {
-    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: REPO });
-    const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((file) => file.path);
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: REPO,
+    });
+    const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map(
+      (file) => file.path,
+    );
     expect(files).toEqual(
       expect.arrayContaining([
         "dist/index.cjs",

@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES, runCgi } from "./helpers/cgi.js";
 import { trackClients, paramsFor } from "./helpers/fastcgi-client.js";
 import { fetchHttp } from "./helpers/frontends.js";
-import { ProcessGroup, findBinary, startNginx, startTsgiFcgi, type Nginx, type TsgiFcgi } from "./helpers/servers.js";
+import {
+  ProcessGroup,
+  findBinary,
+  startNginx,
+  startTsgiFcgi,
+  type Nginx,
+  type TsgiFcgi,
+} from "./helpers/servers.js";
 
 const APP = join(FIXTURES, "content-length-app.js");
 const nginxBinary = findBinary("nginx", "nginx");
@@ -28,7 +35,9 @@ describe("CGI", () => {
     const result = await runCgi({ module: APP, vars: { PATH_INFO: "/short" } });
     expect(result.code).toBe(1);
     expect(result.response!.body.toString()).toBe("abc");
-    expect(result.stderr).toMatch(/response cut off: the body ended after 3 of the 50 bytes its Content-Length announced/);
+    expect(result.stderr).toMatch(
+      /response cut off: the body ended after 3 of the 50 bytes its Content-Length announced/,
+    );
   });
 });
 
@@ -54,7 +63,12 @@ describe("FastCGI, raw records", () => {
     await client.sendParams(1, paramsFor("/short"));
     await client.sendStream(5, 1, Buffer.alloc(0));
     await client.waitForClose(5000);
-    const stdout = Buffer.concat(client.recordsFor(1).filter((record) => record.type === 6).map((record) => record.content));
+    const stdout = Buffer.concat(
+      client
+        .recordsFor(1)
+        .filter((record) => record.type === 6)
+        .map((record) => record.content),
+    );
     expect(stdout.toString("latin1")).toMatch(/Content-Length: 50\r\n\r\nabc$/);
     expect(client.recordsFor(1).some((record) => record.type === 3)).toBe(false);
     expect(server.proc.stderr).toMatch(/response cut off: the body ended after 3 of the 50 bytes/);
@@ -95,7 +109,9 @@ describe.skipIf(!nginxBinary)("behind nginx (fastcgi_keep_conn on)", () => {
     const agent = new Agent({ keepAlive: true });
     try {
       const started = Date.now();
-      await expect(fetchHttp(nginx.url("/short"), { timeoutMs: 8000, agent })).rejects.toThrow(/cut off|socket hang up|aborted|ECONNRESET/);
+      await expect(fetchHttp(nginx.url("/short"), { timeoutMs: 8000, agent })).rejects.toThrow(
+        /cut off|socket hang up|aborted|ECONNRESET/,
+      );
       expect(Date.now() - started).toBeLessThan(5000);
       const next = await fetchHttp(nginx.url("/"), { agent });
       expect(next.body.toString()).toBe("ok\n");

@@ -4,7 +4,12 @@
 
 import { PassThrough, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { ConnectionClosedError, runApplication, type Outcome, type ResponseSink } from "../src/engine.js";
+import {
+  ConnectionClosedError,
+  runApplication,
+  type Outcome,
+  type ResponseSink,
+} from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
 import { ApplicationError, formatCgiHead } from "../src/headers.js";
 import type { Application, Body, Chunk, Environ, HeaderList } from "../src/types.js";
@@ -31,7 +36,11 @@ class RecordingSink implements ResponseSink {
   }
 
   sendHeaders(status: string, headers: HeaderList): void {
-    this.events.push({ kind: "headers", status, headers: headers.map(([name, value]) => [name, value]) });
+    this.events.push({
+      kind: "headers",
+      status,
+      headers: headers.map(([name, value]) => [name, value]),
+    });
   }
 
   write(data: Uint8Array): void | Promise<void> {
@@ -58,7 +67,8 @@ class RecordingSink implements ResponseSink {
     for (const event of this.events) {
       if (event.kind === "headers") parts.push(formatCgiHead(event.status, event.headers));
       else if (event.kind === "write") parts.push(event.data);
-      else if (event.kind === "whole") parts.push(formatCgiHead(event.status, event.headers), event.data);
+      else if (event.kind === "whole")
+        parts.push(formatCgiHead(event.status, event.headers), event.data);
     }
     return Buffer.concat(parts);
   }
@@ -77,10 +87,20 @@ class WholeSink extends RecordingSink {
   }
 
   sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
-    if (this.answer === "throw") throw new ConnectionClosedError("the web server closed the connection");
+    if (this.answer === "throw")
+      throw new ConnectionClosedError("the web server closed the connection");
     if (this.answer === "decline") return false;
-    const data = Buffer.concat(body.map((chunk) => (typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk))));
-    this.events.push({ kind: "whole", status, headers: headers.map(([name, value]) => [name, value]), data });
+    const data = Buffer.concat(
+      body.map((chunk) =>
+        typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk),
+      ),
+    );
+    this.events.push({
+      kind: "whole",
+      status,
+      headers: headers.map(([name, value]) => [name, value]),
+      data,
+    });
     return true;
   }
 }
@@ -145,7 +165,11 @@ function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
+function deferred(): {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+} {
   let resolve!: () => void;
   let reject!: (error: unknown) => void;
   const promise = new Promise<void>((res, rej) => {
@@ -185,7 +209,11 @@ describe("Content-Length", () => {
   });
 
   it("keeps the Content-Length an application set for a HEAD request with an empty body (B1 #5)", async () => {
-    const result = await run(respond("200 OK", [["Content-Length", "12345"]], []), new RecordingSink(), "HEAD");
+    const result = await run(
+      respond("200 OK", [["Content-Length", "12345"]], []),
+      new RecordingSink(),
+      "HEAD",
+    );
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 12345\r\n\r\n");
     expect(result.outcome).toBe("complete");
   });
@@ -194,13 +222,16 @@ describe("Content-Length", () => {
     ["an empty body", () => respond("200 OK", [], [])],
     ["empty chunks only", () => respond("200 OK", [], ["", new Uint8Array(0)])],
     ["a generator that yields nothing", () => respond("200 OK", [], (function* () {})())],
-  ])("adds no Content-Length: 0 to a HEAD response with %s: it would announce a wrong length (RFC 9110 8.6)", async (_name, app) => {
-    for (const sink of [new RecordingSink(), new WholeSink()]) {
-      const result = await run(app(), sink, "HEAD");
-      expect(result.text).toBe("Status: 200 OK\r\n\r\n");
-      expect(result.outcome).toBe("complete");
-    }
-  });
+  ])(
+    "adds no Content-Length: 0 to a HEAD response with %s: it would announce a wrong length (RFC 9110 8.6)",
+    async (_name, app) => {
+      for (const sink of [new RecordingSink(), new WholeSink()]) {
+        const result = await run(app(), sink, "HEAD");
+        expect(result.text).toBe("Status: 200 OK\r\n\r\n");
+        expect(result.outcome).toBe("complete");
+      }
+    },
+  );
 
   it("gives a HEAD response with a one-chunk body the Content-Length the GET would have", async () => {
     const result = await run(respond("200 OK", [], ["hello"]), new RecordingSink(), "HEAD");
@@ -215,7 +246,10 @@ describe("Content-Length", () => {
   it("counts bytes, not characters, for a single string chunk (B1 #6)", async () => {
     const result = await run(respond("200 OK", [], ["тест"]));
     expect(result.sink.output()).toEqual(
-      Buffer.concat([Buffer.from("Status: 200 OK\r\nContent-Length: 8\r\n\r\n"), Buffer.from("тест", "utf8")]),
+      Buffer.concat([
+        Buffer.from("Status: 200 OK\r\nContent-Length: 8\r\n\r\n"),
+        Buffer.from("тест", "utf8"),
+      ]),
     );
   });
 
@@ -240,11 +274,16 @@ describe("a declared Content-Length is enforced", () => {
   ] as const;
 
   it.each(sinks)("sends no byte past it and logs the overrun (%s)", async (_name, sink) => {
-    const result = await run(respond("200 OK", [["Content-Length", "3"]], ["abc", "defgh", "ijk"]), sink());
+    const result = await run(
+      respond("200 OK", [["Content-Length", "3"]], ["abc", "defgh", "ijk"]),
+      sink(),
+    );
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 3\r\n\r\nabc");
     expect(result.outcome).toBe("complete");
     expect(result.sink.count("end")).toBe(1);
-    expect(result.errorLog).toMatch(/GET \/app\/where: the body is longer than its Content-Length \(3\): the bytes past it are not sent/);
+    expect(result.errorLog).toMatch(
+      /GET \/app\/where: the body is longer than its Content-Length \(3\): the bytes past it are not sent/,
+    );
     expect(result.errorLog.match(/longer than its Content-Length/g)).toHaveLength(1);
   });
 
@@ -261,14 +300,22 @@ describe("a declared Content-Length is enforced", () => {
     expect(written.outcome).toBe("complete");
   });
 
-  it.each(sinks)("cuts off a body that ends short of it, logged, never ended cleanly (%s)", async (_name, sink) => {
-    const result = await run(respond("200 OK", [["Content-Length", "50"]], ["abc", "def"]), sink());
-    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 50\r\n\r\nabcdef");
-    expect(result.outcome).toBe("cut");
-    expect(result.sink.count("end")).toBe(0);
-    expect(result.sink.count("abort")).toBe(1);
-    expect(result.errorLog).toMatch(/response cut off: the body ended after 6 of the 50 bytes its Content-Length announced/);
-  });
+  it.each(sinks)(
+    "cuts off a body that ends short of it, logged, never ended cleanly (%s)",
+    async (_name, sink) => {
+      const result = await run(
+        respond("200 OK", [["Content-Length", "50"]], ["abc", "def"]),
+        sink(),
+      );
+      expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 50\r\n\r\nabcdef");
+      expect(result.outcome).toBe("cut");
+      expect(result.sink.count("end")).toBe(0);
+      expect(result.sink.count("abort")).toBe(1);
+      expect(result.errorLog).toMatch(
+        /response cut off: the body ended after 6 of the 50 bytes its Content-Length announced/,
+      );
+    },
+  );
 
   it("answers 500 when the body is empty but its Content-Length is not: nothing went out yet", async () => {
     const result = await run(respond("200 OK", [["Content-Length", "50"]], []));
@@ -282,30 +329,59 @@ describe("a declared Content-Length is enforced", () => {
     ["GET", "304 Not Modified", []],
     ["GET", "204 No Content", []],
   ] as const)("does not count the body of a %s %s response", async (method, status, body) => {
-    const result = await run(respond(status, [["Content-Length", "99"]], [...body]), new RecordingSink(), method);
+    const result = await run(
+      respond(status, [["Content-Length", "99"]], [...body]),
+      new RecordingSink(),
+      method,
+    );
     expect(result.outcome).toBe("complete");
     expect(result.text).toBe(`Status: ${status}\r\nContent-Length: 99\r\n\r\n${body.join("")}`);
   });
 
-  it.each([["abc"], ["-1"], ["1.5"], [" 3"], ["3, 3"]])("refuses Content-Length %j with a 500 (not a number the body can be counted against)", async (value) => {
-    const result = await run(respond("200 OK", [["Content-Length", value]], ["abc"]));
-    expect(result.text).toBe(ERROR_RESPONSE);
-    expect(result.errorLog).toMatch(/invalid Content-Length/);
-  });
+  it.each([["abc"], ["-1"], ["1.5"], [" 3"], ["3, 3"]])(
+    "refuses Content-Length %j with a 500 (not a number the body can be counted against)",
+    async (value) => {
+      const result = await run(respond("200 OK", [["Content-Length", value]], ["abc"]));
+      expect(result.text).toBe(ERROR_RESPONSE);
+      expect(result.errorLog).toMatch(/invalid Content-Length/);
+    },
+  );
 
   it("refuses two Content-Length headers that disagree, and takes two that agree", async () => {
-    const disagree = await run(respond("200 OK", [["Content-Length", "3"], ["content-length", "4"]], ["abc"]));
+    const disagree = await run(
+      respond(
+        "200 OK",
+        [
+          ["Content-Length", "3"],
+          ["content-length", "4"],
+        ],
+        ["abc"],
+      ),
+    );
     expect(disagree.text).toBe(ERROR_RESPONSE);
-    const agree = await run(respond("200 OK", [["Content-Length", "3"], ["content-length", "3"]], ["abc"]));
+    const agree = await run(
+      respond(
+        "200 OK",
+        [
+          ["Content-Length", "3"],
+          ["content-length", "3"],
+        ],
+        ["abc"],
+      ),
+    );
     expect(agree.outcome).toBe("complete");
   });
 
   it("counts a streamed async body too, and cuts it when short", async () => {
     const result = await run(
-      respond("200 OK", [["Content-Length", "10"]], (async function* () {
-        yield "12345";
-        yield "678";
-      })()),
+      respond(
+        "200 OK",
+        [["Content-Length", "10"]],
+        (async function* () {
+          yield "12345";
+          yield "678";
+        })(),
+      ),
     );
     expect(result.outcome).toBe("cut");
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 10\r\n\r\n12345678");
@@ -314,17 +390,44 @@ describe("a declared Content-Length is enforced", () => {
 
 describe("a sink that takes complete responses whole", () => {
   // Each case runs through a plain sink and a whole-taking one: the bytes must match.
-  async function both(app: () => Application, answer: "take" | "decline" = "take"): Promise<{ plain: Run; whole: Run }> {
+  async function both(
+    app: () => Application,
+    answer: "take" | "decline" = "take",
+  ): Promise<{ plain: Run; whole: Run }> {
     return { plain: await run(app()), whole: await run(app(), new WholeSink(answer)) };
   }
 
   it.each([
-    ["one string chunk", () => respond("200 OK", [["Content-Type", "text/plain"]], ["тест"]), "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\n"],
-    ["an empty body", () => respond("200 OK", [], []), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"],
-    ["empty chunks only", () => respond("200 OK", [], ["", new Uint8Array(0)]), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n"],
-    ["a 204 with no body", () => respond("204 No Content", [], []), "Status: 204 No Content\r\n\r\n"],
-    ["two chunks, bytes and text", () => respond("200 OK", [], [Buffer.from("a"), "é"]), "Status: 200 OK\r\n\r\n"],
-    ["the app's own Content-Length", () => respond("200 OK", [["content-length", "4"]], ["http"]), "Status: 200 OK\r\ncontent-length: 4\r\n\r\n"],
+    [
+      "one string chunk",
+      () => respond("200 OK", [["Content-Type", "text/plain"]], ["тест"]),
+      "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\n",
+    ],
+    [
+      "an empty body",
+      () => respond("200 OK", [], []),
+      "Status: 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ],
+    [
+      "empty chunks only",
+      () => respond("200 OK", [], ["", new Uint8Array(0)]),
+      "Status: 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ],
+    [
+      "a 204 with no body",
+      () => respond("204 No Content", [], []),
+      "Status: 204 No Content\r\n\r\n",
+    ],
+    [
+      "two chunks, bytes and text",
+      () => respond("200 OK", [], [Buffer.from("a"), "é"]),
+      "Status: 200 OK\r\n\r\n",
+    ],
+    [
+      "the app's own Content-Length",
+      () => respond("200 OK", [["content-length", "4"]], ["http"]),
+      "Status: 200 OK\r\ncontent-length: 4\r\n\r\n",
+    ],
   ])("sends %s in one call, with the same bytes as the general path", async (_name, app, head) => {
     const { plain, whole } = await both(app);
     expect(whole.sink.count("whole")).toBe(1);
@@ -337,23 +440,44 @@ describe("a sink that takes complete responses whole", () => {
   it("falls back to headers, writes and end when the sink declines, with the same bytes", async () => {
     const { plain, whole } = await both(() => respond("200 OK", [], ["a", "b"]), "decline");
     expect(whole.sink.count("whole")).toBe(0);
-    expect(whole.sink.events.map((event) => event.kind)).toEqual(["headers", "write", "write", "end"]);
+    expect(whole.sink.events.map((event) => event.kind)).toEqual([
+      "headers",
+      "write",
+      "write",
+      "end",
+    ]);
     expect(whole.sink.output()).toEqual(plain.sink.output());
   });
 
   it.each([
-    ["a generator", () => respond("200 OK", [], (function* () { yield "x"; })())],
-    ["an array with its own iterator", () => {
-      const body = ["x"];
-      (body as { [Symbol.iterator]: () => Iterator<string> })[Symbol.iterator] = function* () {
-        yield "y";
-      };
-      return respond("200 OK", [], body);
-    }],
-    ["a body after write()", () => (_environ: Environ, startResponse: Parameters<Application>[1]) => {
-      void startResponse("200 OK", [])("w");
-      return ["x"];
-    }],
+    [
+      "a generator",
+      () =>
+        respond(
+          "200 OK",
+          [],
+          (function* () {
+            yield "x";
+          })(),
+        ),
+    ],
+    [
+      "an array with its own iterator",
+      () => {
+        const body = ["x"];
+        (body as { [Symbol.iterator]: () => Iterator<string> })[Symbol.iterator] = function* () {
+          yield "y";
+        };
+        return respond("200 OK", [], body);
+      },
+    ],
+    [
+      "a body after write()",
+      () => (_environ: Environ, startResponse: Parameters<Application>[1]) => {
+        void startResponse("200 OK", [])("w");
+        return ["x"];
+      },
+    ],
   ])("streams %s piece by piece", async (_name, app) => {
     const { plain, whole } = await both(app);
     expect(whole.sink.count("whole")).toBe(0);
@@ -362,7 +486,9 @@ describe("a sink that takes complete responses whole", () => {
   });
 
   it("leaves an array holding a bad chunk to the general path, which sends what came before and cuts the response off", async () => {
-    const { plain, whole } = await both(() => respond("200 OK", [], ["ok", 42 as unknown as Chunk]));
+    const { plain, whole } = await both(() =>
+      respond("200 OK", [], ["ok", 42 as unknown as Chunk]),
+    );
     expect(whole.sink.count("whole")).toBe(0);
     expect(whole.outcome).toBe(plain.outcome);
     expect(whole.outcome).toBe("cut");
@@ -373,14 +499,17 @@ describe("a sink that takes complete responses whole", () => {
     ["whole", () => new WholeSink()],
     ["piece by piece", () => new WholeSink("decline")],
     ["to a sink without sendWhole", () => new RecordingSink()],
-  ])("reads each element of an array body once, so a getter cannot make the Content-Length and the bytes differ (sent %s)", async (_name, sink) => {
-    let reads = 0;
-    const body: Chunk[] = [];
-    Object.defineProperty(body, 0, { enumerable: true, get: () => "x".repeat(++reads) });
-    const result = await run(respond("200 OK", [], body), sink());
-    expect(reads).toBe(1);
-    expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 1\r\n\r\nx");
-  });
+  ])(
+    "reads each element of an array body once, so a getter cannot make the Content-Length and the bytes differ (sent %s)",
+    async (_name, sink) => {
+      let reads = 0;
+      const body: Chunk[] = [];
+      Object.defineProperty(body, 0, { enumerable: true, get: () => "x".repeat(++reads) });
+      const result = await run(respond("200 OK", [], body), sink());
+      expect(reads).toBe(1);
+      expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    },
+  );
 
   it("calls close() exactly once on an array body sent whole", async () => {
     const body = closable(["done"]);
@@ -543,7 +672,9 @@ describe("errors", () => {
         return ["err"];
       }
     });
-    expect(result.text).toBe("Status: 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nerr");
+    expect(result.text).toBe(
+      "Status: 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nerr",
+    );
     expect(result.outcome).toBe("complete");
   });
 
@@ -614,10 +745,13 @@ describe("status and header validity", () => {
     expect(result.text).not.toContain("Injected");
   });
 
-  it.each(["a\nb", "a\rb", "a\u0000b", "a\u007fb"])("answers 500 for a header value containing %j", async (value) => {
-    const result = await run(respond("200 OK", [["X-Value", value]], ["body"]));
-    expect(result.text).toBe(ERROR_RESPONSE);
-  });
+  it.each(["a\nb", "a\rb", "a\u0000b", "a\u007fb"])(
+    "answers 500 for a header value containing %j",
+    async (value) => {
+      const result = await run(respond("200 OK", [["X-Value", value]], ["body"]));
+      expect(result.text).toBe(ERROR_RESPONSE);
+    },
+  );
 
   it.each(["X Header", "X:Header", "X-Header:", "X\r\nHeader", "X\u0000", "", "Ĥeader", "X(y)"])(
     "answers 500 for header name %j (B1 #17)",
@@ -628,14 +762,19 @@ describe("status and header validity", () => {
     },
   );
 
-  it.each(["Connection", "Transfer-Encoding", "keep-alive", "Upgrade", "TE", "Trailer", "Proxy-Authenticate"])(
-    "answers 500 for the hop-by-hop header %s (B1 #18)",
-    async (name) => {
-      const result = await run(respond("200 OK", [[name, "close"]], ["body"]));
-      expect(result.text).toBe(ERROR_RESPONSE);
-      expect(result.errorLog).toContain("hop-by-hop");
-    },
-  );
+  it.each([
+    "Connection",
+    "Transfer-Encoding",
+    "keep-alive",
+    "Upgrade",
+    "TE",
+    "Trailer",
+    "Proxy-Authenticate",
+  ])("answers 500 for the hop-by-hop header %s (B1 #18)", async (name) => {
+    const result = await run(respond("200 OK", [[name, "close"]], ["body"]));
+    expect(result.text).toBe(ERROR_RESPONSE);
+    expect(result.errorLog).toContain("hop-by-hop");
+  });
 
   it("answers 500 for header text outside Latin-1 (B1 #22)", async () => {
     const result = await run(respond("200 OK", [["X-Greeting", "привет"]], ["body"]));
@@ -654,7 +793,9 @@ describe("status and header validity", () => {
       ["Set-Cookie", "b=2"],
     ];
     const result = await run(respond("200 OK", headers, []));
-    expect(result.text).toBe("Status: 200 OK\r\nSet-Cookie: a=1\r\nX-Other: o\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n");
+    expect(result.text).toBe(
+      "Status: 200 OK\r\nSet-Cookie: a=1\r\nX-Other: o\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n",
+    );
   });
 });
 
@@ -722,7 +863,8 @@ describe("close() and return()", () => {
       })(),
     );
     const sink = new RecordingSink();
-    sink.onWrite = (_data, index) => (index === 2 ? Promise.reject(new ConnectionClosedError("gone")) : undefined);
+    sink.onWrite = (_data, index) =>
+      index === 2 ? Promise.reject(new ConnectionClosedError("gone")) : undefined;
     const result = await run(respond("200 OK", [], body), sink);
     await settle();
     expect(result.outcome).toBe("aborted");
@@ -792,7 +934,10 @@ describe("close() and return()", () => {
     let position = 0;
     const body: Iterable<Chunk> = {
       [Symbol.iterator]: () => ({
-        next: () => (position < values.length ? { done: false, value: values[position++]! } : { done: true, value: undefined }),
+        next: () =>
+          position < values.length
+            ? { done: false, value: values[position++]! }
+            : { done: true, value: undefined },
         return: () => {
           returnCalls++;
           return { done: true, value: undefined };
@@ -821,9 +966,16 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
   it("hands over a promise that settles only once an async close() has, and at once for a sync one", async () => {
     const { environ } = testEnviron();
     let finishClose!: () => void;
-    const body = Object.assign(["x"], { close: () => new Promise<void>((resolve) => (finishClose = resolve)) });
+    const body = Object.assign(["x"], {
+      close: () => new Promise<void>((resolve) => (finishClose = resolve)),
+    });
     let settled: Promise<unknown> | undefined;
-    const outcome = await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), { onCleanUp: (promise) => (settled = promise) });
+    const outcome = await runApplication(
+      respond("200 OK", [], body),
+      environ,
+      new RecordingSink(),
+      { onCleanUp: (promise) => (settled = promise) },
+    );
     expect(outcome).toBe("complete");
     let done = false;
     void settled!.then(() => (done = true));
@@ -834,7 +986,12 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
     expect(done).toBe(true);
 
     let syncSettled: Promise<unknown> | undefined;
-    await runApplication(respond("200 OK", [], closable(["x"])), testEnviron().environ, new RecordingSink(), { onCleanUp: (promise) => (syncSettled = promise) });
+    await runApplication(
+      respond("200 OK", [], closable(["x"])),
+      testEnviron().environ,
+      new RecordingSink(),
+      { onCleanUp: (promise) => (syncSettled = promise) },
+    );
     await expect(syncSettled).resolves.toBeUndefined();
   });
 
@@ -850,7 +1007,9 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
       close: () => released.promise.then(() => Promise.reject(new Error("close failed"))),
     };
     let settled: Promise<unknown> | undefined;
-    await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), { onCleanUp: (promise) => (settled = promise) });
+    await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), {
+      onCleanUp: (promise) => (settled = promise),
+    });
     released.resolve();
     await expect(settled).resolves.toBeDefined();
     expect(errorLog()).toMatch(/error in body close\(\): Error: close failed/);
@@ -866,7 +1025,11 @@ describe("backpressure", () => {
       pending.push(next);
       return next.promise;
     };
-    const outcome = runApplication(respond("200 OK", [], ["a", "b", "c"]), testEnviron().environ, sink);
+    const outcome = runApplication(
+      respond("200 OK", [], ["a", "b", "c"]),
+      testEnviron().environ,
+      sink,
+    );
 
     for (let index = 0; index < 3; index++) {
       await settle();

@@ -5,7 +5,16 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +50,12 @@ describe("examples/echo.js", () => {
     const body = randomBytes(100_000);
     const result = await runCgi({
       module: join(EXAMPLES, "echo.js"),
-      vars: { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(body.length), PATH_INFO: "/p", QUERY_STRING: "q=1" },
+      vars: {
+        REQUEST_METHOD: "POST",
+        CONTENT_LENGTH: String(body.length),
+        PATH_INFO: "/p",
+        QUERY_STRING: "q=1",
+      },
       stdin: body,
     });
     expect(result.code).toBe(0);
@@ -63,7 +77,14 @@ describe("examples/echo.js", () => {
       module: join(EXAMPLES, "echo.js"),
       rawVars: { PATH_INFO: Buffer.from([0x2f, 0xe9, 0x2f, 0xc3, 0xa9]) },
     });
-    expect(result.response!.body.includes(Buffer.from([0x50, 0x41, 0x54, 0x48, 0x5f, 0x49, 0x4e, 0x46, 0x4f, 0x3d, 0x2f, 0xe9, 0x2f, 0xc3, 0xa9, 0x0a]))).toBe(true);
+    expect(
+      result.response!.body.includes(
+        Buffer.from([
+          0x50, 0x41, 0x54, 0x48, 0x5f, 0x49, 0x4e, 0x46, 0x4f, 0x3d, 0x2f, 0xe9, 0x2f, 0xc3, 0xa9,
+          0x0a,
+        ]),
+      ),
+    ).toBe(true);
   });
 });
 
@@ -75,7 +96,9 @@ const APACHE_MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/mod
 const haveApache = existsSync(APACHE_BINARY);
 const inCi = process.env.CI === "true";
 if (!haveApache && !inCi) {
-  console.warn(`examples.test.ts: skipping the Apache tests: ${APACHE_BINARY} not found (Debian package apache2)`);
+  console.warn(
+    `examples.test.ts: skipping the Apache tests: ${APACHE_BINARY} not found (Debian package apache2)`,
+  );
 }
 
 /** Replaces every `@NAME@` placeholder; fails on one left unfilled, so a renamed placeholder cannot go unnoticed. */
@@ -92,7 +115,11 @@ function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolve(address.port)
+          : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -113,7 +140,10 @@ interface ApacheServer {
  * echo.js, an .htaccess site with echo.js and hello.js, and two broken
  * wrappers for the failure messages the README promises.
  */
-async function startApache(mpm: "prefork" | "event", cgiModule: "cgi" | "cgid"): Promise<ApacheServer> {
+async function startApache(
+  mpm: "prefork" | "event",
+  cgiModule: "cgi" | "cgid",
+): Promise<ApacheServer> {
   const root = mkdtempSync(join(tmpdir(), `tsgi-apache-${cgiModule}-`));
   // The CGI programs run as nobody when the tests run as root: they must reach these files.
   chmodSync(root, 0o755);
@@ -121,7 +151,8 @@ async function startApache(mpm: "prefork" | "event", cgiModule: "cgi" | "cgid"):
   const docRoot = join(root, "htdocs");
   const site = join(docRoot, "site");
   const runDir = join(root, "run");
-  for (const dir of [cgiDir, docRoot, site, runDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const dir of [cgiDir, docRoot, site, runDir])
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
 
   const wrapper = readFileSync(join(APACHE_RECIPES, "app.cgi"), "utf8");
   const writeWrapper = (path: string, values: Record<string, string>) => {
@@ -129,13 +160,20 @@ async function startApache(mpm: "prefork" | "event", cgiModule: "cgi" | "cgid"):
     chmodSync(path, 0o755);
   };
   writeWrapper(join(cgiDir, "app.cgi"), { APP: join(EXAMPLES, "echo.js") });
-  writeWrapper(join(cgiDir, "no-node.cgi"), { APP: join(EXAMPLES, "echo.js"), NODE: "/nonexistent/bin/node" });
-  writeWrapper(join(cgiDir, "bad-app.cgi"), { APP: join(REPO, "test", "fixtures", "throws-at-import.js") });
+  writeWrapper(join(cgiDir, "no-node.cgi"), {
+    APP: join(EXAMPLES, "echo.js"),
+    NODE: "/nonexistent/bin/node",
+  });
+  writeWrapper(join(cgiDir, "bad-app.cgi"), {
+    APP: join(REPO, "test", "fixtures", "throws-at-import.js"),
+  });
   writeWrapper(join(site, "app.cgi"), { APP: join(EXAMPLES, "echo.js") });
   writeWrapper(join(site, "hello.cgi"), { APP: join(EXAMPLES, "hello.js") });
   copyFileSync(join(APACHE_RECIPES, ".htaccess"), join(site, ".htaccess"));
 
-  const recipe = fill(readFileSync(join(APACHE_RECIPES, "tsgi-cgi.conf"), "utf8"), { CGI_DIR: cgiDir });
+  const recipe = fill(readFileSync(join(APACHE_RECIPES, "tsgi-cgi.conf"), "utf8"), {
+    CGI_DIR: cgiDir,
+  });
   writeFileSync(join(root, "tsgi-cgi.conf"), recipe);
   writeFileSync(join(root, "mime.types"), "");
 
@@ -196,11 +234,18 @@ async function startApache(mpm: "prefork" | "event", cgiModule: "cgi" | "cgid"):
       return "";
     }
   };
-  const server: ApacheServer = { process: child, root, baseUrl: `http://127.0.0.1:${port}`, errorLog };
+  const server: ApacheServer = {
+    process: child,
+    root,
+    baseUrl: `http://127.0.0.1:${port}`,
+    errorLog,
+  };
 
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`apache2 exited during start-up (${child.exitCode ?? child.signalCode}):\n${startupOutput}\n${errorLog()}`);
+      throw new Error(
+        `apache2 exited during start-up (${child.exitCode ?? child.signalCode}):\n${startupOutput}\n${errorLog()}`,
+      );
     }
     try {
       await fetch(server.baseUrl + "/", { signal: AbortSignal.timeout(1_000) });
@@ -244,103 +289,109 @@ const apacheSetups = [
   { mpm: "event", cgiModule: "cgid" },
 ] as const;
 
-describe.skipIf(!haveApache && !inCi)("examples/deploy/apache-cgi under a real Apache httpd (needs the Debian package apache2)", () => {
-  describe.each(apacheSetups)("mpm_$mpm + mod_$cgiModule", ({ mpm, cgiModule }) => {
-    let server: ApacheServer | undefined;
+describe.skipIf(!haveApache && !inCi)(
+  "examples/deploy/apache-cgi under a real Apache httpd (needs the Debian package apache2)",
+  () => {
+    describe.each(apacheSetups)("mpm_$mpm + mod_$cgiModule", ({ mpm, cgiModule }) => {
+      let server: ApacheServer | undefined;
 
-    beforeAll(async () => {
-      if (!haveApache) throw new Error(`${APACHE_BINARY} not found: install the Debian package apache2 (required when CI=true)`);
-      server = await startApache(mpm, cgiModule);
-    });
-
-    afterAll(async () => {
-      await stopApache(server);
-    });
-
-    function url(path: string): string {
-      return server!.baseUrl + path;
-    }
-
-    it("runs echo.js through ScriptAlias with PATH_INFO and the query string", async () => {
-      const response = await fetch(url("/app/users/caf%C3%A9?x=1&name=caf%C3%A9"));
-      const text = await response.text();
-      expect(response.status, text).toBe(200);
-      expect(response.headers.get("content-type")).toBe("text/plain; charset=utf-8");
-      const echoed = parseEcho(text);
-      expect(echoed.get("REQUEST_METHOD")).toBe("GET");
-      expect(echoed.get("SCRIPT_NAME")).toBe("/app");
-      // Apache decodes PATH_INFO; the UTF-8 bytes come back unchanged.
-      expect(echoed.get("PATH_INFO")).toBe("/users/café");
-      expect(echoed.get("QUERY_STRING")).toBe("x=1&name=caf%C3%A9");
-      expect(echoed.get("GATEWAY_INTERFACE")).toBe("CGI/1.1");
-      expect(echoed.get("SERVER_PORT")).toBe(new URL(server!.baseUrl).port);
-      expect(echoed.get("tsgi.url_scheme")).toBe("http");
-      expect(echoed.get("body.length")).toBe("0");
-    });
-
-    it("runs echo.js for the bare ScriptAlias URL with an empty PATH_INFO", async () => {
-      const response = await fetch(url("/app"));
-      const echoed = parseEcho(await response.text());
-      expect(response.status).toBe(200);
-      expect(echoed.get("SCRIPT_NAME")).toBe("/app");
-      expect(echoed.get("PATH_INFO") ?? "").toBe("");
-    });
-
-    it("hands a 1 MiB POST body to the application intact", async () => {
-      const body = randomBytes(1024 * 1024);
-      const response = await fetch(url("/app/upload"), {
-        method: "POST",
-        body,
-        headers: { "Content-Type": "application/octet-stream" },
+      beforeAll(async () => {
+        if (!haveApache)
+          throw new Error(
+            `${APACHE_BINARY} not found: install the Debian package apache2 (required when CI=true)`,
+          );
+        server = await startApache(mpm, cgiModule);
       });
-      const echoed = parseEcho(await response.text());
-      expect(response.status).toBe(200);
-      expect(echoed.get("REQUEST_METHOD")).toBe("POST");
-      expect(echoed.get("CONTENT_LENGTH")).toBe(String(body.length));
-      expect(echoed.get("CONTENT_TYPE")).toBe("application/octet-stream");
-      expect(echoed.get("body.length")).toBe(String(body.length));
-      expect(echoed.get("body.sha256")).toBe(sha256(body));
-    });
 
-    it("runs app.cgi through the .htaccess recipe (AddHandler cgi-script)", async () => {
-      const response = await fetch(url("/site/app.cgi/from/htaccess?via=addhandler"));
-      const text = await response.text();
-      expect(response.status, text).toBe(200);
-      const echoed = parseEcho(text);
-      expect(echoed.get("SCRIPT_NAME")).toBe("/site/app.cgi");
-      expect(echoed.get("PATH_INFO")).toBe("/from/htaccess");
-      expect(echoed.get("QUERY_STRING")).toBe("via=addhandler");
-    });
+      afterAll(async () => {
+        await stopApache(server);
+      });
 
-    it("runs app.cgi for the directory URL through the recipe's DirectoryIndex", async () => {
-      const response = await fetch(url("/site/"));
-      const echoed = parseEcho(await response.text());
-      expect(response.status).toBe(200);
-      expect(echoed.get("SCRIPT_NAME")).toBe("/site/app.cgi");
-    });
+      function url(path: string): string {
+        return server!.baseUrl + path;
+      }
 
-    it("runs hello.js through the same wrapper in the .htaccess directory", async () => {
-      const response = await fetch(url("/site/hello.cgi"));
-      expect(response.status).toBe(200);
-      expect(await response.text()).toBe("Hello, world!\n");
-    });
+      it("runs echo.js through ScriptAlias with PATH_INFO and the query string", async () => {
+        const response = await fetch(url("/app/users/caf%C3%A9?x=1&name=caf%C3%A9"));
+        const text = await response.text();
+        expect(response.status, text).toBe(200);
+        expect(response.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+        const echoed = parseEcho(text);
+        expect(echoed.get("REQUEST_METHOD")).toBe("GET");
+        expect(echoed.get("SCRIPT_NAME")).toBe("/app");
+        // Apache decodes PATH_INFO; the UTF-8 bytes come back unchanged.
+        expect(echoed.get("PATH_INFO")).toBe("/users/café");
+        expect(echoed.get("QUERY_STRING")).toBe("x=1&name=caf%C3%A9");
+        expect(echoed.get("GATEWAY_INTERFACE")).toBe("CGI/1.1");
+        expect(echoed.get("SERVER_PORT")).toBe(new URL(server!.baseUrl).port);
+        expect(echoed.get("tsgi.url_scheme")).toBe("http");
+        expect(echoed.get("body.length")).toBe("0");
+      });
 
-    it("answers 500 and logs `tsgi: node not found at …` when the wrapper's node path is wrong", async () => {
-      const response = await fetch(url("/no-node"));
-      expect(response.status).toBe(500);
-      await response.arrayBuffer();
-      expect(await errorLogContains(server!, "tsgi: node not found at /nonexistent/bin/node")).toContain(
-        "tsgi: node not found at /nonexistent/bin/node",
-      );
-    });
+      it("runs echo.js for the bare ScriptAlias URL with an empty PATH_INFO", async () => {
+        const response = await fetch(url("/app"));
+        const echoed = parseEcho(await response.text());
+        expect(response.status).toBe(200);
+        expect(echoed.get("SCRIPT_NAME")).toBe("/app");
+        expect(echoed.get("PATH_INFO") ?? "").toBe("");
+      });
 
-    it("answers 500 and logs why when the application module fails to load", async () => {
-      const response = await fetch(url("/bad-app"));
-      expect(response.status).toBe(500);
-      expect(await response.text()).toContain("could not be loaded");
-      expect(await errorLogContains(server!, "configuration file missing")).toMatch(
-        /tsgi: cannot load application module .*throws-at-import\.js: configuration file missing/,
-      );
+      it("hands a 1 MiB POST body to the application intact", async () => {
+        const body = randomBytes(1024 * 1024);
+        const response = await fetch(url("/app/upload"), {
+          method: "POST",
+          body,
+          headers: { "Content-Type": "application/octet-stream" },
+        });
+        const echoed = parseEcho(await response.text());
+        expect(response.status).toBe(200);
+        expect(echoed.get("REQUEST_METHOD")).toBe("POST");
+        expect(echoed.get("CONTENT_LENGTH")).toBe(String(body.length));
+        expect(echoed.get("CONTENT_TYPE")).toBe("application/octet-stream");
+        expect(echoed.get("body.length")).toBe(String(body.length));
+        expect(echoed.get("body.sha256")).toBe(sha256(body));
+      });
+
+      it("runs app.cgi through the .htaccess recipe (AddHandler cgi-script)", async () => {
+        const response = await fetch(url("/site/app.cgi/from/htaccess?via=addhandler"));
+        const text = await response.text();
+        expect(response.status, text).toBe(200);
+        const echoed = parseEcho(text);
+        expect(echoed.get("SCRIPT_NAME")).toBe("/site/app.cgi");
+        expect(echoed.get("PATH_INFO")).toBe("/from/htaccess");
+        expect(echoed.get("QUERY_STRING")).toBe("via=addhandler");
+      });
+
+      it("runs app.cgi for the directory URL through the recipe's DirectoryIndex", async () => {
+        const response = await fetch(url("/site/"));
+        const echoed = parseEcho(await response.text());
+        expect(response.status).toBe(200);
+        expect(echoed.get("SCRIPT_NAME")).toBe("/site/app.cgi");
+      });
+
+      it("runs hello.js through the same wrapper in the .htaccess directory", async () => {
+        const response = await fetch(url("/site/hello.cgi"));
+        expect(response.status).toBe(200);
+        expect(await response.text()).toBe("Hello, world!\n");
+      });
+
+      it("answers 500 and logs `tsgi: node not found at …` when the wrapper's node path is wrong", async () => {
+        const response = await fetch(url("/no-node"));
+        expect(response.status).toBe(500);
+        await response.arrayBuffer();
+        expect(
+          await errorLogContains(server!, "tsgi: node not found at /nonexistent/bin/node"),
+        ).toContain("tsgi: node not found at /nonexistent/bin/node");
+      });
+
+      it("answers 500 and logs why when the application module fails to load", async () => {
+        const response = await fetch(url("/bad-app"));
+        expect(response.status).toBe(500);
+        expect(await response.text()).toContain("could not be loaded");
+        expect(await errorLogContains(server!, "configuration file missing")).toMatch(
+          /tsgi: cannot load application module .*throws-at-import\.js: configuration file missing/,
+        );
+      });
     });
-  });
-});
+  },
+);

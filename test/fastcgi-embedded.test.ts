@@ -24,7 +24,10 @@ afterEach(async () => {
 });
 
 let sockets = 0;
-async function serve(app: Application, options: FastCgiOptions = {}): Promise<{ path: string; errors: TextCollector }> {
+async function serve(
+  app: Application,
+  options: FastCgiOptions = {},
+): Promise<{ path: string; errors: TextCollector }> {
   const path = join(dir, `s${++sockets}.sock`);
   const errors = new TextCollector();
   servers.push(await serveFastCgi(app, { listen: path, errors, ...options }));
@@ -65,7 +68,11 @@ describe("a response the application aborts itself", () => {
     await client.sendParams(1, paramsFor("/"));
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0)).catch(() => {});
     await client.waitForClose(2000);
-    expect(client.records.some((record) => record.type === RecordType.STDOUT && record.content.includes("first part"))).toBe(true);
+    expect(
+      client.records.some(
+        (record) => record.type === RecordType.STDOUT && record.content.includes("first part"),
+      ),
+    ).toBe(true);
     expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
   });
 });
@@ -77,12 +84,19 @@ describe("V8 flags of the host process", () => {
   /** Runs the embedded server in a fresh process and sends it a request with an 8 MiB body. */
   async function gcAfterUpload(args: string[]): Promise<{ length: number; gc: string }> {
     const path = join(tempDir(group), "embedded.sock");
-    const proc = group.spawn("embedded server", process.execPath, [fcgiFixture("embedded-server.js"), path, ...args]);
+    const proc = group.spawn("embedded server", process.execPath, [
+      fcgiFixture("embedded-server.js"),
+      path,
+      ...args,
+    ]);
     await proc.waitForStderr(/embedded: serving on /);
     const client = await open({ path }, { keepRaw: false });
     const size = 8 * 1024 * 1024;
     await client.beginRequest(1);
-    await client.sendParams(1, paramsFor("/", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    await client.sendParams(
+      1,
+      paramsFor("/", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }),
+    );
     await client.streamStdin(1, size);
     const result = await client.response(1, { timeoutMs: 20_000 });
     return JSON.parse(result.response().body.toString()) as { length: number; gc: string };

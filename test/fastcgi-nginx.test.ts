@@ -7,7 +7,15 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:ht
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessGroup, findBinary, startNginx, startTsgiFcgi, tempDir, type Nginx, type TsgiFcgi } from "./helpers/servers.js";
+import {
+  ProcessGroup,
+  findBinary,
+  startNginx,
+  startTsgiFcgi,
+  tempDir,
+  type Nginx,
+  type TsgiFcgi,
+} from "./helpers/servers.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
@@ -21,15 +29,30 @@ interface HttpResult {
   body: Buffer;
 }
 
-function fetchRaw(url: string, options: { method?: string; body?: Buffer; agent?: Agent; timeoutMs?: number } = {}): Promise<HttpResult> {
+function fetchRaw(
+  url: string,
+  options: { method?: string; body?: Buffer; agent?: Agent; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: options.method ?? "GET", agent: options.agent ?? false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) }));
-      response.on("error", reject);
-    });
-    request.setTimeout(options.timeoutMs ?? 10_000, () => request.destroy(new Error(`no answer from ${url} in time`)));
+    const request = httpRequest(
+      url,
+      { method: options.method ?? "GET", agent: options.agent ?? false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () =>
+          resolve({
+            status: response.statusCode!,
+            headers: response.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        response.on("error", reject);
+      },
+    );
+    request.setTimeout(options.timeoutMs ?? 10_000, () =>
+      request.destroy(new Error(`no answer from ${url} in time`)),
+    );
     request.on("error", reject);
     request.end(options.body);
   });
@@ -68,11 +91,17 @@ ${FASTCGI_PARAMS}
 }
 
 function upstreamAddress(server: TsgiFcgi): string {
-  return "path" in server.address ? `unix:${server.address.path}` : `${server.address.host}:${server.address.port}`;
+  return "path" in server.address
+    ? `unix:${server.address.path}`
+    : `${server.address.host}:${server.address.port}`;
 }
 
 const MODES = [
-  { name: "unix socket, fastcgi_keep_conn on + upstream keepalive", transport: "unix", keepAlive: true },
+  {
+    name: "unix socket, fastcgi_keep_conn on + upstream keepalive",
+    transport: "unix",
+    keepAlive: true,
+  },
   { name: "unix socket, a connection per request", transport: "unix", keepAlive: false },
   { name: "TCP, fastcgi_keep_conn on + upstream keepalive", transport: "tcp", keepAlive: true },
   { name: "TCP, a connection per request", transport: "tcp", keepAlive: false },
@@ -86,7 +115,9 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
   beforeAll(async () => {
     // 666: when we are root, nginx workers could run as nobody and must reach the socket.
     tsgi = await startTsgiFcgi(group, { listen: transport, args: ["--socket-mode", "666"] });
-    const upstream = keepAlive ? `upstream tsgi { server ${upstreamAddress(tsgi)}; keepalive 4; }` : "";
+    const upstream = keepAlive
+      ? `upstream tsgi { server ${upstreamAddress(tsgi)}; keepalive 4; }`
+      : "";
     nginx = await startNginx(group, nginxBinary!, {
       http: upstream,
       server: appLocation("/app", keepAlive ? "tsgi" : upstreamAddress(tsgi), keepAlive),
@@ -94,7 +125,8 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
   });
   afterAll(() => agent.destroy());
 
-  const get = (path: string, options: Parameters<typeof fetchRaw>[1] = {}) => fetchRaw(nginx.url(path), { agent, ...options });
+  const get = (path: string, options: Parameters<typeof fetchRaw>[1] = {}) =>
+    fetchRaw(nginx.url(path), { agent, ...options });
 
   it("GET with PATH_INFO (fastcgi_split_path_info) and a query string: the environ holds what nginx sent", async () => {
     const result = await get("/app/inspect/some%20path/x?a=1&b=%C3%A9");
@@ -117,7 +149,10 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
     const body = randomBytes(1024 * 1024 + 17);
     const result = await get("/app/sha256", { method: "POST", body });
     expect(result.status).toBe(200);
-    expect(JSON.parse(result.body.toString("utf8"))).toEqual({ length: body.length, sha256: sha256(body) });
+    expect(JSON.parse(result.body.toString("utf8"))).toEqual({
+      length: body.length,
+      sha256: sha256(body),
+    });
   });
 
   it("a non-200 status with a custom header passes through", async () => {
@@ -152,7 +187,10 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
   });
 
   it("a 10 MB POST body the app ignores, then another request: both answered", async () => {
-    const ignored = await get("/app/ignore-body", { method: "POST", body: Buffer.alloc(10 * 1024 * 1024, 7) });
+    const ignored = await get("/app/ignore-body", {
+      method: "POST",
+      body: Buffer.alloc(10 * 1024 * 1024, 7),
+    });
     expect(ignored.status).toBe(200);
     expect(ignored.body.toString()).toBe("ignored\n");
     expect((await get("/app/hello")).body.toString()).toBe("hello\n");
@@ -168,7 +206,10 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
  * A TCP-to-`target` relay that counts the connections nginx opens to the
  * FastCGI server (tsgi keeps no such statistic on its command line).
  */
-async function countingRelay(target: { path: string }, path: string): Promise<{ server: Server; connections(): number }> {
+async function countingRelay(
+  target: { path: string },
+  path: string,
+): Promise<{ server: Server; connections(): number }> {
   let count = 0;
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true }, (downstream) => {
@@ -201,7 +242,9 @@ describe.skipIf(!nginxBinary)("nginx keep-alive to tsgi", () => {
     const unkept = await countingRelay(tsgi.address as { path: string }, join(dir, "unkept.sock"));
     const nginx = await startNginx(group, nginxBinary!, {
       http: `upstream kept { server unix:${join(dir, "kept.sock")}; keepalive 4; }`,
-      server: appLocation("/kept", "kept", true) + appLocation("/unkept", `unix:${join(dir, "unkept.sock")}`, false),
+      server:
+        appLocation("/kept", "kept", true) +
+        appLocation("/unkept", `unix:${join(dir, "unkept.sock")}`, false),
     });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {

@@ -24,7 +24,11 @@ async function get(address: FastCgiAddress, target: string) {
 describe("status and ping pages", () => {
   let server: TsgiFcgi;
   beforeAll(async () => {
-    server = await startTsgiFcgi(group, { app: APP, listen: "tcp", args: ["--status-path", "/tsgi-status", "--ping-path", "/ping"] });
+    server = await startTsgiFcgi(group, {
+      app: APP,
+      listen: "tcp",
+      args: ["--status-path", "/tsgi-status", "--ping-path", "/ping"],
+    });
   });
 
   it("answers the ping path with pong, without calling the app", async () => {
@@ -76,7 +80,11 @@ describe("without --status-path", () => {
 describe("--request-timeout and --slow-request", () => {
   let server: TsgiFcgi;
   beforeAll(async () => {
-    server = await startTsgiFcgi(group, { app: APP, listen: "tcp", args: ["--request-timeout", "0.8", "--slow-request", "0.3"] });
+    server = await startTsgiFcgi(group, {
+      app: APP,
+      listen: "tcp",
+      args: ["--request-timeout", "0.8", "--slow-request", "0.3"],
+    });
   });
 
   it("answers 504 for an application call that never returns, and logs the request line", async () => {
@@ -87,7 +95,9 @@ describe("--request-timeout and --slow-request", () => {
     expect(result.endRequest.protocolStatus).toBe(0);
     expect(elapsed).toBeGreaterThanOrEqual(700);
     expect(elapsed).toBeLessThan(5000);
-    await server.proc.waitForStderr(/request timed out after 0\.\d s \(--request-timeout\), answered 504: GET \/hang/);
+    await server.proc.waitForStderr(
+      /request timed out after 0\.\d s \(--request-timeout\), answered 504: GET \/hang/,
+    );
   });
 
   it("logs a request still running past --slow-request", async () => {
@@ -105,7 +115,9 @@ describe("--request-timeout and --slow-request", () => {
     // The web server must not take the response as whole: the connection closes with no END_REQUEST.
     await client.waitForClose(5000);
     expect(await outcome).toBe("cut off");
-    const received = Buffer.concat(client.records.filter((record) => record.type === 6).map((record) => record.content)).toString();
+    const received = Buffer.concat(
+      client.records.filter((record) => record.type === 6).map((record) => record.content),
+    ).toString();
     expect(received).toContain("first part");
     expect(received).not.toContain("never sent");
     expect(client.records.some((record) => record.type === 3)).toBe(false);
@@ -131,10 +143,12 @@ describe("shutting down with a kept connection", () => {
     await server.proc.waitForStderr(/SIGTERM: no new connections/);
     await new Promise((resolve) => setTimeout(resolve, 100));
     // Its response could never be delivered, so the application must not be called for it.
-    const second = client.request({ params: paramsFor("/counted"), keepConn: true, timeoutMs: 3000 }).then(
-      () => "answered",
-      () => "refused",
-    );
+    const second = client
+      .request({ params: paramsFor("/counted"), keepConn: true, timeoutMs: 3000 })
+      .then(
+        () => "answered",
+        () => "refused",
+      );
     expect(await second).toBe("refused");
     const exit = await server.proc.exited;
     expect(exit.code).toBe(0);

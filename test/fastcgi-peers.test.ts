@@ -45,18 +45,46 @@ describe.skipIf(!cgiFcgi)("libfcgi's cgi-fcgi (Debian package libfcgi-bin)", () 
   it("GET and a POST with a body on stdin, from a CGI environment", async () => {
     const tsgi = await startTsgiFcgi(group);
     const socket = (tsgi.address as { path: string }).path;
-    const base = { GATEWAY_INTERFACE: "CGI/1.1", SERVER_PROTOCOL: "HTTP/1.1", SERVER_NAME: "localhost", SERVER_PORT: "80", SCRIPT_NAME: "/cgi" };
+    const base = {
+      GATEWAY_INTERFACE: "CGI/1.1",
+      SERVER_PROTOCOL: "HTTP/1.1",
+      SERVER_NAME: "localhost",
+      SERVER_PORT: "80",
+      SCRIPT_NAME: "/cgi",
+    };
 
-    const got = await runCgiFcgi(socket, { ...base, REQUEST_METHOD: "GET", PATH_INFO: "/inspect/a", QUERY_STRING: "x=1" });
+    const got = await runCgiFcgi(socket, {
+      ...base,
+      REQUEST_METHOD: "GET",
+      PATH_INFO: "/inspect/a",
+      QUERY_STRING: "x=1",
+    });
     expect(got.exit.code).toBe(0);
     const response = parseCgiResponse(got.stdout);
     expect(response.status).toBe("200 OK");
-    expect(JSON.parse(response.body.toString("utf8")).environ).toMatchObject({ REQUEST_METHOD: "GET", SCRIPT_NAME: "/cgi", PATH_INFO: "/inspect/a", QUERY_STRING: "x=1" });
+    expect(JSON.parse(response.body.toString("utf8")).environ).toMatchObject({
+      REQUEST_METHOD: "GET",
+      SCRIPT_NAME: "/cgi",
+      PATH_INFO: "/inspect/a",
+      QUERY_STRING: "x=1",
+    });
 
     const body = randomBytes(300_000);
-    const posted = await runCgiFcgi(socket, { ...base, REQUEST_METHOD: "POST", PATH_INFO: "/sha256", CONTENT_LENGTH: String(body.length) }, body);
+    const posted = await runCgiFcgi(
+      socket,
+      {
+        ...base,
+        REQUEST_METHOD: "POST",
+        PATH_INFO: "/sha256",
+        CONTENT_LENGTH: String(body.length),
+      },
+      body,
+    );
     expect(posted.exit.code).toBe(0);
-    expect(JSON.parse(parseCgiResponse(posted.stdout).body.toString("utf8"))).toEqual({ length: body.length, sha256: sha256(body) });
+    expect(JSON.parse(parseCgiResponse(posted.stdout).body.toString("utf8"))).toEqual({
+      length: body.length,
+      sha256: sha256(body),
+    });
   });
 });
 
@@ -64,9 +92,25 @@ describe.skipIf(!spawnFcgi)("spawn-fcgi (Debian package spawn-fcgi)", () => {
   it("tsgi fcgi without --listen serves on the socket spawn-fcgi passes as fd 0, and exits 0 on SIGTERM", async () => {
     const socket = join(tempDir(group), "spawned.sock");
     // -n: no fork, spawn-fcgi execs tsgi in its own process, so this PID is tsgi's.
-    const proc = group.spawn("spawn-fcgi", spawnFcgi!, ["-s", socket, "-M", "0600", "-n", "--", process.execPath, TSGI_BIN, "fcgi", fcgiFixture("app.js")], {
-      env: { PATH: CLEAN_PATH },
-    });
+    const proc = group.spawn(
+      "spawn-fcgi",
+      spawnFcgi!,
+      [
+        "-s",
+        socket,
+        "-M",
+        "0600",
+        "-n",
+        "--",
+        process.execPath,
+        TSGI_BIN,
+        "fcgi",
+        fcgiFixture("app.js"),
+      ],
+      {
+        env: { PATH: CLEAN_PATH },
+      },
+    );
     await proc.waitForStderr(/serving \S+ on fd 0 \(pid (\d+)\)/);
     await waitForListening({ path: socket });
     const client = await FastCgiClient.connect({ path: socket });
@@ -83,12 +127,18 @@ describe.skipIf(!spawnFcgi)("spawn-fcgi (Debian package spawn-fcgi)", () => {
 
 function httpGet(url: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: body ? "POST" : "GET", agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode!, body: Buffer.concat(chunks) }));
-      response.on("error", reject);
-    });
+    const request = httpRequest(
+      url,
+      { method: body ? "POST" : "GET", agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () =>
+          resolve({ status: response.statusCode!, body: Buffer.concat(chunks) }),
+        );
+        response.on("error", reject);
+      },
+    );
     request.setTimeout(10_000, () => request.destroy(new Error(`no answer from ${url} in time`)));
     request.on("error", reject);
     request.end(body);
@@ -116,7 +166,9 @@ fastcgi.server = ( "/app" => ((
 )))
 `,
     );
-    const server = group.spawn("lighttpd", lighttpd!, ["-D", "-f", join(dir, "lighttpd.conf")], { env: { PATH: CLEAN_PATH } });
+    const server = group.spawn("lighttpd", lighttpd!, ["-D", "-f", join(dir, "lighttpd.conf")], {
+      env: { PATH: CLEAN_PATH },
+    });
     await waitForListening({ host: "127.0.0.1", port }, 10_000, () => server.running);
 
     const got = await httpGet(`http://127.0.0.1:${port}/app/inspect/x?y=1`);
@@ -131,11 +183,19 @@ fastcgi.server = ( "/app" => ((
         // Already gone.
       }
     });
-    expect(report.environ).toMatchObject({ SCRIPT_NAME: "/app", PATH_INFO: "/inspect/x", QUERY_STRING: "y=1", REQUEST_METHOD: "GET" });
+    expect(report.environ).toMatchObject({
+      SCRIPT_NAME: "/app",
+      PATH_INFO: "/inspect/x",
+      QUERY_STRING: "y=1",
+      REQUEST_METHOD: "GET",
+    });
 
     const body = randomBytes(200_000);
     const posted = await httpGet(`http://127.0.0.1:${port}/app/sha256`, body);
-    expect(JSON.parse(posted.body.toString("utf8"))).toEqual({ length: body.length, sha256: sha256(body) });
+    expect(JSON.parse(posted.body.toString("utf8"))).toEqual({
+      length: body.length,
+      sha256: sha256(body),
+    });
 
     server.signal("SIGTERM");
     await server.waitForExit(5000);
@@ -156,7 +216,10 @@ fastcgi.server = ( "/app" => ((
 describe("node-fastcgi (the npm package) next to tsgi", () => {
   async function startNodeFastCgi() {
     const socket = join(tempDir(group), "node-fastcgi.sock");
-    const proc = group.spawn("node-fastcgi", process.execPath, [fcgiFixture("node-fastcgi-server.cjs"), socket]);
+    const proc = group.spawn("node-fastcgi", process.execPath, [
+      fcgiFixture("node-fastcgi-server.cjs"),
+      socket,
+    ]);
     await proc.waitForStderr(/node-fastcgi listening/);
     return { proc, address: { path: socket } };
   }
@@ -176,7 +239,9 @@ describe("node-fastcgi (the npm package) next to tsgi", () => {
       await client.sendRecord(12, 0, Buffer.alloc(8));
       const [record] = await client.waitForRecords((records) => records.length >= 1);
       expect(record).toMatchObject({ type: RecordType.UNKNOWN_TYPE, requestId: 0 });
-      expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+      expect(
+        (await client.request({ params: paramsFor("/hello") })).response().body.toString(),
+      ).toBe("hello\n");
       expect(ours.proc.running).toBe(true);
     } finally {
       client.destroy();
@@ -194,7 +259,9 @@ describe("node-fastcgi (the npm package) next to tsgi", () => {
     const theirClient = await FastCgiClient.connect(theirs.address);
     const theirResult = await theirClient.request({ params });
     theirClient.destroy();
-    const theirLength = Number(/cookie length (\d+)/.exec(theirResult.response().body.toString())![1]);
+    const theirLength = Number(
+      /cookie length (\d+)/.exec(theirResult.response().body.toString())![1],
+    );
     expect(theirLength).toBeLessThan(70_000);
     expect(theirLength).toBe(inFirstRecord);
 
@@ -210,7 +277,10 @@ describe("node-fastcgi (the npm package) next to tsgi", () => {
 
   it("two requests interleaved with KEEP_CONN, id 2 finishing first: node-fastcgi closes the connection and loses id 1; tsgi answers both", async () => {
     const send = async (client: FastCgiClient) => {
-      for (const [id, path] of [[1, "/slow"], [2, "/"]] as const) {
+      for (const [id, path] of [
+        [1, "/slow"],
+        [2, "/"],
+      ] as const) {
         await client.beginRequest(id, { keepConn: true });
         await client.sendParams(id, { ...paramsFor("/"), PATH_INFO: path, QUERY_STRING: "ms=300" });
         await client.sendStream(RecordType.STDIN, id, Buffer.alloc(0));
@@ -221,7 +291,11 @@ describe("node-fastcgi (the npm package) next to tsgi", () => {
     await send(theirClient);
     await theirClient.waitForEndRequest(2);
     await theirClient.waitForClose(2000);
-    expect(theirClient.records.some((record) => record.type === RecordType.END_REQUEST && record.requestId === 1)).toBe(false);
+    expect(
+      theirClient.records.some(
+        (record) => record.type === RecordType.END_REQUEST && record.requestId === 1,
+      ),
+    ).toBe(false);
 
     const ours = await startTsgiFcgi(group);
     const client = await FastCgiClient.connect(ours.address);

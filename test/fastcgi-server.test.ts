@@ -7,7 +7,14 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { GetValuesName, ProtocolStatus, RecordType, Role, decodeNameValuePairs, encodeNameValuePairs } from "../src/fastcgi/protocol.js";
+import {
+  GetValuesName,
+  ProtocolStatus,
+  RecordType,
+  Role,
+  decodeNameValuePairs,
+  encodeNameValuePairs,
+} from "../src/fastcgi/protocol.js";
 import {
   FastCgiClient,
   trackClients,
@@ -15,7 +22,17 @@ import {
   splitFrames,
   type FastCgiResponse,
 } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, TSGI_BIN, fcgiFixture, freePort, sampleRss, sleep, startTsgiFcgi, tempDir, type TsgiFcgi } from "./helpers/servers.js";
+import {
+  ProcessGroup,
+  TSGI_BIN,
+  fcgiFixture,
+  freePort,
+  sampleRss,
+  sleep,
+  startTsgiFcgi,
+  tempDir,
+  type TsgiFcgi,
+} from "./helpers/servers.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const group = new ProcessGroup();
@@ -32,7 +49,11 @@ function bodyJson<T = Record<string, any>>(result: FastCgiResponse): T {
 }
 
 /** A request to the fixture app on a fresh connection. */
-async function get(server: TsgiFcgi, target: string, extra: Record<string, string> = {}): Promise<FastCgiResponse> {
+async function get(
+  server: TsgiFcgi,
+  target: string,
+  extra: Record<string, string> = {},
+): Promise<FastCgiResponse> {
   const client = await open(server.address);
   return client.request({ params: paramsFor(target, extra) });
 }
@@ -46,10 +67,20 @@ beforeAll(async () => {
 describe("management records (request id 0)", () => {
   it("FCGI_GET_VALUES for FCGI_MPXS_CONNS gives exactly one GET_VALUES_RESULT record, byte for byte", async () => {
     const client = await open(main.address);
-    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]));
+    await client.sendRecord(
+      RecordType.GET_VALUES,
+      0,
+      encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]),
+    );
     await client.waitForRecords((records) => records.length >= 1);
     await sleep(50); // a stray second record (as Go sends) would arrive now
-    expect(client.rawBytes()).toEqual(Buffer.concat([hex("01 0A 00 00 00 12 06 00 0F 01"), Buffer.from("FCGI_MPXS_CONNS"), hex("31 00 00 00 00 00 00")]));
+    expect(client.rawBytes()).toEqual(
+      Buffer.concat([
+        hex("01 0A 00 00 00 12 06 00 0F 01"),
+        Buffer.from("FCGI_MPXS_CONNS"),
+        hex("31 00 00 00 00 00 00"),
+      ]),
+    );
   });
 
   it("FCGI_GET_VALUES answers the three known names with the defaults, omits unknown ones, and the connection still serves a request", async () => {
@@ -79,7 +110,10 @@ describe("management records (request id 0)", () => {
     await client.waitForRecords((records) => records.length >= 1);
     expect(client.rawBytes()).toEqual(hex("01 0B 00 00 00 08 00 00 0C 00 00 00 00 00 00 00"));
     const result = await client.request({ params: paramsFor("/hello") });
-    expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    expect(result.endRequest).toEqual({
+      appStatus: 0,
+      protocolStatus: ProtocolStatus.REQUEST_COMPLETE,
+    });
   });
   it("a stream-type record on request id 0 (STDIN, PARAMS, STDOUT, with or without content, cut in two) is a management record: one FCGI_UNKNOWN_TYPE each", async () => {
     const client = await open(main.address);
@@ -101,7 +135,10 @@ describe("management records (request id 0)", () => {
       ]),
     );
     const result = await client.request({ params: paramsFor("/hello") });
-    expect(result.endRequest).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    expect(result.endRequest).toEqual({
+      appStatus: 0,
+      protocolStatus: ProtocolStatus.REQUEST_COMPLETE,
+    });
   });
 });
 
@@ -112,7 +149,10 @@ describe("roles", () => {
     expect(result.response().status).toBe("200 OK");
     expect(result.response().body.toString()).toBe("hello\n");
     expect(result.stdoutEnded).toBe(true);
-    expect(result.records.map((record) => record.type).slice(-2)).toEqual([RecordType.STDOUT, RecordType.END_REQUEST]);
+    expect(result.records.map((record) => record.type).slice(-2)).toEqual([
+      RecordType.STDOUT,
+      RecordType.END_REQUEST,
+    ]);
     expect(result.records.at(-2)!.content.length).toBe(0);
   });
 
@@ -126,11 +166,16 @@ describe("roles", () => {
     expect(allowed.response().status).toBe("200 OK");
     expect(allowed.response().headers).toContainEqual(["Variable-USER", "alice"]);
     expect(allowed.response().headers).toContainEqual(["X-Role", "authorizer"]);
-    const denied = await client.request({ role: Role.AUTHORIZER, params: paramsFor("/authorize", { HTTP_AUTHORIZATION: "Bearer bad" }) });
+    const denied = await client.request({
+      role: Role.AUTHORIZER,
+      params: paramsFor("/authorize", { HTTP_AUTHORIZATION: "Bearer bad" }),
+    });
     expect(denied.response().status).toBe("403 Forbidden");
     expect(denied.response().body.toString()).toBe("denied\n");
 
-    const inspected = await (await open(main.address)).request({ role: Role.AUTHORIZER, params: paramsFor("/inspect") });
+    const inspected = await (
+      await open(main.address)
+    ).request({ role: Role.AUTHORIZER, params: paramsFor("/inspect") });
     expect(bodyJson(inspected).tsgi.role).toBe("authorizer");
     expect(bodyJson(inspected).body.length).toBe(0);
   });
@@ -183,7 +228,9 @@ describe("requests on one connection", () => {
     expect(client.closed).toBe(false);
     const first = await client.response(1);
     expect(first.response().body.toString()).toBe("slept 400\n");
-    const ends = client.records.filter((record) => record.type === RecordType.END_REQUEST).map((record) => record.requestId);
+    const ends = client.records
+      .filter((record) => record.type === RecordType.END_REQUEST)
+      .map((record) => record.requestId);
     expect(ends).toEqual([2, 1]);
     await client.waitForClose(2000);
   });
@@ -198,7 +245,9 @@ describe("requests on one connection", () => {
     const results = await Promise.all(ids.map((id) => client.response(id)));
     // Run concurrently: far less than the 1.9 s they would take one after another.
     expect(Date.now() - started).toBeLessThan(1200);
-    results.forEach((result, index) => expect(result.response().body.toString()).toBe(`slept ${300 - ids[index]! * 20}\n`));
+    results.forEach((result, index) =>
+      expect(result.response().body.toString()).toBe(`slept ${300 - ids[index]! * 20}\n`),
+    );
   });
 
   it("KEEP_CONN set: the connection is kept after END_REQUEST and serves the next requests", async () => {
@@ -221,20 +270,34 @@ describe("requests on one connection", () => {
     const client = await open(main.address);
     const size = 10 * 1024 * 1024;
     await client.beginRequest(1, { keepConn: true });
-    await client.sendParams(1, paramsFor("/ignore-body", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    await client.sendParams(
+      1,
+      paramsFor("/ignore-body", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }),
+    );
     const sent = await client.streamStdin(1, size);
     expect(sent).toBe(size);
     const ignored = await client.response(1);
     expect(ignored.response().status).toBe("200 OK");
     expect(ignored.response().body.toString()).toBe("ignored\n");
-    const next = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }), stdin: "next" });
+    const next = await client.request({
+      requestId: 1,
+      keepConn: true,
+      params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }),
+      stdin: "next",
+    });
     expect(bodyJson(next)).toEqual({ length: 4, sha256: sha256(Buffer.from("next")) });
   });
 
   it("an app that answers without reading its body gets END_REQUEST before the body's end (nginx stops sending it and waits: no deadlock)", async () => {
     const client = await open(main.address, { allowHalfOpen: true });
     await client.beginRequest(1); // no KEEP_CONN
-    await client.sendParams(1, paramsFor("/ignore-body", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(8 * 1024 * 1024) }));
+    await client.sendParams(
+      1,
+      paramsFor("/ignore-body", {
+        REQUEST_METHOD: "POST",
+        CONTENT_LENGTH: String(8 * 1024 * 1024),
+      }),
+    );
     await client.streamStdin(1, 100_000, { end: false });
     const result = await client.response(1, { timeoutMs: 3000 });
     expect(result.response().body.toString()).toBe("ignored\n");
@@ -248,16 +311,36 @@ describe("requests on one connection", () => {
   it("an app that reads its body only after answering gets an error at once (the unread input was dropped), never a hang; the kept connection serves on", async () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
-    const get = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/read-after-answer?tag=get") });
+    const get = await client.request({
+      requestId: 1,
+      keepConn: true,
+      params: paramsFor("/read-after-answer?tag=get"),
+    });
     expect(get.response().body.toString()).toBe("answered\n");
     await client.beginRequest(2, { keepConn: true });
-    await client.sendParams(2, paramsFor("/read-after-answer?tag=post", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "1000" }));
+    await client.sendParams(
+      2,
+      paramsFor("/read-after-answer?tag=post", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "1000" }),
+    );
     await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(100), false);
     expect((await client.response(2)).response().body.toString()).toBe("answered\n");
-    await main.proc.waitForStderr(/read-after-answer tag=get error ERR_STREAM_PREMATURE_CLOSE/, 2000, from);
-    await main.proc.waitForStderr(/read-after-answer tag=post error ERR_STREAM_PREMATURE_CLOSE/, 2000, from);
+    await main.proc.waitForStderr(
+      /read-after-answer tag=get error ERR_STREAM_PREMATURE_CLOSE/,
+      2000,
+      from,
+    );
+    await main.proc.waitForStderr(
+      /read-after-answer tag=post error ERR_STREAM_PREMATURE_CLOSE/,
+      2000,
+      from,
+    );
     await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(900), true);
-    const next = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }), stdin: "next" });
+    const next = await client.request({
+      requestId: 1,
+      keepConn: true,
+      params: paramsFor("/sha256", { REQUEST_METHOD: "POST" }),
+      stdin: "next",
+    });
     expect(bodyJson(next)).toEqual({ length: 4, sha256: sha256(Buffer.from("next")) });
   });
 
@@ -274,7 +357,11 @@ describe("requests on one connection", () => {
     await client.beginRequest(1, { keepConn: true });
     await client.waitForClose(2000);
     expect(client.records.filter((record) => record.type === RecordType.END_REQUEST)).toEqual([]);
-    await main.proc.waitForStderr(/protocol error, closing the connection: .*request id 1, which is already in use/, 2000, from);
+    await main.proc.waitForStderr(
+      /protocol error, closing the connection: .*request id 1, which is already in use/,
+      2000,
+      from,
+    );
 
     const result = await other.response(1);
     expect(result.response().body.toString()).toBe("slept 400\n");
@@ -286,9 +373,14 @@ describe("aborts and closed connections", () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
     await client.beginRequest(1, { keepConn: true });
-    await client.sendParams(1, paramsFor("/watch?tag=abort-1", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await client.sendParams(
+      1,
+      paramsFor("/watch?tag=abort-1", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }),
+    );
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(10_000), false);
-    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 2")));
+    await client.waitForRecords((records) =>
+      records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 2")),
+    );
     await client.abortRequest(1);
     const end = await client.waitForEndRequest(1);
     expect(end).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
@@ -302,22 +394,34 @@ describe("aborts and closed connections", () => {
     expect(client.records.slice(endIndex + 1)).toEqual([]);
     const next = await client.request({ requestId: 2, params: paramsFor("/hello") });
     expect(next.response().body.toString()).toBe("hello\n");
-    expect(client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST)).toHaveLength(1);
+    expect(
+      client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST),
+    ).toHaveLength(1);
   });
 
   it("FCGI_ABORT_REQUEST while the app iterates tsgi.input: the iteration stops and its finally runs", async () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
     await client.beginRequest(1, { keepConn: true });
-    await client.sendParams(1, paramsFor("/watch-read?tag=abort-2", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await client.sendParams(
+      1,
+      paramsFor("/watch-read?tag=abort-2", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }),
+    );
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(3000), false);
-    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("3000\n")));
+    await client.waitForRecords((records) =>
+      records.some((r) => r.type === RecordType.STDOUT && r.content.includes("3000\n")),
+    );
     await client.abortRequest(1);
-    expect(await client.waitForEndRequest(1)).toEqual({ appStatus: 0, protocolStatus: ProtocolStatus.REQUEST_COMPLETE });
+    expect(await client.waitForEndRequest(1)).toEqual({
+      appStatus: 0,
+      protocolStatus: ProtocolStatus.REQUEST_COMPLETE,
+    });
     await main.proc.waitForStderr(/watch-read finally tag=abort-2 length=3000/, 2000, from);
     await main.proc.waitForStderr(/watch-read close tag=abort-2/, 2000, from);
     await sleep(100);
-    expect(client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST)).toHaveLength(1);
+    expect(
+      client.records.filter((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST),
+    ).toHaveLength(1);
     expect(client.records.at(-1)!.type).toBe(RecordType.END_REQUEST);
   });
 
@@ -327,7 +431,9 @@ describe("aborts and closed connections", () => {
     await client.beginRequest(1);
     await client.sendParams(1, paramsFor("/watch?tag=closed-1"));
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
-    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")));
+    await client.waitForRecords((records) =>
+      records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")),
+    );
     client.destroy();
     await main.proc.waitForStderr(/watch finally tag=closed-1/, 2000, from);
     await main.proc.waitForStderr(/watch close tag=closed-1/, 2000, from);
@@ -344,7 +450,10 @@ describe("aborts and closed connections", () => {
     const from = main.proc.stderr.length;
     const unread = await open(main.address);
     await unread.beginRequest(1);
-    await unread.sendParams(1, paramsFor("/watch?tag=unread", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }));
+    await unread.sendParams(
+      1,
+      paramsFor("/watch?tag=unread", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100000" }),
+    );
     await unread.sendStream(RecordType.STDIN, 1, Buffer.alloc(1000), false);
     await unread.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT));
     unread.destroy();
@@ -362,13 +471,20 @@ describe("aborts and closed connections", () => {
       for (let round = 0; round < 3; round++) {
         const client = await open(server.address, { keepRaw: false });
         await client.beginRequest(1);
-        await client.sendParams(1, paramsFor(`/stream?bytes=${64 * 1024 * 1024}&tag=reset-${round}`));
+        await client.sendParams(
+          1,
+          paramsFor(`/stream?bytes=${64 * 1024 * 1024}&tag=reset-${round}`),
+        );
         await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
         await client.waitForRecords(() => client.receivedBytes > 100_000);
         // A unix socket can only be closed (the server gets EPIPE); TCP can be reset (ECONNRESET).
         if (server === tcp) client.socket.resetAndDestroy();
         else client.destroy();
-        await server.proc.waitForStderr(new RegExp(`stream finally tag=reset-${round}`), 3000, from);
+        await server.proc.waitForStderr(
+          new RegExp(`stream finally tag=reset-${round}`),
+          3000,
+          from,
+        );
       }
       expect(server.proc.running).toBe(true);
       expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
@@ -405,10 +521,14 @@ describe("hostile or broken peers", () => {
   });
 
   it("a 70,000-byte HTTP_COOKIE split across two FCGI_PARAMS records reaches the app intact (node-fastcgi delivered 59,984 bytes)", async () => {
-    const cookie = Array.from({ length: 70_000 }, (_, index) => String.fromCharCode(97 + (index % 26))).join("");
+    const cookie = Array.from({ length: 70_000 }, (_, index) =>
+      String.fromCharCode(97 + (index % 26)),
+    ).join("");
     const client = await open(main.address);
     await client.beginRequest(1);
-    const params = encodeNameValuePairs(Object.entries(paramsFor("/inspect", { HTTP_COOKIE: cookie })));
+    const params = encodeNameValuePairs(
+      Object.entries(paramsFor("/inspect", { HTTP_COOKIE: cookie })),
+    );
     expect(params.length).toBeGreaterThan(65535);
     await client.sendParams(1, params); // records of 65535 bytes: the cookie straddles the boundary
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
@@ -420,7 +540,9 @@ describe("hostile or broken peers", () => {
   it("a name-value pair split byte by byte across FCGI_PARAMS records decodes as one", async () => {
     const client = await open(main.address);
     await client.beginRequest(1);
-    const params = encodeNameValuePairs(Object.entries(paramsFor("/inspect", { HTTP_X_SPLIT: "x".repeat(200) })));
+    const params = encodeNameValuePairs(
+      Object.entries(paramsFor("/inspect", { HTTP_X_SPLIT: "x".repeat(200) })),
+    );
     for (const byte of params) await client.sendRecord(RecordType.PARAMS, 1, Buffer.from([byte]));
     await client.sendParams(1, Buffer.alloc(0));
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
@@ -477,7 +599,11 @@ describe("writing the response", () => {
 
     const frames = splitFrames(client.rawBytes());
     expect(frames.every((frame) => frame.version === 1 && frame.requestId === 1)).toBe(true);
-    expect(frames.map((frame) => frame.type)).toEqual([...Array(frames.length - 2).fill(RecordType.STDOUT), RecordType.STDOUT, RecordType.END_REQUEST]);
+    expect(frames.map((frame) => frame.type)).toEqual([
+      ...Array(frames.length - 2).fill(RecordType.STDOUT),
+      RecordType.STDOUT,
+      RecordType.END_REQUEST,
+    ]);
     const stdout = frames.slice(0, -2);
     expect(stdout.length).toBeGreaterThanOrEqual(Math.ceil(size / 65535));
     for (const frame of stdout) {
@@ -493,10 +619,16 @@ describe("writing the response", () => {
   it("an array body whose element is a getter answering differently each time is sent consistently, and the request ends (END_REQUEST, slot freed)", async () => {
     const client = await open(main.address);
     for (let i = 0; i < 3; i++) {
-      const result = await client.request({ requestId: 1, keepConn: true, params: paramsFor("/getter-body") });
+      const result = await client.request({
+        requestId: 1,
+        keepConn: true,
+        params: paramsFor("/getter-body"),
+      });
       const response = result.response();
       expect(response.status).toBe("200 OK");
-      const length = response.headers.find(([name]) => name.toLowerCase() === "content-length")?.[1];
+      const length = response.headers.find(
+        ([name]) => name.toLowerCase() === "content-length",
+      )?.[1];
       expect(response.body.toString()).toBe("x".repeat(Number(length)));
       expect(response.body.length).toBeGreaterThan(0);
       expect(result.endRequest.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
@@ -518,7 +650,11 @@ describe("writing the response", () => {
   function framesOf(client: FastCgiClient, requestId: number): Buffer {
     const raw = client.rawBytes();
     const frames = splitFrames(raw).filter((frame) => frame.requestId === requestId);
-    return Buffer.concat(frames.map((frame) => raw.subarray(frame.offset, frame.offset + 8 + frame.contentLength + frame.paddingLength)));
+    return Buffer.concat(
+      frames.map((frame) =>
+        raw.subarray(frame.offset, frame.offset + 8 + frame.contentLength + frame.paddingLength),
+      ),
+    );
   }
 
   /** Request 1 (/slow?ms=300) and request 2 (`target`, cut off after its first chunk) multiplexed on one kept connection. */
@@ -531,7 +667,12 @@ describe("writing the response", () => {
     await client.sendParams(2, paramsFor(target));
     await client.sendStream(RecordType.STDIN, 2, Buffer.alloc(0));
     // The cut comes in the same turn as the first chunk.
-    await client.waitForRecords((records) => records.some((r) => r.requestId === 2 && r.type === RecordType.STDOUT && r.content.includes("first part")));
+    await client.waitForRecords((records) =>
+      records.some(
+        (r) =>
+          r.requestId === 2 && r.type === RecordType.STDOUT && r.content.includes("first part"),
+      ),
+    );
     return client;
   }
 
@@ -545,7 +686,9 @@ describe("writing the response", () => {
     expect(framesOf(client, 1)).toEqual(
       Buffer.concat([
         hex("01 06 00 01 00 59 07 00"), // STDOUT, id 1, 89 bytes, 7 of padding
-        Buffer.from("Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\nslept 300\n"),
+        Buffer.from(
+          "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\nslept 300\n",
+        ),
         hex("00 00 00 00 00 00 00"),
         hex("01 06 00 01 00 00 00 00"),
         hex("01 03 00 01 00 08 00 00 00 00 00 00 00 00 00 00"),
@@ -553,8 +696,12 @@ describe("writing the response", () => {
     );
     expect(other.response().body.toString()).toBe("slept 300\n");
     await client.waitForClose(2000);
-    expect(client.records.filter((r) => r.requestId === 2).map((r) => r.type)).toEqual([RecordType.STDOUT]);
-    expect(framesOf(client, 2).subarray(8).toString()).toMatch(/^Status: 200 OK\r\nContent-Type: text\/plain\r\n\r\nfirst part\n/);
+    expect(client.records.filter((r) => r.requestId === 2).map((r) => r.type)).toEqual([
+      RecordType.STDOUT,
+    ]);
+    expect(framesOf(client, 2).subarray(8).toString()).toMatch(
+      /^Status: 200 OK\r\nContent-Type: text\/plain\r\n\r\nfirst part\n/,
+    );
     await main.proc.waitForStderr(/GET \/fail-midway: response cut off/, 2000, from);
   });
 
@@ -564,20 +711,30 @@ describe("writing the response", () => {
     const before = client.rawBytes().length;
     await client.beginRequest(3, { keepConn: true });
     await client.waitForRecords((records) => records.some((r) => r.requestId === 3));
-    expect(client.rawBytes().subarray(before, before + 16)).toEqual(hex("01 03 00 03 00 08 00 00 00 00 00 00 02 00 00 00"));
-    await main.proc.waitForStderr(/request 3: refused \(FCGI_OVERLOADED\): a response on this connection was cut off/, 2000, from);
+    expect(client.rawBytes().subarray(before, before + 16)).toEqual(
+      hex("01 03 00 03 00 08 00 00 00 00 00 00 02 00 00 00"),
+    );
+    await main.proc.waitForStderr(
+      /request 3: refused \(FCGI_OVERLOADED\): a response on this connection was cut off/,
+      2000,
+      from,
+    );
     // Its params are ignored like any for an id not in use.
     await client.sendParams(3, paramsFor("/hello"));
     expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
     await client.waitForClose(2000);
-    expect(client.records.filter((r) => r.type === RecordType.END_REQUEST).map((r) => r.requestId)).toEqual([3, 1]);
+    expect(
+      client.records.filter((r) => r.type === RecordType.END_REQUEST).map((r) => r.requestId),
+    ).toEqual([3, 1]);
   });
 
   it("a body shorter than its Content-Length on a shared connection is cut off the same way: no END_REQUEST for it, the other completes, the connection closes", async () => {
     const client = await cutBesideAnother("/short-body");
     expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
     await client.waitForClose(2000);
-    expect(client.records.some((r) => r.requestId === 2 && r.type === RecordType.END_REQUEST)).toBe(false);
+    expect(client.records.some((r) => r.requestId === 2 && r.type === RecordType.END_REQUEST)).toBe(
+      false,
+    );
     expect((await get(main, "/hello")).response().body.toString()).toBe("hello\n");
   });
 
@@ -588,7 +745,9 @@ describe("writing the response", () => {
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0)).catch(() => {});
     await client.waitForClose(2000);
     expect(client.records.some((record) => record.type === RecordType.END_REQUEST)).toBe(false);
-    expect(client.records.some((r) => r.type === RecordType.STDOUT && r.content.includes("first part"))).toBe(true);
+    expect(
+      client.records.some((r) => r.type === RecordType.STDOUT && r.content.includes("first part")),
+    ).toBe(true);
   });
 
   it("by default app errors (tsgi.errors, the 500's stack) go to the process's stderr, not to FCGI_STDERR", async () => {
@@ -600,7 +759,11 @@ describe("writing the response", () => {
     expect(failed.response().status).toBe("500 Internal Server Error");
     expect(client.records.some((record) => record.type === RecordType.STDERR)).toBe(false);
     await main.proc.waitForStderr(/a message for the error log/, 2000, from);
-    await main.proc.waitForStderr(/GET \/throw: error in application: Error: boom on purpose\n\s+at /, 2000, from);
+    await main.proc.waitForStderr(
+      /GET \/throw: error in application: Error: boom on purpose\n\s+at /,
+      2000,
+      from,
+    );
   });
 
   it("an exception in one request gives that request a 500 and a log line; the process goes on serving", async () => {
@@ -639,20 +802,27 @@ describe("--stderr-to-web-server", () => {
     await client.beginRequest(1, { keepConn: true });
     await client.sendParams(1, paramsFor("/watch?tag=stderr-abort&log=1"));
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
-    await client.waitForRecords((records) => records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")));
+    await client.waitForRecords((records) =>
+      records.some((r) => r.type === RecordType.STDOUT && r.content.includes("tick 1")),
+    );
     await client.abortRequest(1);
     const result = await client.response(1);
     expect(result.stderr.toString()).toBe("watching stderr-abort\n");
     expect(result.stderrEnded).toBe(true);
     expect(result.records.at(-1)!.type).toBe(RecordType.END_REQUEST);
-    expect(result.records.at(-2)).toMatchObject({ type: RecordType.STDERR, content: Buffer.alloc(0) });
+    expect(result.records.at(-2)).toMatchObject({
+      type: RecordType.STDERR,
+      content: Buffer.alloc(0),
+    });
   });
 
   it("sends an app exception's stack as FCGI_STDERR with the 500", async () => {
     const client = await open(server.address);
     const result = await client.request({ params: paramsFor("/throw") });
     expect(result.response().status).toBe("500 Internal Server Error");
-    expect(result.stderr.toString()).toMatch(/error in application: Error: boom on purpose\n\s+at /);
+    expect(result.stderr.toString()).toMatch(
+      /error in application: Error: boom on purpose\n\s+at /,
+    );
     expect(result.stderrEnded).toBe(true);
   });
 });
@@ -662,11 +832,16 @@ describe("backpressure", () => {
     const size = 200 * 1024 * 1024;
     const client = await open(main.address, { keepRaw: false });
     await client.beginRequest(1);
-    await client.sendParams(1, paramsFor("/late-read?delay=1500", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    await client.sendParams(
+      1,
+      paramsFor("/late-read?delay=1500", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }),
+    );
     const before = main.proc.rssKb()!;
     const rss = sampleRss(main.proc);
     const hash = createHash("sha256");
-    const sending = client.streamStdin(1, size, { fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 16) & 0xff)) });
+    const sending = client.streamStdin(1, size, {
+      fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 16) & 0xff)),
+    });
     await sleep(1000);
     // The app has not read a byte yet: the server stopped reading, so the client is stuck on a full socket.
     expect(client.socket.bytesWritten).toBeLessThan(32 * 1024 * 1024);
@@ -701,11 +876,16 @@ describe("backpressure", () => {
     const size = 1024 * 1024 * 1024;
     const client = await open(main.address, { keepRaw: false });
     await client.beginRequest(1);
-    await client.sendParams(1, paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }));
+    await client.sendParams(
+      1,
+      paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }),
+    );
     const before = main.proc.rssKb()!;
     const rss = sampleRss(main.proc);
     const hash = createHash("sha256");
-    await client.streamStdin(1, size, { fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 20) & 0xff)) });
+    await client.streamStdin(1, size, {
+      fill: (chunk, offset) => hash.update(chunk.fill((offset >>> 20) & 0xff)),
+    });
     const result = await client.response(1, { timeoutMs: 60_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
@@ -719,13 +899,26 @@ describe("limits", () => {
   let server: TsgiFcgi;
   beforeAll(async () => {
     server = await startTsgiFcgi(group, {
-      args: ["--max-params-bytes", "4096", "--max-requests-per-connection", "2", "--concurrency", "3", "--receive-timeout", "0.5"],
+      args: [
+        "--max-params-bytes",
+        "4096",
+        "--max-requests-per-connection",
+        "2",
+        "--concurrency",
+        "3",
+        "--receive-timeout",
+        "0.5",
+      ],
     });
   });
 
   it("GET_VALUES reports --concurrency as FCGI_MAX_REQS", async () => {
     const client = await open(server.address);
-    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MAX_REQS", ""]]));
+    await client.sendRecord(
+      RecordType.GET_VALUES,
+      0,
+      encodeNameValuePairs([["FCGI_MAX_REQS", ""]]),
+    );
     const [record] = await client.waitForRecords((records) => records.length >= 1);
     expect([...decodeNameValuePairs(record!.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
   });
@@ -733,7 +926,11 @@ describe("limits", () => {
   it("params over --max-params-bytes get a clean 431 and END_REQUEST, a log line, and the kept connection serves on", async () => {
     const from = server.proc.stderr.length;
     const client = await open(server.address);
-    const tooBig = await client.request({ keepConn: true, params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }), stdin: "body" });
+    const tooBig = await client.request({
+      keepConn: true,
+      params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }),
+      stdin: "body",
+    });
     expect(tooBig.response().status).toBe("431 Request Header Fields Too Large");
     expect(tooBig.endRequest).toEqual({ appStatus: 0, protocolStatus: 0 });
     await server.proc.waitForStderr(/request 1: bad FCGI_PARAMS: .*4096-byte/, 2000, from);
@@ -759,13 +956,19 @@ describe("limits", () => {
     const from = client.rawBytes().length;
     await client.beginRequest(3, { keepConn: true });
     await client.waitForRecords((records) => records.some((r) => r.requestId === 3));
-    expect(client.rawBytes().subarray(from, from + 16)).toEqual(hex("01 03 00 03 00 08 00 00 00 00 00 00 01 00 00 00"));
+    expect(client.rawBytes().subarray(from, from + 16)).toEqual(
+      hex("01 03 00 03 00 08 00 00 00 00 00 00 01 00 00 00"),
+    );
     const results = await Promise.all([client.response(1), client.response(2)]);
     for (const result of results) expect(result.response().body.toString()).toBe("slept 400\n");
   });
 
   it("beyond --concurrency requests in the process get FCGI_OVERLOADED; later ones are served", async () => {
-    const busy = await Promise.all([open(server.address), open(server.address), open(server.address)]);
+    const busy = await Promise.all([
+      open(server.address),
+      open(server.address),
+      open(server.address),
+    ]);
     for (const client of busy) {
       await client.beginRequest(1);
       await client.sendParams(1, paramsFor("/slow?ms=600"));
@@ -777,7 +980,8 @@ describe("limits", () => {
     await refused.waitForRecords((records) => records.length >= 1);
     expect(refused.rawBytes()).toEqual(hex("01 03 00 01 00 08 00 00 00 00 00 00 02 00 00 00"));
     await refused.waitForClose(2000); // no KEEP_CONN
-    for (const client of busy) expect((await client.response(1)).response().body.toString()).toBe("slept 600\n");
+    for (const client of busy)
+      expect((await client.response(1)).response().body.toString()).toBe("slept 600\n");
     expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
   });
 
@@ -786,7 +990,10 @@ describe("limits", () => {
     const client = await open(server.address);
     const started = Date.now();
     await client.beginRequest(1);
-    await client.sendParams(1, paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }));
+    await client.sendParams(
+      1,
+      paramsFor("/sha256", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }),
+    );
     expect((await get(server, "/hello")).response().body.toString()).toBe("hello\n");
     const result = await client.response(1, { timeoutMs: 5000 });
     expect(Date.now() - started).toBeLessThan(2000);
@@ -799,7 +1006,10 @@ describe("limits", () => {
   it("--receive-timeout 0.5 with an app that never reads its body: no crash, the request ends when the app does", async () => {
     const client = await open(server.address);
     await client.beginRequest(1);
-    await client.sendParams(1, paramsFor("/slow?ms=1800", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }));
+    await client.sendParams(
+      1,
+      paramsFor("/slow?ms=1800", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }),
+    );
     const result = await client.response(1, { timeoutMs: 5000 });
     expect(result.response().body.toString()).toBe("slept 1800\n");
     expect(server.proc.running).toBe(true);
@@ -820,11 +1030,19 @@ describe("limits", () => {
 describe("under node --disallow-code-generation-from-strings", () => {
   let server: TsgiFcgi;
   beforeAll(async () => {
-    server = await startTsgiFcgi(group, { nodeArgs: ["--disallow-code-generation-from-strings"], args: ["--max-params-bytes", "4096"] });
+    server = await startTsgiFcgi(group, {
+      nodeArgs: ["--disallow-code-generation-from-strings"],
+      args: ["--max-params-bytes", "4096"],
+    });
   });
 
   it("builds the environ without compiled code, request after request", async () => {
-    const given = { ...paramsFor("/inspect?x=1"), SCRIPT_NAME: "/app", HTTP_X_ODD: " spaced ", EMPTY: "" };
+    const given = {
+      ...paramsFor("/inspect?x=1"),
+      SCRIPT_NAME: "/app",
+      HTTP_X_ODD: " spaced ",
+      EMPTY: "",
+    };
     for (let round = 0; round < 3; round++) {
       const client = await open(server.address);
       const report = bodyJson(await client.request({ params: given, stdin: "body" }));
@@ -835,7 +1053,9 @@ describe("under node --disallow-code-generation-from-strings", () => {
   });
 
   it("still answers params over --max-params-bytes with 431 and malformed params with 400", async () => {
-    const tooBig = await (await open(server.address)).request({ params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }) });
+    const tooBig = await (
+      await open(server.address)
+    ).request({ params: paramsFor("/inspect", { HTTP_COOKIE: "c".repeat(5000) }) });
     expect(tooBig.response().status).toBe("431 Request Header Fields Too Large");
 
     const client = await open(server.address);
@@ -854,9 +1074,19 @@ describe("--no-multiplex", () => {
 
   it("reports FCGI_MPXS_CONNS 0", async () => {
     const client = await open(server.address);
-    await client.sendRecord(RecordType.GET_VALUES, 0, encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]));
+    await client.sendRecord(
+      RecordType.GET_VALUES,
+      0,
+      encodeNameValuePairs([["FCGI_MPXS_CONNS", ""]]),
+    );
     await client.waitForRecords((records) => records.length >= 1);
-    expect(client.rawBytes()).toEqual(Buffer.concat([hex("01 0A 00 00 00 12 06 00 0F 01"), Buffer.from("FCGI_MPXS_CONNS"), hex("30 00 00 00 00 00 00")]));
+    expect(client.rawBytes()).toEqual(
+      Buffer.concat([
+        hex("01 0A 00 00 00 12 06 00 0F 01"),
+        Buffer.from("FCGI_MPXS_CONNS"),
+        hex("30 00 00 00 00 00 00"),
+      ]),
+    );
   });
 
   it("a second BEGIN_REQUEST while one is active gets CANT_MPX_CONN, byte for byte; the first is unaffected", async () => {
@@ -866,7 +1096,9 @@ describe("--no-multiplex", () => {
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
     await client.beginRequest(2);
     await client.waitForRecords((records) => records.length >= 1);
-    expect(client.rawBytes().subarray(0, 16)).toEqual(hex("01 03 00 02 00 08 00 00 00 00 00 00 01 00 00 00"));
+    expect(client.rawBytes().subarray(0, 16)).toEqual(
+      hex("01 03 00 02 00 08 00 00 00 00 00 00 01 00 00 00"),
+    );
     expect((await client.response(1)).response().body.toString()).toBe("slept 300\n");
   });
 });
@@ -875,7 +1107,10 @@ describe("young generation sizing", () => {
   /** The sizes (MiB) V8's young generation goes through while an app allocates hard, and how much each step multiplied it. */
   async function growth(server: TsgiFcgi): Promise<{ sizes: number[]; steps: number[] }> {
     const client = await open(server.address);
-    const result = await client.request({ params: paramsFor("/young-generation"), timeoutMs: 30_000 });
+    const result = await client.request({
+      params: paramsFor("/young-generation"),
+      timeoutMs: 30_000,
+    });
     const { sizes } = bodyJson<{ sizes: number[] }>(result);
     return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]!) };
   }
@@ -892,7 +1127,9 @@ describe("young generation sizing", () => {
   }, 40_000);
 
   it("a process given its own semi-space flag (NODE_OPTIONS=--max-semi-space-size) keeps V8's own growth", async () => {
-    const server = await startTsgiFcgi(group, { env: { NODE_OPTIONS: "--max-semi-space-size=16" } });
+    const server = await startTsgiFcgi(group, {
+      env: { NODE_OPTIONS: "--max-semi-space-size=16" },
+    });
     const { steps } = await growth(server);
     expect(steps.length).toBeGreaterThan(1);
     for (const step of steps) expect(step).toBe(2);
@@ -901,10 +1138,16 @@ describe("young generation sizing", () => {
 });
 
 describe("environ", () => {
-  type Report = { environ: Record<string, string>; tsgi: Record<string, unknown>; body: { length: number; sha256: string } };
+  type Report = {
+    environ: Record<string, string>;
+    tsgi: Record<string, unknown>;
+    body: { length: number; sha256: string };
+  };
   const inspect = async (extra: Record<string, string>, stdin?: string): Promise<Report> => {
     const client = await open(main.address);
-    return bodyJson<Report>(await client.request({ params: { ...paramsFor("/inspect"), ...extra }, stdin }));
+    return bodyJson<Report>(
+      await client.request({ params: { ...paramsFor("/inspect"), ...extra }, stdin }),
+    );
   };
 
   it("is built from the params exactly as given (SCRIPT_NAME, PATH_INFO, REQUEST_URI untouched), run_once and multiprocess false", async () => {
@@ -919,13 +1162,21 @@ describe("environ", () => {
     };
     const report = await inspect(given);
     for (const [name, value] of Object.entries(given)) expect(report.environ[name]).toBe(value);
-    expect(report.tsgi).toMatchObject({ run_once: false, multiprocess: false, multithread: false, role: "responder", hasData: false });
+    expect(report.tsgi).toMatchObject({
+      run_once: false,
+      multiprocess: false,
+      multithread: false,
+      role: "responder",
+      hasData: false,
+    });
   });
 
   it("--multiprocess sets tsgi.multiprocess for a process on its own --listen socket", async () => {
     const server = await startTsgiFcgi(group, { args: ["--multiprocess"] });
     const client = await open(server.address);
-    expect(bodyJson(await client.request({ params: paramsFor("/inspect") })).tsgi.multiprocess).toBe(true);
+    expect(
+      bodyJson(await client.request({ params: paramsFor("/inspect") })).tsgi.multiprocess,
+    ).toBe(true);
     await server.proc.stop();
   });
 
@@ -939,19 +1190,28 @@ describe("environ", () => {
       [{ REQUEST_SCHEME: "HTTPS" }, "https"],
       [{}, "http"],
     ];
-    for (const [extra, scheme] of cases) expect([extra, (await inspect(extra)).tsgi.url_scheme]).toEqual([extra, scheme]);
+    for (const [extra, scheme] of cases)
+      expect([extra, (await inspect(extra)).tsgi.url_scheme]).toEqual([extra, scheme]);
   });
 
   it("tsgi.input is the streamed FCGI_STDIN and works without CONTENT_LENGTH", async () => {
     const report = await inspect({ REQUEST_METHOD: "POST" }, "a body without a length");
     expect(report.environ.CONTENT_LENGTH).toBeUndefined();
-    expect(report.body).toEqual({ length: 23, sha256: sha256(Buffer.from("a body without a length")) });
+    expect(report.body).toEqual({
+      length: 23,
+      sha256: sha256(Buffer.from("a body without a length")),
+    });
   });
 
   it("a Latin-1 byte 0xE9 in a param arrives as \\u00e9", async () => {
     const client = await open(main.address);
     await client.beginRequest(1);
-    const raw = Buffer.concat([encodeNameValuePairs(Object.entries(paramsFor("/inspect"))), hex("0B 04"), Buffer.from("HTTP_X_BYTE"), hex("63 61 66 E9")]);
+    const raw = Buffer.concat([
+      encodeNameValuePairs(Object.entries(paramsFor("/inspect"))),
+      hex("0B 04"),
+      Buffer.from("HTTP_X_BYTE"),
+      hex("63 61 66 E9"),
+    ]);
     await client.sendParams(1, raw);
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
     expect(bodyJson(await client.response(1)).environ.HTTP_X_BYTE).toBe("caf\u00e9");
@@ -975,7 +1235,9 @@ describe("access control: FCGI_WEB_SERVER_ADDRS and --allow", () => {
     await client.waitForClose(2000);
     await server.proc.waitForStderr(/connection from 127\.0\.0\.1 refused/, 2000, from);
     const second = await open(server.address);
-    await second.sendRecord(RecordType.BEGIN_REQUEST, 1, hex("00 01 00 00 00 00 00 00")).catch(() => {});
+    await second
+      .sendRecord(RecordType.BEGIN_REQUEST, 1, hex("00 01 00 00 00 00 00 00"))
+      .catch(() => {});
     await second.waitForClose(2000);
     expect(second.records).toEqual([]);
     expect(server.proc.stderr.slice(from)).not.toContain("[fixture] call");
@@ -990,9 +1252,14 @@ describe("access control: FCGI_WEB_SERVER_ADDRS and --allow", () => {
   });
 
   it("FCGI_WEB_SERVER_ADDRS listing 127.0.0.1 (with spaces and a second address) lets it in", async () => {
-    const other = await startTsgiFcgi(group, { listen: "tcp", env: { FCGI_WEB_SERVER_ADDRS: "10.1.2.3, 127.0.0.1" } });
+    const other = await startTsgiFcgi(group, {
+      listen: "tcp",
+      env: { FCGI_WEB_SERVER_ADDRS: "10.1.2.3, 127.0.0.1" },
+    });
     const client = await open(other.address);
-    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe(
+      "hello\n",
+    );
     await other.proc.stop();
   });
 });
@@ -1015,18 +1282,31 @@ describe("listening", () => {
     }
     expect(server.proc.stderr).toMatch(/serving \S+ on fd 0 /);
     const client = await open({ host: "127.0.0.1", port });
-    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    expect((await client.request({ params: paramsFor("/hello") })).response().body.toString()).toBe(
+      "hello\n",
+    );
     // mod_fcgid and lighttpd bin-path start several processes on one such socket.
-    const inspected = await (await open({ host: "127.0.0.1", port })).request({ params: paramsFor("/inspect") });
+    const inspected = await (
+      await open({ host: "127.0.0.1", port })
+    ).request({ params: paramsFor("/inspect") });
     expect(bodyJson(inspected).tsgi.multiprocess).toBe(true);
   });
 
   it("without --listen and fd 0 a pipe: a clear message on stderr, non-zero exit", async () => {
     // A real pipe from the shell (Node's own stdio "pipe" is a socketpair).
-    const proc = local.spawn("tsgi fcgi", "/bin/sh", ["-c", `: | exec "$0" "$@"`, process.execPath, TSGI_BIN, "fcgi", fcgiFixture("app.js")]);
+    const proc = local.spawn("tsgi fcgi", "/bin/sh", [
+      "-c",
+      `: | exec "$0" "$@"`,
+      process.execPath,
+      TSGI_BIN,
+      "fcgi",
+      fcgiFixture("app.js"),
+    ]);
     const exit = await proc.waitForExit(5000);
     expect(exit.code).not.toBe(0);
-    expect(proc.stderr).toMatch(/fd 0 is not a socket \(started from a terminal or a pipe\?\).*--listen/);
+    expect(proc.stderr).toMatch(
+      /fd 0 is not a socket \(started from a terminal or a pipe\?\).*--listen/,
+    );
   });
 
   it("without --listen and fd 0 a connected socket: a clear message on stderr, non-zero exit", async () => {
@@ -1036,7 +1316,12 @@ describe("listening", () => {
     const socket: Socket = connect(join(dir, "peer.sock"));
     await new Promise((resolve) => socket.once("connect", resolve));
     try {
-      const proc = local.spawn("tsgi fcgi", process.execPath, [TSGI_BIN, "fcgi", fcgiFixture("app.js")], { stdio: [socket, "pipe", "pipe"] });
+      const proc = local.spawn(
+        "tsgi fcgi",
+        process.execPath,
+        [TSGI_BIN, "fcgi", fcgiFixture("app.js")],
+        { stdio: [socket, "pipe", "pipe"] },
+      );
       const exit = await proc.waitForExit(5000);
       expect(exit.code).not.toBe(0);
       expect(proc.stderr).toMatch(/fd 0 is a socket but not a listening one/);
@@ -1054,7 +1339,11 @@ describe("listening", () => {
     await first.proc.waitForExit();
     expect(statSync(path).isSocket()).toBe(true);
     const second = await startTsgiFcgi(local, { listen: path });
-    expect((await (await open(second.address)).request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    expect(
+      (await (await open(second.address)).request({ params: paramsFor("/hello") }))
+        .response()
+        .body.toString(),
+    ).toBe("hello\n");
   });
 
   it("--listen PATH where a live server listens: the second exits non-zero with a clear message, the first keeps serving", async () => {
@@ -1063,8 +1352,14 @@ describe("listening", () => {
     const second = await startTsgiFcgi(local, { listen: path, waitReady: false });
     const exit = await second.proc.waitForExit(5000);
     expect(exit.code).not.toBe(0);
-    expect(second.proc.stderr).toContain(`cannot listen on ${path}: another process is listening there`);
-    expect((await (await open(first.address)).request({ params: paramsFor("/hello") })).response().body.toString()).toBe("hello\n");
+    expect(second.proc.stderr).toContain(
+      `cannot listen on ${path}: another process is listening there`,
+    );
+    expect(
+      (await (await open(first.address)).request({ params: paramsFor("/hello") }))
+        .response()
+        .body.toString(),
+    ).toBe("hello\n");
   });
 
   it("--listen PATH where a regular file is: non-zero exit, the file is left alone", async () => {
@@ -1078,9 +1373,16 @@ describe("listening", () => {
 
   it("the socket gets --socket-mode (default 0660) whatever the umask, and is removed on a clean exit", async () => {
     const dir = tempDir(local);
-    const byDefault = await startTsgiFcgi(local, { listen: join(dir, "default.sock"), umask: "077" });
+    const byDefault = await startTsgiFcgi(local, {
+      listen: join(dir, "default.sock"),
+      umask: "077",
+    });
     expect(statSync(join(dir, "default.sock")).mode & 0o777).toBe(0o660);
-    const open666 = await startTsgiFcgi(local, { listen: join(dir, "open.sock"), umask: "077", args: ["--socket-mode", "666"] });
+    const open666 = await startTsgiFcgi(local, {
+      listen: join(dir, "open.sock"),
+      umask: "077",
+      args: ["--socket-mode", "666"],
+    });
     expect(statSync(join(dir, "open.sock")).mode & 0o777).toBe(0o666);
 
     for (const server of [byDefault, open666]) {
@@ -1094,12 +1396,17 @@ describe("listening", () => {
   it("--listen host:port and a bare port (host 127.0.0.1) listen on TCP", async () => {
     const withHost = await startTsgiFcgi(local, { listen: "127.0.0.1:0" });
     expect(withHost.address).toMatchObject({ host: "127.0.0.1" });
-    expect((await (await open(withHost.address)).request({ params: paramsFor("/hello") })).response().status).toBe("200 OK");
+    expect(
+      (await (await open(withHost.address)).request({ params: paramsFor("/hello") })).response()
+        .status,
+    ).toBe("200 OK");
 
     const port = await freePort();
     const bare = await startTsgiFcgi(local, { listen: String(port) });
     expect(bare.address).toEqual({ host: "127.0.0.1", port });
-    expect((await (await open(bare.address)).request({ params: paramsFor("/hello") })).response().status).toBe("200 OK");
+    expect(
+      (await (await open(bare.address)).request({ params: paramsFor("/hello") })).response().status,
+    ).toBe("200 OK");
   });
 });
 

@@ -11,12 +11,21 @@ const open = trackClients();
 
 describe("tsgi fcgi under the validator", () => {
   it("serves GET, POST with a body, streamed and empty responses on new and kept connections without a violation", async () => {
-    const server = await startTsgiFcgi(group, { app: fcgiFixture("validated-app.js"), listen: "tcp" });
+    const server = await startTsgiFcgi(group, {
+      app: fcgiFixture("validated-app.js"),
+      listen: "tcp",
+    });
     const kept = await open(server.address);
     const body = Buffer.alloc(200_000, "x");
     const requests = [
       { params: paramsFor("/plain") },
-      { params: paramsFor("/upload", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(body.length) }), stdin: body },
+      {
+        params: paramsFor("/upload", {
+          REQUEST_METHOD: "POST",
+          CONTENT_LENGTH: String(body.length),
+        }),
+        stdin: body,
+      },
       { params: paramsFor("/upload", { REQUEST_METHOD: "POST" }), stdin: body }, // no CONTENT_LENGTH, as nginx may send
       { params: paramsFor("/stream") },
       { params: paramsFor("/empty") },
@@ -24,10 +33,14 @@ describe("tsgi fcgi under the validator", () => {
     for (const request of requests) {
       const fresh = await open(server.address);
       expect((await fresh.request(request)).endRequest.protocolStatus).toBe(0);
-      expect((await kept.request({ ...request, keepConn: true })).endRequest.protocolStatus).toBe(0);
+      expect((await kept.request({ ...request, keepConn: true })).endRequest.protocolStatus).toBe(
+        0,
+      );
     }
     const check = await open(server.address);
-    const report = (await check.request({ params: paramsFor("/violations") })).response().body.toString();
+    const report = (await check.request({ params: paramsFor("/violations") }))
+      .response()
+      .body.toString();
     expect(report).toBe("none");
   });
 });

@@ -21,7 +21,14 @@ import {
   waitForLog,
   type NginxServer,
 } from "./helpers/frontends.js";
-import { ProcessGroup, findBinary, isRoot, startTsgiFcgi, tempDir, type TsgiFcgi } from "./helpers/servers.js";
+import {
+  ProcessGroup,
+  findBinary,
+  isRoot,
+  startTsgiFcgi,
+  tempDir,
+  type TsgiFcgi,
+} from "./helpers/servers.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -39,47 +46,71 @@ function socketOf(tsgi: TsgiFcgi): string {
 
 /** nginx serving examples/deploy/nginx/tsgi.conf for `tsgi` at `prefix`. */
 function startExample(tsgi: TsgiFcgi, prefix: string): Promise<NginxServer> {
-  return startNginxSite(group, nginxBinary!, (listen) => example("nginx", "tsgi.conf", { SOCKET: socketOf(tsgi), PREFIX: prefix, LISTEN: listen }));
+  return startNginxSite(group, nginxBinary!, (listen) =>
+    example("nginx", "tsgi.conf", { SOCKET: socketOf(tsgi), PREFIX: prefix, LISTEN: listen }),
+  );
 }
 
-describe.skipIf(!nginxBinary)("nginx, examples/deploy/nginx/tsgi.conf at /app (unix socket, keepalive, fastcgi_split_path_info)", () => {
-  let tsgi: TsgiFcgi;
-  let nginx: NginxServer;
+describe.skipIf(!nginxBinary)(
+  "nginx, examples/deploy/nginx/tsgi.conf at /app (unix socket, keepalive, fastcgi_split_path_info)",
+  () => {
+    let tsgi: TsgiFcgi;
+    let nginx: NginxServer;
 
-  beforeAll(async () => {
-    tsgi = await startTsgi();
-    nginx = await startExample(tsgi, "/app");
-  });
+    beforeAll(async () => {
+      tsgi = await startTsgi();
+      nginx = await startExample(tsgi, "/app");
+    });
 
-  matrixTests(() => httpCell(() => nginx.url(""), { mount: "/app", persistent: true, errorLog: () => tsgi.proc.stderr }));
+    matrixTests(() =>
+      httpCell(() => nginx.url(""), {
+        mount: "/app",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
 
-  it("/app itself and /app/ are the application (PATH_INFO empty and /), /apple is not", async () => {
-    const cell = { request: (path: string) => fetchHttp(nginx.url(path)) };
-    const bare = await environFor(cell, "/app?x=1");
-    expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual(["/app", "", "x=1"]);
-    const slash = await environFor(cell, "/app/");
-    expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app", "/"]);
-    expect((await fetchHttp(nginx.url("/apple/env"))).status).toBe(404);
-  });
+    it("/app itself and /app/ are the application (PATH_INFO empty and /), /apple is not", async () => {
+      const cell = { request: (path: string) => fetchHttp(nginx.url(path)) };
+      const bare = await environFor(cell, "/app?x=1");
+      expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual(["/app", "", "x=1"]);
+      const slash = await environFor(cell, "/app/");
+      expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app", "/"]);
+      expect((await fetchHttp(nginx.url("/apple/env"))).status).toBe(404);
+    });
 
-  it("a %0A in the path still splits (the (?s) in fastcgi_split_path_info; CVE-2019-11043)", async () => {
-    const environ = await environFor({ request: (path) => fetchHttp(nginx.url(path)) }, "/app/env/a%0Ab");
-    expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/app", "/env/a\nb"]);
-  });
+    it("a %0A in the path still splits (the (?s) in fastcgi_split_path_info; CVE-2019-11043)", async () => {
+      const environ = await environFor(
+        { request: (path) => fetchHttp(nginx.url(path)) },
+        "/app/env/a%0Ab",
+      );
+      expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/app", "/env/a\nb"]);
+    });
 
-  it("nginx logged nothing at level error or worse (but the /apple 404 above)", () => {
-    expect(nginx.errorLines().filter((line) => !line.includes("/apple/env"))).toEqual([]);
-  });
-});
+    it("nginx logged nothing at level error or worse (but the /apple 404 above)", () => {
+      expect(nginx.errorLines().filter((line) => !line.includes("/apple/env"))).toEqual([]);
+    });
+  },
+);
 
-describe.skipIf(!nginxBinary)("nginx, examples/deploy/nginx/tsgi.conf with an empty @PREFIX@ (the whole site)", () => {
-  it("SCRIPT_NAME is empty and PATH_INFO the whole path", async () => {
-    const tsgi = await startTsgi();
-    const nginx = await startExample(tsgi, "");
-    const environ = await environFor({ request: (path) => fetchHttp(nginx.url(path)) }, MATRIX_GET);
-    expect([environ.SCRIPT_NAME, environ.PATH_INFO, environ.REQUEST_URI]).toEqual(["", MATRIX_PATH_INFO, MATRIX_GET]);
-  });
-});
+describe.skipIf(!nginxBinary)(
+  "nginx, examples/deploy/nginx/tsgi.conf with an empty @PREFIX@ (the whole site)",
+  () => {
+    it("SCRIPT_NAME is empty and PATH_INFO the whole path", async () => {
+      const tsgi = await startTsgi();
+      const nginx = await startExample(tsgi, "");
+      const environ = await environFor(
+        { request: (path) => fetchHttp(nginx.url(path)) },
+        MATRIX_GET,
+      );
+      expect([environ.SCRIPT_NAME, environ.PATH_INFO, environ.REQUEST_URI]).toEqual([
+        "",
+        MATRIX_PATH_INFO,
+        MATRIX_GET,
+      ]);
+    });
+  },
+);
 
 describe.skipIf(!nginxBinary)("what nginx sends without the example's split (recorded)", () => {
   let nginx: NginxServer;
@@ -109,8 +140,16 @@ describe.skipIf(!nginxBinary)("what nginx sends without the example's split (rec
   });
 
   it("without fastcgi_split_path_info: the whole decoded path as SCRIPT_NAME, no PATH_INFO", async () => {
-    const environ = await environFor({ request: (path) => fetchHttp(nginx.url(path)) }, "/plain" + MATRIX_GET);
-    expect([environ.SCRIPT_NAME, environ.PATH_INFO, environ.REQUEST_URI, environ.DOCUMENT_URI]).toEqual([
+    const environ = await environFor(
+      { request: (path) => fetchHttp(nginx.url(path)) },
+      "/plain" + MATRIX_GET,
+    );
+    expect([
+      environ.SCRIPT_NAME,
+      environ.PATH_INFO,
+      environ.REQUEST_URI,
+      environ.DOCUMENT_URI,
+    ]).toEqual([
       "/plain" + MATRIX_PATH_INFO,
       "",
       "/plain" + MATRIX_GET,
@@ -119,55 +158,83 @@ describe.skipIf(!nginxBinary)("what nginx sends without the example's split (rec
   });
 
   it("a split regex without (?s) fails on %0A: the whole path as SCRIPT_NAME, PATH_INFO empty", async () => {
-    const environ = await environFor({ request: (path) => fetchHttp(nginx.url(path)) }, "/dotall/env/a%0Ab");
+    const environ = await environFor(
+      { request: (path) => fetchHttp(nginx.url(path)) },
+      "/dotall/env/a%0Ab",
+    );
     expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/dotall/env/a\nb", ""]);
   });
 });
 
-describe.skipIf(!nginxBinary)("what nginx logs when it cannot reach tsgi (examples/deploy/nginx/tsgi.conf)", () => {
-  it("no socket file (tsgi not running): 502, and `connect() to unix:… failed (2: No such file or directory)`", async () => {
-    const dir = tempDir(group, "tsgi-nginx-broken-");
-    const socket = join(dir, "not-running.sock");
-    const nginx = await startNginxSite(group, nginxBinary!, (listen) => example("nginx", "tsgi.conf", { SOCKET: socket, PREFIX: "/app", LISTEN: listen }));
-    expect((await fetchHttp(nginx.url("/app/env"))).status).toBe(502);
-    await waitForLog(() => nginx.errorLog(), `connect() to unix:${socket} failed (2: No such file or directory) while connecting to upstream`);
-  });
-
-  // Only as root does nginx's worker run as another user (nobody) than tsgi.
-  it.skipIf(!isRoot)("a socket nginx's user may not open (tsgi's default --socket-mode 660, other owner): 502, and `(13: Permission denied)`", async () => {
-    const tsgi = await startTsgiFcgi(group, { app: MATRIX_APP, listen: "unix" });
-    const nginx = await startExample(tsgi, "/app");
-    expect((await fetchHttp(nginx.url("/app/env"))).status).toBe(502);
-    await waitForLog(() => nginx.errorLog(), `connect() to unix:${socketOf(tsgi)} failed (13: Permission denied) while connecting to upstream`);
-  });
-});
-
-describe.skipIf(!nginxBinary)("a 100 MiB upload through examples/deploy/nginx/tsgi.conf (fastcgi_request_buffering off)", () => {
-  it("reaches the application whole (SHA-256) while tsgi's peak RSS stays under 100 MiB", async () => {
-    // Its own tsgi: VmHWM is the peak since the process started.
-    const tsgi = await startTsgi();
-    const nginx = await startExample(tsgi, "/app");
-    const total = 100 * 1024 * 1024;
-    const hash = createHash("sha256");
-    const body = async function* () {
-      for (let sent = 0; sent < total; sent += 1024 * 1024) {
-        const chunk = randomBytes(1024 * 1024);
-        hash.update(chunk);
-        yield chunk;
-      }
-    };
-    const result = await fetchHttp(nginx.url("/app/sha256"), {
-      method: "POST",
-      body,
-      headers: { "Content-Length": String(total), "Content-Type": "application/octet-stream" },
-      timeoutMs: 60_000,
+describe.skipIf(!nginxBinary)(
+  "what nginx logs when it cannot reach tsgi (examples/deploy/nginx/tsgi.conf)",
+  () => {
+    it("no socket file (tsgi not running): 502, and `connect() to unix:… failed (2: No such file or directory)`", async () => {
+      const dir = tempDir(group, "tsgi-nginx-broken-");
+      const socket = join(dir, "not-running.sock");
+      const nginx = await startNginxSite(group, nginxBinary!, (listen) =>
+        example("nginx", "tsgi.conf", { SOCKET: socket, PREFIX: "/app", LISTEN: listen }),
+      );
+      expect((await fetchHttp(nginx.url("/app/env"))).status).toBe(502);
+      await waitForLog(
+        () => nginx.errorLog(),
+        `connect() to unix:${socket} failed (2: No such file or directory) while connecting to upstream`,
+      );
     });
-    expect(result.status, result.body.toString("utf8")).toBe(200);
-    expect(JSON.parse(result.body.toString("utf8"))).toEqual({ length: total, sha256: hash.digest("hex"), contentLength: String(total) });
-    const peakKb = peakRssKb(tsgi.proc.pid);
-    console.log(`frontends-nginx: 100 MiB upload: tsgi peak RSS ${(peakKb / 1024).toFixed(1)} MiB`);
-    expect(peakKb, `tsgi's peak RSS was ${(peakKb / 1024).toFixed(1)} MiB`).toBeLessThan(100 * 1024);
-    // Streamed, not spooled: nginx never wrote the body to a temp file first.
-    expect(nginx.errorLog()).not.toMatch(/client request body is buffered to a temporary file/);
-  }, 90_000);
-});
+
+    // Only as root does nginx's worker run as another user (nobody) than tsgi.
+    it.skipIf(!isRoot)(
+      "a socket nginx's user may not open (tsgi's default --socket-mode 660, other owner): 502, and `(13: Permission denied)`",
+      async () => {
+        const tsgi = await startTsgiFcgi(group, { app: MATRIX_APP, listen: "unix" });
+        const nginx = await startExample(tsgi, "/app");
+        expect((await fetchHttp(nginx.url("/app/env"))).status).toBe(502);
+        await waitForLog(
+          () => nginx.errorLog(),
+          `connect() to unix:${socketOf(tsgi)} failed (13: Permission denied) while connecting to upstream`,
+        );
+      },
+    );
+  },
+);
+
+describe.skipIf(!nginxBinary)(
+  "a 100 MiB upload through examples/deploy/nginx/tsgi.conf (fastcgi_request_buffering off)",
+  () => {
+    it("reaches the application whole (SHA-256) while tsgi's peak RSS stays under 100 MiB", async () => {
+      // Its own tsgi: VmHWM is the peak since the process started.
+      const tsgi = await startTsgi();
+      const nginx = await startExample(tsgi, "/app");
+      const total = 100 * 1024 * 1024;
+      const hash = createHash("sha256");
+      const body = async function* () {
+        for (let sent = 0; sent < total; sent += 1024 * 1024) {
+          const chunk = randomBytes(1024 * 1024);
+          hash.update(chunk);
+          yield chunk;
+        }
+      };
+      const result = await fetchHttp(nginx.url("/app/sha256"), {
+        method: "POST",
+        body,
+        headers: { "Content-Length": String(total), "Content-Type": "application/octet-stream" },
+        timeoutMs: 60_000,
+      });
+      expect(result.status, result.body.toString("utf8")).toBe(200);
+      expect(JSON.parse(result.body.toString("utf8"))).toEqual({
+        length: total,
+        sha256: hash.digest("hex"),
+        contentLength: String(total),
+      });
+      const peakKb = peakRssKb(tsgi.proc.pid);
+      console.log(
+        `frontends-nginx: 100 MiB upload: tsgi peak RSS ${(peakKb / 1024).toFixed(1)} MiB`,
+      );
+      expect(peakKb, `tsgi's peak RSS was ${(peakKb / 1024).toFixed(1)} MiB`).toBeLessThan(
+        100 * 1024,
+      );
+      // Streamed, not spooled: nginx never wrote the body to a temp file first.
+      expect(nginx.errorLog()).not.toMatch(/client request body is buffered to a temporary file/);
+    }, 90_000);
+  },
+);

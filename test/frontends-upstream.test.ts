@@ -48,13 +48,18 @@ async function startBackend(nginxHost: string): Promise<Backend> {
     [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1]!, match[2]!]),
   );
   const [command, ...args] = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(" ");
-  const proc = group.spawn(`backend :${port}`, command!, args, { env: { PATH: CLEAN_PATH, ...environment } });
+  const proc = group.spawn(`backend :${port}`, command!, args, {
+    env: { PATH: CLEAN_PATH, ...environment },
+  });
   await proc.waitForStderr(/serving \S+ on 127\.0\.0\.1:\d+ \(pid/);
   return { proc, port };
 }
 
 async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: NginxServer }> {
-  const backends = (await Promise.all([startBackend("127.0.0.1"), startBackend("127.0.0.1")])) as [Backend, Backend];
+  const backends = (await Promise.all([startBackend("127.0.0.1"), startBackend("127.0.0.1")])) as [
+    Backend,
+    Backend,
+  ];
   const nginx = await startNginxSite(group, nginxBinary!, (listen) =>
     example("nginx-upstream", "tsgi-upstream.conf", {
       BACKEND1: `127.0.0.1:${backends[0].port}`,
@@ -75,28 +80,40 @@ describe.skipIf(!nginxBinary)("nginx-upstream: two tsgi backends on TCP behind n
   });
 
   matrixTests(() =>
-    httpCell(() => nginx.url(""), { mount: "/app", persistent: true, errorLog: () => backends.map((backend) => backend.proc.stderr).join("") }),
+    httpCell(() => nginx.url(""), {
+      mount: "/app",
+      persistent: true,
+      errorLog: () => backends.map((backend) => backend.proc.stderr).join(""),
+    }),
   );
 
   it("both backends serve (round robin)", async () => {
     const pids = new Set<number>();
-    for (let index = 0; index < 6; index++) pids.add(JSON.parse((await fetchHttp(nginx.url("/app/env"))).body.toString("utf8")).pid);
+    for (let index = 0; index < 6; index++)
+      pids.add(JSON.parse((await fetchHttp(nginx.url("/app/env"))).body.toString("utf8")).pid);
     expect(pids).toEqual(new Set(backends.map((backend) => backend.proc.pid)));
   });
 
   it("a peer not in FCGI_WEB_SERVER_ADDRS is refused and logged; nginx's address is served", async () => {
     const [backend] = backends;
-    const stranger = await FastCgiClient.connect({ host: "127.0.0.1", port: backend.port }, { localAddress: "127.0.0.2" });
+    const stranger = await FastCgiClient.connect(
+      { host: "127.0.0.1", port: backend.port },
+      { localAddress: "127.0.0.2" },
+    );
     try {
       await stranger.waitForClose(5000);
       expect(stranger.records).toEqual([]);
     } finally {
       stranger.destroy();
     }
-    await backend.proc.waitForStderr(/connection from 127\.0\.0\.2 refused: not in FCGI_WEB_SERVER_ADDRS/);
+    await backend.proc.waitForStderr(
+      /connection from 127\.0\.0\.2 refused: not in FCGI_WEB_SERVER_ADDRS/,
+    );
     const allowed = await FastCgiClient.connect({ host: "127.0.0.1", port: backend.port });
     try {
-      expect((await allowed.request({ params: paramsFor("/env") })).response().status).toBe("200 OK");
+      expect((await allowed.request({ params: paramsFor("/env") })).response().status).toBe(
+        "200 OK",
+      );
     } finally {
       allowed.destroy();
     }
@@ -111,7 +128,13 @@ interface Outcome {
 }
 
 /** `total` GETs of `url`, `concurrency` at a time, until done or `deadline`; calls `onDone(count)` after each. */
-async function load(url: string, total: number, concurrency: number, deadline: number, onDone: (count: number) => void): Promise<Outcome[]> {
+async function load(
+  url: string,
+  total: number,
+  concurrency: number,
+  deadline: number,
+  onDone: (count: number) => void,
+): Promise<Outcome[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const outcomes: Outcome[] = [];
   let next = 0;
@@ -123,7 +146,8 @@ async function load(url: string, total: number, concurrency: number, deadline: n
         const result = await fetchHttp(url, { agent, timeoutMs: 10_000 });
         const outcome: Outcome = { startedAt, endedAt: Date.now() };
         if (result.status === 200) outcome.pid = JSON.parse(result.body.toString("utf8")).pid;
-        else outcome.error = `status ${result.status}: ${result.body.toString("utf8").slice(0, 200)}`;
+        else
+          outcome.error = `status ${result.status}: ${result.body.toString("utf8").slice(0, 200)}`;
         outcomes.push(outcome);
       } catch (error) {
         outcomes.push({ startedAt, endedAt: Date.now(), error: (error as Error).message });
@@ -139,37 +163,46 @@ async function load(url: string, total: number, concurrency: number, deadline: n
   return outcomes;
 }
 
-describe.skipIf(!nginxBinary).each(["SIGTERM", "SIGKILL"] as const)("nginx-upstream: one backend gets %s under load", (signal) => {
-  it("2000 GETs at concurrency 8: none fails, and the survivor serves everything after the stop", async () => {
-    const { backends, nginx } = await startPool();
-    const [victim, survivor] = backends;
-    let stoppedAt = Number.POSITIVE_INFINITY;
-    let stopping: Promise<void> | undefined;
-    const total = 2000;
-    // A few ms in the application: requests are in flight on the victim when the signal lands.
-    const outcomes = await load(nginx.url("/app/env/load?sleep=3"), total, 8, Date.now() + 60_000, (count) => {
-      if (count !== 500 || stopping) return;
-      victim.proc.signal(signal);
-      stopping = victim.proc.waitForExit(10_000).then(() => {
-        stoppedAt = Date.now();
-      });
-    });
-    await stopping;
+describe.skipIf(!nginxBinary).each(["SIGTERM", "SIGKILL"] as const)(
+  "nginx-upstream: one backend gets %s under load",
+  (signal) => {
+    it("2000 GETs at concurrency 8: none fails, and the survivor serves everything after the stop", async () => {
+      const { backends, nginx } = await startPool();
+      const [victim, survivor] = backends;
+      let stoppedAt = Number.POSITIVE_INFINITY;
+      let stopping: Promise<void> | undefined;
+      const total = 2000;
+      // A few ms in the application: requests are in flight on the victim when the signal lands.
+      const outcomes = await load(
+        nginx.url("/app/env/load?sleep=3"),
+        total,
+        8,
+        Date.now() + 60_000,
+        (count) => {
+          if (count !== 500 || stopping) return;
+          victim.proc.signal(signal);
+          stopping = victim.proc.waitForExit(10_000).then(() => {
+            stoppedAt = Date.now();
+          });
+        },
+      );
+      await stopping;
 
-    const failed = outcomes.filter((outcome) => outcome.error !== undefined);
-    const after = outcomes.filter((outcome) => outcome.startedAt > stoppedAt);
-    const nginxErrors = nginx.errorLines();
-    console.log(
-      `frontends-upstream ${signal}: ${outcomes.length} requests, ${failed.length} failed, victim served ` +
-        `${outcomes.filter((outcome) => outcome.pid === victim.proc.pid).length}, survivor ` +
-        `${outcomes.filter((outcome) => outcome.pid === survivor.proc.pid).length}; ${after.length} started after the victim exited; ` +
-        `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0]!.replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
-    );
-    expect(outcomes.length).toBe(total);
-    expect(failed.map((outcome) => outcome.error)).toEqual([]);
-    expect(after.length).toBeGreaterThan(500);
-    expect(after.every((outcome) => outcome.pid === survivor.proc.pid)).toBe(true);
-    if (signal === "SIGTERM") expect(victim.proc.stderr).toMatch(/SIGTERM: no new connections/);
-    expect(survivor.proc.running).toBe(true);
-  }, 90_000);
-});
+      const failed = outcomes.filter((outcome) => outcome.error !== undefined);
+      const after = outcomes.filter((outcome) => outcome.startedAt > stoppedAt);
+      const nginxErrors = nginx.errorLines();
+      console.log(
+        `frontends-upstream ${signal}: ${outcomes.length} requests, ${failed.length} failed, victim served ` +
+          `${outcomes.filter((outcome) => outcome.pid === victim.proc.pid).length}, survivor ` +
+          `${outcomes.filter((outcome) => outcome.pid === survivor.proc.pid).length}; ${after.length} started after the victim exited; ` +
+          `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0]!.replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
+      );
+      expect(outcomes.length).toBe(total);
+      expect(failed.map((outcome) => outcome.error)).toEqual([]);
+      expect(after.length).toBeGreaterThan(500);
+      expect(after.every((outcome) => outcome.pid === survivor.proc.pid)).toBe(true);
+      if (signal === "SIGTERM") expect(victim.proc.stderr).toMatch(/SIGTERM: no new connections/);
+      expect(survivor.proc.running).toBe(true);
+    }, 90_000);
+  },
+);

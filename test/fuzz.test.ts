@@ -6,12 +6,20 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessGroup } from "./helpers/servers.js";
-import { checkHealthy, liveProperty, newCounters, startEchoServer, type LiveServer } from "./fuzz/live.js";
+import {
+  checkHealthy,
+  liveProperty,
+  newCounters,
+  startEchoServer,
+  type LiveServer,
+} from "./fuzz/live.js";
 import { chunkingProperty, garbageProperty, paramsDecoderProperty } from "./fuzz/parser.js";
 import { runAsyncProperty, runProperty, type Outcome } from "./fuzz/run.js";
 
 function report(name: string, outcome: Outcome, started: number, extra = ""): void {
-  console.log(`fuzz ${name}: ${outcome.numRuns} cases in ${((Date.now() - started) / 1000).toFixed(1)} s${extra}`);
+  console.log(
+    `fuzz ${name}: ${outcome.numRuns} cases in ${((Date.now() - started) / 1000).toFixed(1)} s${extra}`,
+  );
 }
 
 describe("record parser (in process)", () => {
@@ -51,7 +59,10 @@ describe("a live tsgi fcgi", () => {
   it("answers generated request streams sent in random chunks exactly as predicted while other sockets send garbage; after every batch it is alive and answers a fresh request within 5 s", async () => {
     const started = Date.now();
     const counters = newCounters();
-    const outcome = await runAsyncProperty(liveProperty(server, counters), { numRuns: 150, timeLimitMs: 10_000 });
+    const outcome = await runAsyncProperty(liveProperty(server, counters), {
+      numRuns: 150,
+      timeLimitMs: 10_000,
+    });
     report(
       "live",
       outcome,

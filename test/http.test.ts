@@ -34,7 +34,12 @@ afterEach(async () => {
 
 async function serve(app: Application): Promise<number> {
   accessLog = new LineCollector();
-  server = await makeServer(app, { host: "127.0.0.1", port: 0, accessLog, errors: new LineCollector() });
+  server = await makeServer(app, {
+    host: "127.0.0.1",
+    port: 0,
+    accessLog,
+    errors: new LineCollector(),
+  });
   return (server.address() as AddressInfo).port;
 }
 
@@ -45,14 +50,37 @@ interface Reply {
   reusedSocket: boolean;
 }
 
-function send(port: number, options: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: string; agent?: Agent } = {}): Promise<Reply> {
+function send(
+  port: number,
+  options: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string | string[]>;
+    body?: string;
+    agent?: Agent;
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: "127.0.0.1", port, method: options.method ?? "GET", path: options.path ?? "/", headers: options.headers, agent: options.agent ?? false },
+      {
+        host: "127.0.0.1",
+        port,
+        method: options.method ?? "GET",
+        path: options.path ?? "/",
+        headers: options.headers,
+        agent: options.agent ?? false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), reusedSocket: req.reusedSocket }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            reusedSocket: req.reusedSocket,
+          }),
+        );
         res.on("error", reject);
       },
     );
@@ -63,11 +91,22 @@ function send(port: number, options: { method?: string; path?: string; headers?:
 
 /** Answers with the environ's string values and tsgi.* flags as JSON. */
 const environEcho: Application = (environ: Environ, startResponse) => {
-  const strings = Object.fromEntries(Object.entries(environ).filter(([, value]) => typeof value === "string"));
-  const flags = { multithread: environ["tsgi.multithread"], multiprocess: environ["tsgi.multiprocess"], run_once: environ["tsgi.run_once"] };
+  const strings = Object.fromEntries(
+    Object.entries(environ).filter(([, value]) => typeof value === "string"),
+  );
+  const flags = {
+    multithread: environ["tsgi.multithread"],
+    multiprocess: environ["tsgi.multiprocess"],
+    run_once: environ["tsgi.run_once"],
+  };
   startResponse("200 OK", [["Content-Type", "application/json"]]);
   // JSON of Latin-1 strings: each byte stays one character.
-  return [Buffer.from(JSON.stringify({ ...strings, flags, url_scheme: environ["tsgi.url_scheme"] }), "latin1")];
+  return [
+    Buffer.from(
+      JSON.stringify({ ...strings, flags, url_scheme: environ["tsgi.url_scheme"] }),
+      "latin1",
+    ),
+  ];
 };
 
 describe("the environ of `tsgi serve`", () => {
@@ -130,7 +169,9 @@ describe("the environ of `tsgi serve`", () => {
     const chunks: Buffer[] = [];
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     const closed = new Promise((resolve) => socket.on("close", resolve));
-    socket.write("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n");
+    socket.write(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n",
+    );
     await within(gotFirstPiece.promise, 2000, "the application to read the first piece");
     socket.write("6\r\n world\r\n0\r\n\r\n");
     await within(closed, 2000, "the response");
@@ -147,11 +188,20 @@ describe("the HTTP gateway under the validator", () => {
       return [`read ${length}`];
     });
     const port = await serve(app);
-    expect((await send(port, { method: "POST", body: "x".repeat(100_000) })).body.toString()).toBe("read 100000");
-    const chunked = await rawRequest(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    expect((await send(port, { method: "POST", body: "x".repeat(100_000) })).body.toString()).toBe(
+      "read 100000",
+    );
+    const chunked = await rawRequest(
+      port,
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
     expect(chunked.toString()).toMatch(/read 3$/);
     await send(port, { method: "HEAD", path: "/x%00y%FF?%FF" });
-    await within(waitFor(() => accessLog.lines.length === 3), 2000, "three access log lines");
+    await within(
+      waitFor(() => accessLog.lines.length === 3),
+      2000,
+      "three access log lines",
+    );
     expect(() => app.assertNoViolations()).not.toThrow();
   });
 });
@@ -160,18 +210,45 @@ describe("cgiVariables", () => {
   const base = { method: "GET", httpVersion: "1.1", rawHeaders: [], secure: false };
 
   it("takes the path of an absolute-form target and leaves PATH_INFO empty for OPTIONS *", () => {
-    expect(cgiVariables({ ...base, target: "http://example.test/x?y=1" })).toMatchObject({ PATH_INFO: "/x", QUERY_STRING: "y=1" });
-    expect(cgiVariables({ ...base, method: "OPTIONS", target: "*" })).toMatchObject({ PATH_INFO: "", QUERY_STRING: "" });
+    expect(cgiVariables({ ...base, target: "http://example.test/x?y=1" })).toMatchObject({
+      PATH_INFO: "/x",
+      QUERY_STRING: "y=1",
+    });
+    expect(cgiVariables({ ...base, method: "OPTIONS", target: "*" })).toMatchObject({
+      PATH_INFO: "",
+      QUERY_STRING: "",
+    });
   });
 
   it("reads SERVER_NAME from a Host with an IPv6 address, and shows an IPv4 peer without ::ffff:", () => {
-    const vars = cgiVariables({ ...base, target: "/", rawHeaders: ["Host", "[::1]:8080"], remoteAddress: "::ffff:192.0.2.1" });
-    expect(vars).toMatchObject({ SERVER_NAME: "[::1]", SERVER_PORT: "8080", REMOTE_ADDR: "192.0.2.1" });
+    const vars = cgiVariables({
+      ...base,
+      target: "/",
+      rawHeaders: ["Host", "[::1]:8080"],
+      remoteAddress: "::ffff:192.0.2.1",
+    });
+    expect(vars).toMatchObject({
+      SERVER_NAME: "[::1]",
+      SERVER_PORT: "8080",
+      REMOTE_ADDR: "192.0.2.1",
+    });
   });
 
   it("marks TLS with HTTPS=on, and takes a mount prefix as SCRIPT_NAME", () => {
-    const vars = cgiVariables({ ...base, target: "/rest", scriptName: "/app%20one", requestUri: "/app%20one/rest", secure: true });
-    expect(vars).toMatchObject({ HTTPS: "on", REQUEST_SCHEME: "https", SCRIPT_NAME: "/app one", PATH_INFO: "/rest", REQUEST_URI: "/app%20one/rest" });
+    const vars = cgiVariables({
+      ...base,
+      target: "/rest",
+      scriptName: "/app%20one",
+      requestUri: "/app%20one/rest",
+      secure: true,
+    });
+    expect(vars).toMatchObject({
+      HTTPS: "on",
+      REQUEST_SCHEME: "https",
+      SCRIPT_NAME: "/app one",
+      PATH_INFO: "/rest",
+      REQUEST_URI: "/app%20one/rest",
+    });
   });
 });
 
@@ -222,10 +299,11 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
 
   it("sends no body bytes for HEAD whatever the application returns, and no Content-Length: 0 for an empty one", async () => {
     const bodies: Record<string, () => Body> = {
-      streamed: () => (async function* () {
-        yield "abc";
-        yield "def";
-      })(),
+      streamed: () =>
+        (async function* () {
+          yield "abc";
+          yield "def";
+        })(),
       counted: () => ["abcdef"],
       empty: () => [],
     };
@@ -234,11 +312,21 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
       return bodies[environ.PATH_INFO.slice(1)]!();
     });
     // Pipelined on one kept-alive connection: a body byte after a HEAD response would corrupt the next one.
-    const request = (method: string, path: string, close = false) => `${method} ${path} HTTP/1.1\r\nHost: x\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
-    const raw = (await rawRequest(port, request("HEAD", "/streamed") + request("HEAD", "/counted") + request("HEAD", "/empty") + request("GET", "/counted", true))).toString("latin1");
+    const request = (method: string, path: string, close = false) =>
+      `${method} ${path} HTTP/1.1\r\nHost: x\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
+    const raw = (
+      await rawRequest(
+        port,
+        request("HEAD", "/streamed") +
+          request("HEAD", "/counted") +
+          request("HEAD", "/empty") +
+          request("GET", "/counted", true),
+      )
+    ).toString("latin1");
     const responses = raw.split(/(?=HTTP\/1\.1 )/);
     expect(responses).toHaveLength(4);
-    for (const head of responses.slice(0, 3)) expect(head.endsWith("\r\n\r\n"), JSON.stringify(head)).toBe(true);
+    for (const head of responses.slice(0, 3))
+      expect(head.endsWith("\r\n\r\n"), JSON.stringify(head)).toBe(true);
     expect(responses[1]).toMatch(/\r\nContent-Length: 6\r\n/i);
     expect(responses[2]).not.toMatch(/Content-Length/i);
     expect(responses[3]).toMatch(/\r\n\r\nabcdef$/);
@@ -249,7 +337,12 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
       startResponse("200 OK", [["Content-Length", "3"]]);
       return ["abc", environ.PATH_INFO === "/long" ? "EXTRA-BYTES" : ""];
     });
-    const raw = (await rawRequest(port, "GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).toString("latin1");
+    const raw = (
+      await rawRequest(
+        port,
+        "GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      )
+    ).toString("latin1");
     const responses = raw.split(/(?=HTTP\/1\.1 )/);
     expect(responses).toHaveLength(2);
     expect(responses[0]).toMatch(/\r\n\r\nabc$/);
@@ -262,9 +355,18 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
       startResponse("200 OK", [["Content-Length", "50"]]);
       yield "abc";
     } as Application);
-    const raw = (await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 3000)).toString("latin1");
+    const raw = (await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 3000)).toString(
+      "latin1",
+    );
     expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 50\r\n[^]*\r\n\r\nabc$/);
-    await within(new Promise<void>((resolve) => { const check = () => (accessLog.lines.length > 0 ? resolve() : setTimeout(check, 10)); check(); }), 2000, "the access log line");
+    await within(
+      new Promise<void>((resolve) => {
+        const check = () => (accessLog.lines.length > 0 ? resolve() : setTimeout(check, 10));
+        check();
+      }),
+      2000,
+      "the access log line",
+    );
     expect(accessLog.lines[0]).toMatch(/ \(cut\)$/);
   });
 
@@ -277,7 +379,9 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
       yield "one ";
       yield "two";
     } as Application);
-    const raw = (await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).toString("latin1");
+    const raw = (
+      await rawRequest(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ).toString("latin1");
     expect(raw).toMatch(/^HTTP\/1\.1 201 Made\r\n/);
     expect(raw).toMatch(/\r\nTransfer-Encoding: chunked\r\n/i);
     expect(raw.match(/\r\nSet-Cookie: /gi)).toHaveLength(2);
@@ -328,7 +432,11 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     await new Promise((resolve) => socket.once("data", resolve));
     socket.destroy();
     await within(stopped.promise, 2000, "the body's finally block");
-    await within(waitFor(() => accessLog.lines.length > 0), 2000, "the access log line");
+    await within(
+      waitFor(() => accessLog.lines.length > 0),
+      2000,
+      "the access log line",
+    );
     expect(accessLog.lines[0]).toMatch(/"GET \/ticks HTTP\/1\.1" 200 \d+ [\d.]+ms \(aborted\)$/);
   });
 
@@ -348,31 +456,49 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     const port = await serve(hello);
     await send(port, { path: "/a?b=1" });
     await send(port, { method: "HEAD", path: "/h" });
-    await within(waitFor(() => accessLog.lines.length === 2), 2000, "two access log lines");
-    expect(accessLog.lines[0]).toMatch(/^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/a\?b=1 HTTP\/1\.1" 200 5 \d+\.\dms$/);
+    await within(
+      waitFor(() => accessLog.lines.length === 2),
+      2000,
+      "two access log lines",
+    );
+    expect(accessLog.lines[0]).toMatch(
+      /^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/a\?b=1 HTTP\/1\.1" 200 5 \d+\.\dms$/,
+    );
     // HEAD sends no body bytes.
     expect(accessLog.lines[1]).toMatch(/"HEAD \/h HTTP\/1\.1" 200 - /);
   });
 
   it("rejects makeServer when the port is taken", async () => {
     const port = await serve(hello);
-    await expect(makeServer(hello, { host: "127.0.0.1", port, accessLog: false })).rejects.toThrow(/EADDRINUSE/);
+    await expect(makeServer(hello, { host: "127.0.0.1", port, accessLog: false })).rejects.toThrow(
+      /EADDRINUSE/,
+    );
   });
 });
 
 describe("tsgi serve (the command)", () => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     it(`serves the module and stops cleanly on ${signal} with exit code 0`, async () => {
-      const child = spawn(process.execPath, [TSGI_BIN, "serve", "examples/hello.js", "--port", "0"], {
-        cwd: REPO,
-        env: { PATH: CLEAN_PATH },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        [TSGI_BIN, "serve", "examples/hello.js", "--port", "0"],
+        {
+          cwd: REPO,
+          env: { PATH: CLEAN_PATH },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       let stderr = "";
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) =>
+        child.on("close", (code) => resolve(code)),
+      );
       try {
-        await within(waitFor(() => /http:\/\/127\.0\.0\.1:\d+\//.test(stderr)), 10_000, `the "serving" line; stderr: ${stderr}`);
+        await within(
+          waitFor(() => /http:\/\/127\.0\.0\.1:\d+\//.test(stderr)),
+          10_000,
+          `the "serving" line; stderr: ${stderr}`,
+        );
         const port = Number(/127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
         const reply = await send(port, { path: "/" });
         expect(reply.body.toString()).toBe("Hello, world!\n");
@@ -386,14 +512,22 @@ describe("tsgi serve (the command)", () => {
   }
 
   it("fails with exit code 1 and a message when the module cannot be loaded", async () => {
-    const child = spawn(process.execPath, [TSGI_BIN, "serve", "test/fixtures/no-such-app.js", "--port", "0"], {
-      cwd: REPO,
-      env: { PATH: CLEAN_PATH },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [TSGI_BIN, "serve", "test/fixtures/no-such-app.js", "--port", "0"],
+      {
+        cwd: REPO,
+        env: { PATH: CLEAN_PATH },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await within(new Promise((resolve) => child.on("close", resolve)), 10_000, "the command to exit");
+    const code = await within(
+      new Promise((resolve) => child.on("close", resolve)),
+      10_000,
+      "the command to exit",
+    );
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot load application module/);
   });
@@ -401,6 +535,7 @@ describe("tsgi serve (the command)", () => {
 
 /** Resolves once `condition` holds, checking every 10 ms (at most 500 times). */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 500 && !condition(); i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
   if (!condition()) throw new Error("condition never became true");
 }

@@ -40,7 +40,10 @@ function named(name: string): Application {
   };
 }
 
-async function get(app: Application, environ: Environ): Promise<{ status: string | undefined; headers: HeaderList; body: string }> {
+async function get(
+  app: Application,
+  environ: Environ,
+): Promise<{ status: string | undefined; headers: HeaderList; body: string }> {
   let status: string | undefined;
   let headers: HeaderList = [];
   const chunks: Buffer[] = [];
@@ -65,7 +68,9 @@ describe("compose()", () => {
   function tracing(name: string, log: string[]): Middleware {
     return (app) => (environ, startResponse) => {
       log.push(name);
-      return app(environ, (status, headers, excInfo) => startResponse(status, [...headers, ["X-Via", name]], excInfo));
+      return app(environ, (status, headers, excInfo) =>
+        startResponse(status, [...headers, ["X-Via", name]], excInfo),
+      );
     };
   }
 
@@ -75,10 +80,17 @@ describe("compose()", () => {
       log.push("app");
       return named("app")(environ, startResponse);
     };
-    const { headers } = await get(compose(tracing("a", log), tracing("b", log), tracing("c", log))(app), request("/"));
+    const { headers } = await get(
+      compose(tracing("a", log), tracing("b", log), tracing("c", log))(app),
+      request("/"),
+    );
     expect(log).toEqual(["a", "b", "c", "app"]);
     // The response passes back out through c, then b, then a: each appends as it goes.
-    expect(headers.filter(([name]) => name === "X-Via").map(([, value]) => value)).toEqual(["c", "b", "a"]);
+    expect(headers.filter(([name]) => name === "X-Via").map(([, value]) => value)).toEqual([
+      "c",
+      "b",
+      "a",
+    ]);
   });
 
   it("compose(a, b)(app) is a(b(app))", () => {
@@ -113,12 +125,17 @@ describe("mount()", () => {
     ["/api/v2/users", 'v2 "/api/v2" "/users"'],
     ["/api/v20", 'api "/api" "/v20"'],
     ["/apix", 'site "" "/apix"'],
-  ])("sends %j to the longest whole-segment prefix, moving it to SCRIPT_NAME", async (pathInfo, expected) => {
-    expect((await get(app, request(pathInfo))).body).toBe(expected);
-  });
+  ])(
+    "sends %j to the longest whole-segment prefix, moving it to SCRIPT_NAME",
+    async (pathInfo, expected) => {
+      expect((await get(app, request(pathInfo))).body).toBe(expected);
+    },
+  );
 
   it("appends the prefix to an existing SCRIPT_NAME", async () => {
-    expect((await get(app, request("/api/users", "/myapp"))).body).toBe('api "/myapp/api" "/users"');
+    expect((await get(app, request("/api/users", "/myapp"))).body).toBe(
+      'api "/myapp/api" "/users"',
+    );
     expect((await get(app, request("/users", "/myapp"))).body).toBe('site "/myapp" "/users"');
   });
 
@@ -147,7 +164,9 @@ describe("mount()", () => {
     expect(() => mount({ api })).toThrow('prefix "api" must start with "/"');
     expect(() => mount({ "/": site, "": api })).toThrow("mounts the same prefix twice");
     expect(() => mount({ "/api/": api, "/api": api })).toThrow("mounts the same prefix twice");
-    expect(() => mount({ "/x": "not an app" as unknown as Application })).toThrow('"/x" is not mapped to an application');
+    expect(() => mount({ "/x": "not an app" as unknown as Application })).toThrow(
+      '"/x" is not mapped to an application',
+    );
   });
 
   it("leaves the caller's environ as it was, and keeps the mounted app's changes to itself", () => {
@@ -178,7 +197,12 @@ describe("copyEnviron()", () => {
       configurable: true,
       get() {
         const value = build();
-        Object.defineProperty(environ, "tsgi.input", { value, writable: true, enumerable: true, configurable: true });
+        Object.defineProperty(environ, "tsgi.input", {
+          value,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
         return value;
       },
     });

@@ -17,7 +17,11 @@ interface Response {
   body: string;
 }
 
-async function send(method: string, path: string, options: { body?: string; scriptName?: string } = {}): Promise<Response> {
+async function send(
+  method: string,
+  path: string,
+  options: { body?: string; scriptName?: string } = {},
+): Promise<Response> {
   const bytes = options.body === undefined ? undefined : Buffer.from(options.body, "utf8");
   const environ = makeEnviron(
     {
@@ -76,7 +80,9 @@ describe("examples/router.js", () => {
 
   it("GET /api/ links to the echo route through SCRIPT_NAME, wherever the example is mounted", async () => {
     expect(JSON.parse((await send("GET", "/api/")).body)).toEqual({ echo: "/api/echo" });
-    expect(JSON.parse((await send("GET", "/api", { scriptName: "/demo" })).body)).toEqual({ echo: "/demo/api/echo" });
+    expect(JSON.parse((await send("GET", "/api", { scriptName: "/demo" })).body)).toEqual({
+      echo: "/demo/api/echo",
+    });
   });
 
   it("POST /api/echo reads the body and reports it", async () => {

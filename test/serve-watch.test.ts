@@ -36,7 +36,10 @@ describe("tsgi serve --watch", () => {
   const message = (text: string) => writeFileSync(join(dir, "message.ts"), text);
 
   /** Requests one after another until the body matches; every failure to connect is kept. Bounded. */
-  async function until(pattern: RegExp, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+  async function until(
+    pattern: RegExp,
+    timeoutMs = 10_000,
+  ): Promise<{ status: number; body: string }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -45,7 +48,10 @@ describe("tsgi serve --watch", () => {
       } catch (error) {
         failures.push((error as Error).message);
       }
-      if (Date.now() > deadline) throw new Error(`no body matching ${pattern} within ${timeoutMs} ms; stderr:\n${proc.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no body matching ${pattern} within ${timeoutMs} ms; stderr:\n${proc.stderr}`,
+        );
       await sleep(20);
     }
   }
@@ -66,9 +72,14 @@ describe("tsgi serve --watch", () => {
       ].join("\n"),
     );
     message('export const message: string = "first";\n');
-    proc = group.spawn("tsgi serve --watch", process.execPath, [TSGI_BIN, "serve", "--watch", join(dir, "app.ts"), "--port", "0"], {
-      env: { PATH: CLEAN_PATH, TSGI_CACHE_DIR: join(dir, ".cache") },
-    });
+    proc = group.spawn(
+      "tsgi serve --watch",
+      process.execPath,
+      [TSGI_BIN, "serve", "--watch", join(dir, "app.ts"), "--port", "0"],
+      {
+        env: { PATH: CLEAN_PATH, TSGI_CACHE_DIR: join(dir, ".cache") },
+      },
+    );
     const match = await proc.waitForStderr(/on http:\/\/127\.0\.0\.1:(\d+)\//);
     port = Number(match[1]);
   });
@@ -82,7 +93,7 @@ describe("tsgi serve --watch", () => {
   });
 
   it("answers a syntax error with a 500 page naming it and logs it; the next save recovers", async () => {
-    message('export const message: string = ;\n');
+    message("export const message: string = ;\n");
     const broken = await until(/could not be loaded/);
     expect(broken.status).toBe(500);
     expect(broken.body).toMatch(/message\.ts:1:\d+/);

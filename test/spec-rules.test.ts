@@ -9,7 +9,14 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { validateHeaders } from "../src/headers.js";
-import { normalize, ruleComments, sourceRuleComments, specRules, validatorFailIds, type RuleComment } from "./helpers/spec-rules.js";
+import {
+  normalize,
+  ruleComments,
+  sourceRuleComments,
+  specRules,
+  validatorFailIds,
+  type RuleComment,
+} from "./helpers/spec-rules.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const rules = specRules(readFileSync(`${ROOT}/docs/SPEC.md`, "utf8"));
@@ -20,12 +27,16 @@ const comments = sourceRuleComments(ROOT, "src");
 function drift(spec: Map<string, string>, found: RuleComment[]): string[] {
   const problems: string[] = [];
   const commented = new Set(found.map((comment) => comment.id));
-  for (const id of spec.keys()) if (!commented.has(id)) problems.push(`[${id}] has no check carrying its id: ${spec.get(id)}`);
+  for (const id of spec.keys())
+    if (!commented.has(id)) problems.push(`[${id}] has no check carrying its id: ${spec.get(id)}`);
   for (const comment of found) {
     const sentence = spec.get(comment.id);
-    if (sentence === undefined) problems.push(`${comment.where}: [${comment.id}] is not a rule of docs/SPEC.md`);
+    if (sentence === undefined)
+      problems.push(`${comment.where}: [${comment.id}] is not a rule of docs/SPEC.md`);
     else if (sentence !== comment.sentence) {
-      problems.push(`${comment.where}: [${comment.id}] says "${comment.sentence}", the spec says "${sentence}"`);
+      problems.push(
+        `${comment.where}: [${comment.id}] says "${comment.sentence}", the spec says "${sentence}"`,
+      );
     }
   }
   return problems;
@@ -47,7 +58,9 @@ describe("the rules and the code", () => {
 
   it("every violation the validator reports names a rule with its comment in src/validator.ts", () => {
     const source = readFileSync(`${ROOT}/src/validator.ts`, "utf8");
-    const inValidator = new Set(ruleComments(source, "src/validator.ts").map((comment) => comment.id));
+    const inValidator = new Set(
+      ruleComments(source, "src/validator.ts").map((comment) => comment.id),
+    );
     const failIds = validatorFailIds(source);
     expect(failIds.length).toBeGreaterThan(30);
     expect(failIds.filter((id) => !specSentence.has(id) || !inValidator.has(id))).toEqual([]);
@@ -56,12 +69,15 @@ describe("the rules and the code", () => {
 
 describe("lists the spec and the code both hold", () => {
   it("the hop-by-hop headers of [header.hop-by-hop] are those of the set that validateHeaders checks", () => {
-    const inSpec = [...specSentence.get("header.hop-by-hop")!.matchAll(/`([A-Za-z-]+)`/g)].map((match) => match[1]!.toLowerCase());
+    const inSpec = [...specSentence.get("header.hop-by-hop")!.matchAll(/`([A-Za-z-]+)`/g)].map(
+      (match) => match[1]!.toLowerCase(),
+    );
     const source = readFileSync(`${ROOT}/src/headers.ts`, "utf8");
     const set = /const HOP_BY_HOP = new Set\(\[([^\]]*)\]\)/.exec(source)![1]!;
     const inCode = [...set.matchAll(/"([^"]+)"/g)].map((match) => match[1]!);
     expect(inSpec.sort()).toEqual(inCode.sort());
-    for (const name of inSpec) expect(() => validateHeaders([[name, "x"]]), name).toThrow(/hop-by-hop/);
+    for (const name of inSpec)
+      expect(() => validateHeaders([[name, "x"]]), name).toThrow(/hop-by-hop/);
   });
 });
 
@@ -87,7 +103,10 @@ describe("reading rules and comments", () => {
   it("takes a rule's sentence from the previous sentence or rule to its id, outside code spans", () => {
     expect(specRules(spec)).toEqual([
       { id: "body.once", sentence: "The body is iterated once, in order." },
-      { id: "body.code", sentence: "Another explanation (see Errors), then a rule with `code. in it [not.a-rule]`." },
+      {
+        id: "body.code",
+        sentence: "Another explanation (see Errors), then a rule with `code. in it [not.a-rule]`.",
+      },
       { id: "cgi.output", sentence: "Output: a `Status:` line." },
     ]);
   });
@@ -123,6 +142,8 @@ describe("reading rules and comments", () => {
   });
 
   it("compares sentences with links as their text, without bold marks, and whitespace collapsed", () => {
-    expect(normalize("**A**  rule (see [Errors](#errors))\n  here.")).toBe("A rule (see Errors) here.");
+    expect(normalize("**A**  rule (see [Errors](#errors))\n  here.")).toBe(
+      "A rule (see Errors) here.",
+    );
   });
 });

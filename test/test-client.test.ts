@@ -12,7 +12,11 @@ import { rawRequest } from "./fixtures/http/harness.js";
 
 /** Answers with the environ's CGI variables as JSON. */
 const environEcho: Application = (environ: Environ, startResponse) => {
-  const vars = Object.fromEntries(Object.entries(environ).filter(([key, value]) => typeof value === "string" && !key.includes(".")));
+  const vars = Object.fromEntries(
+    Object.entries(environ).filter(
+      ([key, value]) => typeof value === "string" && !key.includes("."),
+    ),
+  );
   startResponse("200 OK", [["Content-Type", "application/json"]]);
   return [JSON.stringify({ ...vars, url_scheme: environ["tsgi.url_scheme"] })];
 };
@@ -31,7 +35,9 @@ describe("testClient", () => {
   });
 
   it("sends the path, query and headers through the same environ the HTTP gateway builds", async () => {
-    const response = await testClient(environEcho).get("/caf%C3%A9?x=1&y=%20", { headers: { "X-Token": "abc", X_Spoof: "no" } });
+    const response = await testClient(environEcho).get("/caf%C3%A9?x=1&y=%20", {
+      headers: { "X-Token": "abc", X_Spoof: "no" },
+    });
     const env = JSON.parse(response.text());
     expect(env).toMatchObject({
       REQUEST_METHOD: "GET",
@@ -52,7 +58,10 @@ describe("testClient", () => {
     // The real server, same request: the same variables but for the ports and the Host.
     server = await makeServer(environEcho, { host: "127.0.0.1", port: 0, accessLog: false });
     const port = (server.address() as AddressInfo).port;
-    const raw = await rawRequest(port, "GET /caf%C3%A9?x=1&y=%20 HTTP/1.1\r\nHost: localhost\r\nX-Token: abc\r\nX_Spoof: no\r\nConnection: close\r\n\r\n");
+    const raw = await rawRequest(
+      port,
+      "GET /caf%C3%A9?x=1&y=%20 HTTP/1.1\r\nHost: localhost\r\nX-Token: abc\r\nX_Spoof: no\r\nConnection: close\r\n\r\n",
+    );
     const served = JSON.parse(raw.subarray(raw.indexOf("\r\n\r\n") + 4).toString("utf8"));
     const comparable = (vars: Record<string, string>) => {
       const { SERVER_PORT, REMOTE_PORT, HTTP_CONNECTION, ...rest } = vars;
@@ -68,7 +77,9 @@ describe("testClient", () => {
       return [`${environ.CONTENT_LENGTH}:${environ.CONTENT_TYPE}:${body}`];
     };
     const client = testClient(app);
-    const response = await client.post("/items", "héllo", { headers: { "Content-Type": "text/plain" } });
+    const response = await client.post("/items", "héllo", {
+      headers: { "Content-Type": "text/plain" },
+    });
     expect(response.text()).toBe("6:text/plain:héllo");
     const bytes = await client.request("PUT", "/items", { body: new Uint8Array([1, 2, 3]) });
     expect(bytes.text()).toBe("3:undefined:\u0001\u0002\u0003");
@@ -111,8 +122,16 @@ describe("testClient", () => {
   });
 
   it("takes the scheme and Host from an absolute URL", async () => {
-    const env = JSON.parse((await testClient(environEcho).get("https://example.test:8443/x")).text());
-    expect(env).toMatchObject({ url_scheme: "https", HTTPS: "on", HTTP_HOST: "example.test:8443", PATH_INFO: "/x", SERVER_NAME: "example.test" });
+    const env = JSON.parse(
+      (await testClient(environEcho).get("https://example.test:8443/x")).text(),
+    );
+    expect(env).toMatchObject({
+      url_scheme: "https",
+      HTTPS: "on",
+      HTTP_HOST: "example.test:8443",
+      PATH_INFO: "/x",
+      SERVER_NAME: "example.test",
+    });
   });
 
   it("rejects with the ValidationError when the application breaks the contract", async () => {
@@ -126,13 +145,17 @@ describe("testClient", () => {
   });
 
   it("notices a body that disagrees with its Content-Length: a ValidationError, or without validation the outcome", async () => {
-    const declares = (length: string, body: string[]): Application => (_environ, startResponse) => {
-      startResponse("200 OK", [["Content-Length", length]]);
-      return (function* () {
-        yield* body;
-      })();
-    };
-    await expect(testClient(declares("3", ["abc", "def"])).get("/")).rejects.toThrow(/\[length\.over\]/);
+    const declares =
+      (length: string, body: string[]): Application =>
+      (_environ, startResponse) => {
+        startResponse("200 OK", [["Content-Length", length]]);
+        return (function* () {
+          yield* body;
+        })();
+      };
+    await expect(testClient(declares("3", ["abc", "def"])).get("/")).rejects.toThrow(
+      /\[length\.over\]/,
+    );
     await expect(testClient(declares("50", ["abc"])).get("/")).rejects.toThrow(/\[length\.short\]/);
     const long = await testClient(declares("3", ["abc", "def"]), { validate: false }).get("/");
     expect(long.text()).toBe("abc");

@@ -86,18 +86,38 @@ export function environKeys(environ: Environ): void {
   // @ts-expect-error a web server may leave REQUEST_URI out
   expectTypeOf(environ.REQUEST_URI).toEqualTypeOf<string>();
 
-  expectTypeOf(environ["tsgi.fcgi.role"]).toEqualTypeOf<"responder" | "authorizer" | "filter" | undefined>();
+  expectTypeOf(environ["tsgi.fcgi.role"]).toEqualTypeOf<
+    "responder" | "authorizer" | "filter" | undefined
+  >();
   // @ts-expect-error roles are lower case
   expectTypeOf(environ["tsgi.fcgi.role"]).toExtend<"Responder" | undefined>();
   expectTypeOf(environ["tsgi.fcgi.data"]).toEqualTypeOf<Environ["tsgi.input"] | undefined>();
 
-  for (const key of ["HTTPS", "REMOTE_PORT", "REMOTE_HOST", "REMOTE_USER", "AUTH_TYPE", "GATEWAY_INTERFACE"] as const) {
+  for (const key of [
+    "HTTPS",
+    "REMOTE_PORT",
+    "REMOTE_HOST",
+    "REMOTE_USER",
+    "AUTH_TYPE",
+    "GATEWAY_INTERFACE",
+  ] as const) {
     expectTypeOf(environ[key]).toEqualTypeOf<string | undefined>();
   }
-  for (const key of ["SERVER_SOFTWARE", "DOCUMENT_ROOT", "DOCUMENT_URI", "REQUEST_SCHEME", "SERVER_ADDR"] as const) {
+  for (const key of [
+    "SERVER_SOFTWARE",
+    "DOCUMENT_ROOT",
+    "DOCUMENT_URI",
+    "REQUEST_SCHEME",
+    "SERVER_ADDR",
+  ] as const) {
     expectTypeOf(environ[key]).toEqualTypeOf<string | undefined>();
   }
-  for (const key of ["PATH_TRANSLATED", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_USER_AGENT"] as const) {
+  for (const key of [
+    "PATH_TRANSLATED",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "HTTP_USER_AGENT",
+  ] as const) {
     expectTypeOf(environ[key]).toEqualTypeOf<string | undefined>();
   }
 }

@@ -10,14 +10,24 @@ import { afterAll, describe, expect, it } from "vitest";
 import { TSGI_BIN, runCgi, type CgiRequest, type CgiResult } from "./helpers/cgi.js";
 import { WEB_GROUP, WEB_USER } from "./helpers/frontends.js";
 import { ProcessGroup, isRoot, tempDir } from "./helpers/servers.js";
-import { EXPECTED_REPORTS, LOADS_ESBUILD, cacheFiles, cacheIdentities, tsFixture } from "./helpers/typescript.js";
+import {
+  EXPECTED_REPORTS,
+  LOADS_ESBUILD,
+  cacheFiles,
+  cacheIdentities,
+  tsFixture,
+} from "./helpers/typescript.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
 
 const APP = tsFixture("app.ts");
 
-function get(module: string, vars: Record<string, string>, extra: Partial<CgiRequest> = {}): Promise<CgiResult> {
+function get(
+  module: string,
+  vars: Record<string, string>,
+  extra: Partial<CgiRequest> = {},
+): Promise<CgiResult> {
   return runCgi({ module, vars, timeoutMs: 30_000, ...extra });
 }
 
@@ -47,7 +57,11 @@ describe("the compile cache", () => {
     const cold = await get(APP, { TSGI_CACHE_DIR: cacheDir, NODE_DEBUG: "module" });
     expectAppReport(cold);
     expect(cold.stderr).toMatch(LOADS_ESBUILD);
-    expect(cacheFiles(cacheDir).map((name) => name.split(".").slice(0, 2).join("."))).toEqual(["app.ts", "greeting.ts", "shout.ts"]);
+    expect(cacheFiles(cacheDir).map((name) => name.split(".").slice(0, 2).join("."))).toEqual([
+      "app.ts",
+      "greeting.ts",
+      "shout.ts",
+    ]);
     const before = cacheIdentities(cacheDir);
 
     const warm = await get(APP, { TSGI_CACHE_DIR: cacheDir, NODE_DEBUG: "module" });
@@ -79,7 +93,11 @@ describe("the compile cache", () => {
 
   it("20 processes starting at once on a cold cache all answer right and leave no temp files", async () => {
     const cacheDir = tempDir(group, "tsgi-ts-cache-");
-    const results = await Promise.all(Array.from({ length: 20 }, () => get(APP, { TSGI_CACHE_DIR: cacheDir }, { timeoutMs: 90_000 })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        get(APP, { TSGI_CACHE_DIR: cacheDir }, { timeoutMs: 90_000 }),
+      ),
+    );
     for (const result of results) {
       expectAppReport(result);
       expect(result.stderr).toBe("");
@@ -91,10 +109,15 @@ describe("the compile cache", () => {
   it("a syntax error gives a load error naming the file, line and column, and a 500", async () => {
     const dir = tempDir(group, "tsgi-ts-app-");
     const broken = join(dir, "broken.ts");
-    writeFileSync(broken, "// line 1\nexport default function app(environ: object) {\n  return [environ;\n}\n");
+    writeFileSync(
+      broken,
+      "// line 1\nexport default function app(environ: object) {\n  return [environ;\n}\n",
+    );
     const result = await get(broken, { TSGI_CACHE_DIR: join(dir, "cache") });
     expect(result.response?.status).toBe("500 Internal Server Error");
-    expect(result.stderr).toBe(`tsgi: cannot load application module ${broken}: Expected "]" but found ";" (${broken}:3:18)\n`);
+    expect(result.stderr).toBe(
+      `tsgi: cannot load application module ${broken}: Expected "]" but found ";" (${broken}:3:18)\n`,
+    );
     expect(result.code).toBe(1);
   });
 });
@@ -107,7 +130,16 @@ describe("the compile cache", () => {
 /** Runs `tsgi cgi` as a user who cannot write `readOnlyDir`. */
 function getAsOtherUser(module: string, vars: Record<string, string>): Promise<CgiResult> {
   const command = isRoot
-    ? ["setpriv", `--reuid=${WEB_USER}`, `--regid=${WEB_GROUP}`, "--clear-groups", process.execPath, TSGI_BIN, "cgi", module]
+    ? [
+        "setpriv",
+        `--reuid=${WEB_USER}`,
+        `--regid=${WEB_GROUP}`,
+        "--clear-groups",
+        process.execPath,
+        TSGI_BIN,
+        "cgi",
+        module,
+      ]
     : [process.execPath, TSGI_BIN, "cgi", module];
   return get(module, vars, { command });
 }
@@ -123,18 +155,23 @@ function readOnlyDir(path: string): string {
 
 describe("a cache directory that cannot be written", () => {
   // With top-level await, the module hooks' thread compiles too, and must not say it again.
-  it.each(["app.ts", "top-level-await.ts"])("%s: compiles in memory and says so in exactly one line on stderr, naming the directory and the fix", async (app) => {
-    const cacheDir = readOnlyDir(join(tempDir(group, "tsgi-ts-ro-"), "cache"));
-    const result = await getAsOtherUser(tsFixture(app), { TSGI_CACHE_DIR: cacheDir });
-    expect(result.response?.status, result.stderr).toBe("200 OK");
-    expect(JSON.parse(result.response!.body.toString("utf8"))).toEqual(EXPECTED_REPORTS[app]);
-    const lines = result.stderr.split("\n").filter(Boolean);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\[tsgi\] typescript: cannot write the TypeScript compile cache \S+ \(EACCES\), so TypeScript is compiled in memory/);
-    expect(lines[0]).toContain(cacheDir);
-    expect(lines[0]).toContain("TSGI_CACHE_DIR");
-    expect(readdirSync(cacheDir)).toEqual([]);
-  });
+  it.each(["app.ts", "top-level-await.ts"])(
+    "%s: compiles in memory and says so in exactly one line on stderr, naming the directory and the fix",
+    async (app) => {
+      const cacheDir = readOnlyDir(join(tempDir(group, "tsgi-ts-ro-"), "cache"));
+      const result = await getAsOtherUser(tsFixture(app), { TSGI_CACHE_DIR: cacheDir });
+      expect(result.response?.status, result.stderr).toBe("200 OK");
+      expect(JSON.parse(result.response!.body.toString("utf8"))).toEqual(EXPECTED_REPORTS[app]);
+      const lines = result.stderr.split("\n").filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /^\[tsgi\] typescript: cannot write the TypeScript compile cache \S+ \(EACCES\), so TypeScript is compiled in memory/,
+      );
+      expect(lines[0]).toContain(cacheDir);
+      expect(lines[0]).toContain("TSGI_CACHE_DIR");
+      expect(readdirSync(cacheDir)).toEqual([]);
+    },
+  );
 
   it("a read-only cache filled beforehand is used as it is: nothing on stderr, esbuild not loaded", async () => {
     const cacheDir = join(tempDir(group, "tsgi-ts-ro-"), "cache");
@@ -178,7 +215,9 @@ describe("where the cache is by default", () => {
     const app = smallApp(tempDir(group, "tsgi-ts-app-"), "unsafe");
     const result = await get(app, { TMPDIR: tmp });
     expect(result.response?.body.toString()).toBe("unsafe");
-    expect(result.stderr).toMatch(/^\[tsgi\] typescript: not using the TypeScript compile cache \S+: it is not a directory owned by \S+ and closed to other users.*\n$/);
+    expect(result.stderr).toMatch(
+      /^\[tsgi\] typescript: not using the TypeScript compile cache \S+: it is not a directory owned by \S+ and closed to other users.*\n$/,
+    );
     expect(existsSync(cacheDir) && readdirSync(cacheDir)).toEqual([]);
   });
 });

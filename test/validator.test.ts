@@ -97,7 +97,11 @@ function expectViolation(error: unknown, side: Side, id: string, detail: string)
   expect(violation.message.endsWith(` [${id}]`)).toBe(true);
 }
 
-async function serve(app: Application, environ = request(), signal?: AbortSignal): Promise<{ outcome: Outcome; sink: MemorySink }> {
+async function serve(
+  app: Application,
+  environ = request(),
+  signal?: AbortSignal,
+): Promise<{ outcome: Outcome; sink: MemorySink }> {
   const sink = new MemorySink(signal);
   const outcome = await runApplication(app, environ, sink);
   return { outcome, sink };
@@ -105,11 +109,17 @@ async function serve(app: Application, environ = request(), signal?: AbortSignal
 
 describe("ValidationError", () => {
   it("names the side at fault first and the rule's id in docs/SPEC.md last", () => {
-    const error = new ValidationError("gateway", "env.path-info", "environ.PATH_INFO must be a string");
+    const error = new ValidationError(
+      "gateway",
+      "env.path-info",
+      "environ.PATH_INFO must be a string",
+    );
     expect(error.message).toBe("[gateway] environ.PATH_INFO must be a string [env.path-info]");
     expect(error.side).toBe("gateway");
     expect(error.rule).toBe("env.path-info");
-    expect(String(error)).toBe("ValidationError: [gateway] environ.PATH_INFO must be a string [env.path-info]");
+    expect(String(error)).toBe(
+      "ValidationError: [gateway] environ.PATH_INFO must be a string [env.path-info]",
+    );
   });
 });
 
@@ -123,7 +133,8 @@ describe("the gateway's environ", () => {
   it("must be an object", () => {
     expectViolation(
       caught(() => validator(hello)(null as unknown as Environ, acceptingStart)),
-      "gateway", "env.object",
+      "gateway",
+      "env.object",
       "environ must be an object, not null",
     );
   });
@@ -137,24 +148,51 @@ describe("the gateway's environ", () => {
     ["SERVER_PORT", "env.server"],
     ["SERVER_PROTOCOL", "env.server"],
   ])("must have %s as a string", (key, id) => {
-    expectViolation(environViolation((env) => delete env[key]), "gateway", id, `environ.${key} must be a string, not undefined`);
-    expectViolation(environViolation((env) => (env[key] = 80)), "gateway", id, `environ.${key} must be a string, not a number`);
+    expectViolation(
+      environViolation((env) => delete env[key]),
+      "gateway",
+      id,
+      `environ.${key} must be a string, not undefined`,
+    );
+    expectViolation(
+      environViolation((env) => (env[key] = 80)),
+      "gateway",
+      id,
+      `environ.${key} must be a string, not a number`,
+    );
   });
 
   it("must hold strings in every CGI and HTTP_ variable (undefined counts as absent)", () => {
-    expectViolation(environViolation((env) => (env.HTTP_X_COUNT = 3)), "gateway", "env.strings", "environ.HTTP_X_COUNT must be a string");
-    expect(() => validator(hello)(Object.assign(request(), { HTTP_ACCEPT: undefined }), acceptingStart)).not.toThrow();
-    expect(() => validator(hello)(Object.assign(request(), { "x.extension": 3 }), acceptingStart)).not.toThrow();
+    expectViolation(
+      environViolation((env) => (env.HTTP_X_COUNT = 3)),
+      "gateway",
+      "env.strings",
+      "environ.HTTP_X_COUNT must be a string",
+    );
+    expect(() =>
+      validator(hello)(Object.assign(request(), { HTTP_ACCEPT: undefined }), acceptingStart),
+    ).not.toThrow();
+    expect(() =>
+      validator(hello)(Object.assign(request(), { "x.extension": 3 }), acceptingStart),
+    ).not.toThrow();
   });
 
   it("must hold Latin-1 strings only", () => {
-    expect(() => validator(hello)(request({ PATH_INFO: "/caf\u00e9\u00ff" }), acceptingStart)).not.toThrow();
+    expect(() =>
+      validator(hello)(request({ PATH_INFO: "/caf\u00e9\u00ff" }), acceptingStart),
+    ).not.toThrow();
     expectViolation(
       environViolation((env) => (env.PATH_INFO = "/\u20ac")),
-      "gateway", "env.latin1",
+      "gateway",
+      "env.latin1",
       "environ.PATH_INFO must be Latin-1 (one code point per byte), but holds U+20AC",
     );
-    expectViolation(environViolation((env) => (env.HTTP_X = "\u{1F600}")), "gateway", "env.latin1", "environ.HTTP_X must be Latin-1");
+    expectViolation(
+      environViolation((env) => (env.HTTP_X = "\u{1F600}")),
+      "gateway",
+      "env.latin1",
+      "environ.HTTP_X must be Latin-1",
+    );
     expectViolation(
       environViolation((env) => (env["HTTP_CAF\u20ac"] = "x")),
       "gateway",
@@ -164,7 +202,12 @@ describe("the gateway's environ", () => {
   });
 
   it("must not have an empty REQUEST_METHOD", () => {
-    expectViolation(environViolation((env) => (env.REQUEST_METHOD = "")), "gateway", "env.method", "environ.REQUEST_METHOD must not be empty");
+    expectViolation(
+      environViolation((env) => (env.REQUEST_METHOD = "")),
+      "gateway",
+      "env.method",
+      "environ.REQUEST_METHOD must not be empty",
+    );
   });
 
   it("must have a decimal CONTENT_LENGTH when it has a non-empty one", () => {
@@ -177,7 +220,9 @@ describe("the gateway's environ", () => {
       );
     }
     for (const value of ["", "0", "12"]) {
-      expect(() => validator(hello)(request({ CONTENT_LENGTH: value }), acceptingStart)).not.toThrow();
+      expect(() =>
+        validator(hello)(request({ CONTENT_LENGTH: value }), acceptingStart),
+      ).not.toThrow();
     }
   });
 
@@ -199,7 +244,12 @@ describe("the gateway's environ", () => {
   });
 
   it('must have a SCRIPT_NAME that is empty or starts with "/", and is not "/"', () => {
-    expectViolation(environViolation((env) => (env.SCRIPT_NAME = "/")), "gateway", "env.script-name", 'environ.SCRIPT_NAME must not be "/"');
+    expectViolation(
+      environViolation((env) => (env.SCRIPT_NAME = "/")),
+      "gateway",
+      "env.script-name",
+      'environ.SCRIPT_NAME must not be "/"',
+    );
     expectViolation(
       environViolation((env) => (env.SCRIPT_NAME = "app")),
       "gateway",
@@ -226,7 +276,12 @@ describe("the gateway's environ", () => {
       "env.version",
       'environ["tsgi.version"] must be [1, 0], not [1,1]',
     );
-    expectViolation(environViolation((env) => (env["tsgi.version"] = "1.0")), "gateway", "env.version", 'environ["tsgi.version"] must be [1, 0]');
+    expectViolation(
+      environViolation((env) => (env["tsgi.version"] = "1.0")),
+      "gateway",
+      "env.version",
+      'environ["tsgi.version"] must be [1, 0]',
+    );
   });
 
   it('must have tsgi.url_scheme "http" or "https"', () => {
@@ -236,24 +291,40 @@ describe("the gateway's environ", () => {
       "env.url-scheme",
       'environ["tsgi.url_scheme"] must be "http" or "https"',
     );
-    expect(() => validator(hello)(Object.assign(request(), { "tsgi.url_scheme": "https" }), acceptingStart)).not.toThrow();
+    expect(() =>
+      validator(hello)(Object.assign(request(), { "tsgi.url_scheme": "https" }), acceptingStart),
+    ).not.toThrow();
   });
 
   it("must have an async-iterable Readable as tsgi.input", () => {
     expectViolation(
       environViolation((env) => (env["tsgi.input"] = Buffer.from("body"))),
-      "gateway", "env.input",
+      "gateway",
+      "env.input",
       'environ["tsgi.input"] must be an async-iterable Readable',
     );
   });
 
   it("must have a Writable as tsgi.errors", () => {
-    expectViolation(environViolation((env) => (env["tsgi.errors"] = console)), "gateway", "env.errors", 'environ["tsgi.errors"] must be a Writable');
+    expectViolation(
+      environViolation((env) => (env["tsgi.errors"] = console)),
+      "gateway",
+      "env.errors",
+      'environ["tsgi.errors"] must be a Writable',
+    );
   });
 
-  it.each(["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"])("must have a boolean %s", (key) => {
-    expectViolation(environViolation((env) => (env[key] = 0)), "gateway", "env.flags", `environ["${key}"] must be a boolean, not a number`);
-  });
+  it.each(["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"])(
+    "must have a boolean %s",
+    (key) => {
+      expectViolation(
+        environViolation((env) => (env[key] = 0)),
+        "gateway",
+        "env.flags",
+        `environ["${key}"] must be a boolean, not a number`,
+      );
+    },
+  );
 
   it("is copied for the application, so the gateway's own environ keeps its streams", () => {
     const environ = request();
@@ -274,7 +345,8 @@ describe("the gateway's startResponse", () => {
   it("must be a function", () => {
     expectViolation(
       caught(() => validator(hello)(request(), undefined as unknown as StartResponse)),
-      "gateway", "app.call",
+      "gateway",
+      "app.call",
       "startResponse must be a function",
     );
   });
@@ -299,21 +371,41 @@ describe("tsgi.input", () => {
   };
 
   it("passes the body through when it has CONTENT_LENGTH bytes", async () => {
-    const environ = request({ REQUEST_METHOD: "POST", CONTENT_LENGTH: "6" }, Readable.from([Buffer.from("abc"), Buffer.from("def")]));
+    const environ = request(
+      { REQUEST_METHOD: "POST", CONTENT_LENGTH: "6" },
+      Readable.from([Buffer.from("abc"), Buffer.from("def")]),
+    );
     const body = (await validator(readAll)(environ, acceptingStart)) as Chunk[];
     expect(Buffer.from(body[0] as Uint8Array).toString()).toBe("abcdef");
   });
 
   it("must not yield more bytes than CONTENT_LENGTH", async () => {
-    const environ = request({ REQUEST_METHOD: "POST", CONTENT_LENGTH: "3" }, Readable.from([Buffer.from("abc"), Buffer.from("def")]));
-    const error = await Promise.resolve(validator(readAll)(environ, acceptingStart)).catch((e: unknown) => e);
-    expectViolation(error, "gateway", "env.input", "tsgi.input yielded 6 bytes, more than CONTENT_LENGTH (3)");
+    const environ = request(
+      { REQUEST_METHOD: "POST", CONTENT_LENGTH: "3" },
+      Readable.from([Buffer.from("abc"), Buffer.from("def")]),
+    );
+    const error = await Promise.resolve(validator(readAll)(environ, acceptingStart)).catch(
+      (e: unknown) => e,
+    );
+    expectViolation(
+      error,
+      "gateway",
+      "env.input",
+      "tsgi.input yielded 6 bytes, more than CONTENT_LENGTH (3)",
+    );
   });
 
   it("must yield Uint8Array chunks", async () => {
     const environ = request({ REQUEST_METHOD: "POST" }, Readable.from(["text"]));
-    const error = await Promise.resolve(validator(readAll)(environ, acceptingStart)).catch((e: unknown) => e);
-    expectViolation(error, "gateway", "env.input", "tsgi.input yielded a string; its chunks must be Uint8Arrays");
+    const error = await Promise.resolve(validator(readAll)(environ, acceptingStart)).catch(
+      (e: unknown) => e,
+    );
+    expectViolation(
+      error,
+      "gateway",
+      "env.input",
+      "tsgi.input yielded a string; its chunks must be Uint8Arrays",
+    );
   });
 
   it("is not read from the gateway until the application reads it", () => {
@@ -339,7 +431,12 @@ describe("tsgi.errors", () => {
       environ["tsgi.errors"].write(42 as unknown as string);
       return [];
     };
-    expectViolation(caught(() => validator(app)(request(), acceptingStart)), "app", "env.errors-use", "tsgi.errors.write() was given a number");
+    expectViolation(
+      caught(() => validator(app)(request(), acceptingStart)),
+      "app",
+      "env.errors-use",
+      "tsgi.errors.write() was given a number",
+    );
   });
 
   it("must not be ended by the application", () => {
@@ -347,7 +444,12 @@ describe("tsgi.errors", () => {
       environ["tsgi.errors"].end();
       return [];
     };
-    expectViolation(caught(() => validator(app)(request(), acceptingStart)), "app", "env.errors-use", "tsgi.errors must not be ended");
+    expectViolation(
+      caught(() => validator(app)(request(), acceptingStart)),
+      "app",
+      "env.errors-use",
+      "tsgi.errors must not be ended",
+    );
   });
 });
 
@@ -360,19 +462,60 @@ describe("the application's status and headers", () => {
     return caught(() => validator(app)(request(), acceptingStart));
   }
 
-  it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", 200])('rejects the status %j: it must be "NNN Reason"', (status) => {
-    expectViolation(startWith(status, []), "app", "status.format", `status ${JSON.stringify(status)} must be "NNN Reason"`);
-  });
+  it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", 200])(
+    'rejects the status %j: it must be "NNN Reason"',
+    (status) => {
+      expectViolation(
+        startWith(status, []),
+        "app",
+        "status.format",
+        `status ${JSON.stringify(status)} must be "NNN Reason"`,
+      );
+    },
+  );
 
   it.each([
     ["not an array", "nope", "header.list", "headers must be an array"],
     ["not a pair", [["X-One"]], "header.list", 'header ["X-One"] is not a [name, value] pair'],
-    ["a name that is not a token", [["Bad Name", "v"]], "header.name", 'invalid header name "Bad Name"'],
-    ["a CR LF in a value", [["Location", "/a\r\nInjected: 1"]], "header.value", "invalid value for header Location"],
-    ["a character above U+00FF in a value", [["X-Sign", "\u20ac"]], "header.value", "invalid value for header X-Sign"],
-    ["a value that is not a string", [["X-Count", 5]], "header.list", "invalid value for header X-Count"],
-    ["a hop-by-hop name and a bad value", [["Connection", "a\nb"]], "header.value", "invalid value for header Connection"],
-    ["a bad pair after a good one", [["X-Ok", "1"], ["Bad Name", "v"]], "header.name", 'invalid header name "Bad Name"'],
+    [
+      "a name that is not a token",
+      [["Bad Name", "v"]],
+      "header.name",
+      'invalid header name "Bad Name"',
+    ],
+    [
+      "a CR LF in a value",
+      [["Location", "/a\r\nInjected: 1"]],
+      "header.value",
+      "invalid value for header Location",
+    ],
+    [
+      "a character above U+00FF in a value",
+      [["X-Sign", "\u20ac"]],
+      "header.value",
+      "invalid value for header X-Sign",
+    ],
+    [
+      "a value that is not a string",
+      [["X-Count", 5]],
+      "header.list",
+      "invalid value for header X-Count",
+    ],
+    [
+      "a hop-by-hop name and a bad value",
+      [["Connection", "a\nb"]],
+      "header.value",
+      "invalid value for header Connection",
+    ],
+    [
+      "a bad pair after a good one",
+      [
+        ["X-Ok", "1"],
+        ["Bad Name", "v"],
+      ],
+      "header.name",
+      'invalid header name "Bad Name"',
+    ],
   ])("rejects headers with %s", (_what, headers, id, detail) => {
     expectViolation(startWith("200 OK", headers), "app", id, detail);
   });
@@ -388,25 +531,38 @@ describe("the application's status and headers", () => {
     "Trailers",
     "Transfer-Encoding",
     "upgrade",
-  ])(
-    "rejects the hop-by-hop header %s",
-    (name) => {
-      expectViolation(startWith("200 OK", [[name, "x"]]), "app", "header.hop-by-hop", `hop-by-hop header ${name} may only be set by the gateway`);
+  ])("rejects the hop-by-hop header %s", (name) => {
+    expectViolation(
+      startWith("200 OK", [[name, "x"]]),
+      "app",
+      "header.hop-by-hop",
+      `hop-by-hop header ${name} may only be set by the gateway`,
+    );
+  });
+
+  it.each(["100 Continue", "103 Early Hints", "204 No Content"])(
+    "rejects Content-Length on %s (RFC 9110 section 8.6)",
+    (status) => {
+      const detail = `a ${status.slice(0, 3)} response must not have a Content-Length header`;
+      expectViolation(
+        startWith(status, [["content-length", "0"]]),
+        "app",
+        "length.no-body",
+        detail,
+      );
     },
   );
 
-  it.each(["100 Continue", "103 Early Hints", "204 No Content"])("rejects Content-Length on %s (RFC 9110 section 8.6)", (status) => {
-    const detail = `a ${status.slice(0, 3)} response must not have a Content-Length header`;
-    expectViolation(startWith(status, [["content-length", "0"]]), "app", "length.no-body", detail);
-  });
-
-  it.each(["100 Continue", "204 No Content", "304 Not Modified"])("allows Content-Type on %s", (status) => {
-    const app: Application = (_environ, startResponse) => {
-      startResponse(status, [["Content-Type", "text/plain"]]);
-      return [];
-    };
-    expect(() => validator(app)(request(), acceptingStart)).not.toThrow();
-  });
+  it.each(["100 Continue", "204 No Content", "304 Not Modified"])(
+    "allows Content-Type on %s",
+    (status) => {
+      const app: Application = (_environ, startResponse) => {
+        startResponse(status, [["Content-Type", "text/plain"]]);
+        return [];
+      };
+      expect(() => validator(app)(request(), acceptingStart)).not.toThrow();
+    },
+  );
 
   it("allows Content-Length on a 304: the length of the selected representation", () => {
     const app: Application = (_environ, startResponse) => {
@@ -441,7 +597,12 @@ describe("the application's status and headers", () => {
       ["Content-Length", "2"],
       ["content-length", "3"],
     ];
-    expectViolation(startWith("200 OK", headers), "app", "length.decimal", "Content-Length given twice with different values (2 and 3)");
+    expectViolation(
+      startWith("200 OK", headers),
+      "app",
+      "length.decimal",
+      "Content-Length given twice with different values (2 and 3)",
+    );
   });
 
   it("rejects a second startResponse() without excInfo", () => {
@@ -484,7 +645,12 @@ describe("the application's body", () => {
       startResponse("200 OK", []);
       return body;
     }) as unknown as Application;
-    expectViolation(caught(() => validator(app)(request(), acceptingStart)), "app", "body.iterable", "the application returned");
+    expectViolation(
+      caught(() => validator(app)(request(), acceptingStart)),
+      "app",
+      "body.iterable",
+      "the application returned",
+    );
   });
 
   it("is checked when the application returns a promise", async () => {
@@ -492,13 +658,25 @@ describe("the application's body", () => {
       startResponse("200 OK", []);
       return "hello";
     }) as unknown as Application;
-    const error = await Promise.resolve(validator(app)(request(), acceptingStart)).catch((e: unknown) => e);
-    expectViolation(error, "app", "body.iterable", "the application returned a string; the body must be an iterable of chunks, not a single chunk");
+    const error = await Promise.resolve(validator(app)(request(), acceptingStart)).catch(
+      (e: unknown) => e,
+    );
+    expectViolation(
+      error,
+      "app",
+      "body.iterable",
+      "the application returned a string; the body must be an iterable of chunks, not a single chunk",
+    );
   });
 
   it("must not yield a non-empty chunk before startResponse() was called", () => {
     const body = validator(() => ["early"])(request(), acceptingStart) as ClosableBody;
-    expectViolation(caught(() => [...body]), "app", "body.lazy-start", "the body yielded a non-empty chunk before startResponse() was called");
+    expectViolation(
+      caught(() => [...body]),
+      "app",
+      "body.lazy-start",
+      "the body yielded a non-empty chunk before startResponse() was called",
+    );
   });
 
   it("may yield empty chunks before calling startResponse()", async () => {
@@ -508,7 +686,11 @@ describe("the application's body", () => {
       startResponse("200 OK", []);
       yield "late";
     };
-    expect([...(validator(app)(request(), acceptingStart) as ClosableBody)]).toEqual(["", new Uint8Array(0), "late"]);
+    expect([...(validator(app)(request(), acceptingStart) as ClosableBody)]).toEqual([
+      "",
+      new Uint8Array(0),
+      "late",
+    ]);
 
     const asyncApp: Application = async function* (_environ, startResponse) {
       yield "";
@@ -516,13 +698,19 @@ describe("the application's body", () => {
       yield "late";
     };
     const chunks: Chunk[] = [];
-    for await (const chunk of validator(asyncApp)(request(), acceptingStart) as ClosableAsyncBody) chunks.push(chunk);
+    for await (const chunk of validator(asyncApp)(request(), acceptingStart) as ClosableAsyncBody)
+      chunks.push(chunk);
     expect(chunks).toEqual(["", "late"]);
   });
 
   it("must not end before startResponse() was called", () => {
     const body = validator(() => [])(request(), acceptingStart) as ClosableBody;
-    expectViolation(caught(() => [...body]), "app", "body.lazy-start", "the body ended before startResponse() was called");
+    expectViolation(
+      caught(() => [...body]),
+      "app",
+      "body.lazy-start",
+      "the body ended before startResponse() was called",
+    );
   });
 
   it("may call startResponse() lazily, inside a generator's first step", () => {
@@ -540,7 +728,12 @@ describe("the application's body", () => {
       return ["ok", 5];
     }) as unknown as Application;
     const syncBody = validator(syncApp)(request(), acceptingStart) as ClosableBody;
-    expectViolation(caught(() => [...syncBody]), "app", "body.chunk", "the body yielded a number; a chunk must be a Uint8Array or a string");
+    expectViolation(
+      caught(() => [...syncBody]),
+      "app",
+      "body.chunk",
+      "the body yielded a number; a chunk must be a Uint8Array or a string",
+    );
 
     const asyncApp = async function* (_environ: Environ, startResponse: StartResponse) {
       startResponse("200 OK", []);
@@ -576,7 +769,12 @@ describe("the application's body", () => {
       void write(null as unknown as string);
       return [];
     };
-    expectViolation(caught(() => validator(app)(request(), acceptingStart)), "app", "body.chunk", "write() was given null");
+    expectViolation(
+      caught(() => validator(app)(request(), acceptingStart)),
+      "app",
+      "body.chunk",
+      "write() was given null",
+    );
   });
 
   it("must not use write() after the body was closed", () => {
@@ -589,12 +787,23 @@ describe("the application's body", () => {
     void write?.("before close");
     [...body];
     body.close();
-    expectViolation(caught(() => write?.("late")), "app", "write.after-end", "write() was called after the body was closed");
+    expectViolation(
+      caught(() => write?.("late")),
+      "app",
+      "write.after-end",
+      "write() was called after the body was closed",
+    );
   });
 });
 
 describe("the application's Content-Length", () => {
-  function respond(method: string, status: string, contentLength: string, body: Chunk[], written: Chunk[] = []): ClosableBody {
+  function respond(
+    method: string,
+    status: string,
+    contentLength: string,
+    body: Chunk[],
+    written: Chunk[] = [],
+  ): ClosableBody {
     const app: Application = (_environ, startResponse) => {
       const write = startResponse(status, [["Content-Length", contentLength]]);
       for (const chunk of written) void write(chunk);
@@ -610,14 +819,24 @@ describe("the application's Content-Length", () => {
   it("counts the bytes given to write() and those of the body together", () => {
     expect([...respond("GET", "200 OK", "6", ["def"], ["abc"])]).toEqual(["def"]);
     const body = respond("GET", "200 OK", "5", ["def"], ["abc"]);
-    expectViolation(caught(() => [...body]), "app", "length.over", "the body is longer than its Content-Length: 6 bytes so far, 5 declared");
+    expectViolation(
+      caught(() => [...body]),
+      "app",
+      "length.over",
+      "the body is longer than its Content-Length: 6 bytes so far, 5 declared",
+    );
   });
 
   it("must not be exceeded by the body", () => {
     const body = respond("GET", "200 OK", "3", ["ab", "cd"]);
     const iterator = body[Symbol.iterator]();
     expect(iterator.next()).toEqual({ done: false, value: "ab" });
-    expectViolation(caught(() => iterator.next()), "app", "length.over", "the body is longer than its Content-Length: 4 bytes so far, 3 declared");
+    expectViolation(
+      caught(() => iterator.next()),
+      "app",
+      "length.over",
+      "the body is longer than its Content-Length: 4 bytes so far, 3 declared",
+    );
   });
 
   it("must not be exceeded by write()", () => {
@@ -626,7 +845,12 @@ describe("the application's Content-Length", () => {
       void write("abc");
       return [];
     };
-    expectViolation(caught(() => validator(app)(request(), acceptingStart)), "app", "length.over", "the body is longer than its Content-Length");
+    expectViolation(
+      caught(() => validator(app)(request(), acceptingStart)),
+      "app",
+      "length.over",
+      "the body is longer than its Content-Length",
+    );
   });
 
   it("must be reached by the body", async () => {
@@ -641,14 +865,23 @@ describe("the application's Content-Length", () => {
       startResponse("200 OK", [["Content-Length", "5"]]);
       yield "abc";
     };
-    const iterator = (validator(asyncApp)(request(), acceptingStart) as ClosableAsyncBody)[Symbol.asyncIterator]();
+    const iterator = (validator(asyncApp)(request(), acceptingStart) as ClosableAsyncBody)[
+      Symbol.asyncIterator
+    ]();
     await iterator.next();
-    expectViolation(await iterator.next().catch((e: unknown) => e), "app", "length.short", "the body ended after 3 bytes");
+    expectViolation(
+      await iterator.next().catch((e: unknown) => e),
+      "app",
+      "length.short",
+      "the body ended after 3 bytes",
+    );
   });
 
   it("is not counted in a response to HEAD, which keeps the length a GET would have", () => {
     expect([...respond("HEAD", "200 OK", "5", [])]).toEqual([]);
-    expect([...respond("HEAD", "200 OK", "1", ["more than one byte"])]).toEqual(["more than one byte"]);
+    expect([...respond("HEAD", "200 OK", "1", ["more than one byte"])]).toEqual([
+      "more than one byte",
+    ]);
   });
 
   it("is not counted with a status that has no body", () => {
@@ -680,20 +913,30 @@ describe("the gateway's handling of the body", () => {
     expect([...body]).toEqual(["x"]);
     body.close();
     expect(appClose).toHaveBeenCalledOnce();
-    expect(typeof (helloBody().body.close)).toBe("function");
+    expect(typeof helloBody().body.close).toBe("function");
   });
 
   it("must not call close() twice", () => {
     const { body } = helloBody();
     [...body];
     body.close();
-    expectViolation(caught(() => body.close()), "gateway", "close.once", "close() was called on the body a second time");
+    expectViolation(
+      caught(() => body.close()),
+      "gateway",
+      "close.once",
+      "close() was called on the body a second time",
+    );
   });
 
   it("must call close(): assertNoViolations() reports a body that was never closed", () => {
     const { validated, body } = helloBody();
     [...body];
-    expectViolation(caught(() => validated.assertNoViolations()), "gateway", "close.once", "close() was never called on the body of GET /");
+    expectViolation(
+      caught(() => validated.assertNoViolations()),
+      "gateway",
+      "close.once",
+      "close() was never called on the body of GET /",
+    );
   });
 
   it("passes assertNoViolations() once the body was iterated and closed", () => {
@@ -706,13 +949,23 @@ describe("the gateway's handling of the body", () => {
   it("must not iterate the body twice", () => {
     const { body } = helloBody();
     [...body];
-    expectViolation(caught(() => [...body]), "gateway", "body.once", "the body was iterated a second time");
+    expectViolation(
+      caught(() => [...body]),
+      "gateway",
+      "body.once",
+      "the body was iterated a second time",
+    );
   });
 
   it("must not iterate the body after close()", () => {
     const { body } = helloBody();
     body.close();
-    expectViolation(caught(() => [...body]), "gateway", "close.last", "the body was iterated after close()");
+    expectViolation(
+      caught(() => [...body]),
+      "gateway",
+      "close.last",
+      "the body was iterated after close()",
+    );
   });
 
   it("must not call next() after close()", () => {
@@ -720,7 +973,12 @@ describe("the gateway's handling of the body", () => {
     const iterator = body[Symbol.iterator]();
     while (!iterator.next().done);
     body.close();
-    expectViolation(caught(() => iterator.next()), "gateway", "close.last", "next() was called on the body's iterator after close()");
+    expectViolation(
+      caught(() => iterator.next()),
+      "gateway",
+      "close.last",
+      "next() was called on the body's iterator after close()",
+    );
   });
 
   it("must call return() when it stops iterating early, yet the app's close() still runs", () => {
@@ -732,7 +990,8 @@ describe("the gateway's handling of the body", () => {
     body[Symbol.iterator]().next();
     expectViolation(
       caught(() => body.close()),
-      "gateway", "close.return",
+      "gateway",
+      "close.return",
       "the gateway stopped iterating the body without running it to the end or calling return()",
     );
     expect(appClose).toHaveBeenCalledOnce();
@@ -774,8 +1033,18 @@ describe("the gateway's handling of the body", () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       expect(warnings).toHaveLength(1);
-      expectViolation(warnings[0], "gateway", "close.once", "close() was never called on the body of GET /dropped");
-      expectViolation(caught(() => validated.assertNoViolations()), "gateway", "close.once", "close() was never called on the body of GET /dropped");
+      expectViolation(
+        warnings[0],
+        "gateway",
+        "close.once",
+        "close() was never called on the body of GET /dropped",
+      );
+      expectViolation(
+        caught(() => validated.assertNoViolations()),
+        "gateway",
+        "close.once",
+        "close() was never called on the body of GET /dropped",
+      );
     } finally {
       process.off("warning", onWarning);
     }
@@ -870,7 +1139,10 @@ describe("under the shared engine (a well-behaved gateway)", () => {
   it("passes a POST body of CONTENT_LENGTH bytes", async () => {
     const echo = valid[4]![1];
     const validated = validator(echo);
-    const environ = request({ REQUEST_METHOD: "POST", CONTENT_LENGTH: "4" }, Readable.from([Buffer.from("ping")]));
+    const environ = request(
+      { REQUEST_METHOD: "POST", CONTENT_LENGTH: "4" },
+      Readable.from([Buffer.from("ping")]),
+    );
     const { outcome, sink } = await serve(validated, environ);
     expect(outcome).toBe("complete");
     expect(sink.body).toBe("got ping");
@@ -927,16 +1199,19 @@ describe("under the shared engine (a well-behaved gateway)", () => {
   it.each([
     ["longer", ["abc", "def"], "length.over"],
     ["shorter", ["abc"], "length.short"],
-  ])("reports a body %s than its Content-Length, and the engine cuts the response off", async (_what, chunks, id) => {
-    const validated = validator((_environ, startResponse) => {
-      startResponse("200 OK", [["Content-Length", "5"]]);
-      return chunks;
-    });
-    const { outcome, sink } = await serve(validated);
-    expect(outcome).toBe("cut");
-    expect(sink.body).toBe("abc");
-    expect((caught(() => validated.assertNoViolations()) as ValidationError).rule).toBe(id);
-  });
+  ])(
+    "reports a body %s than its Content-Length, and the engine cuts the response off",
+    async (_what, chunks, id) => {
+      const validated = validator((_environ, startResponse) => {
+        startResponse("200 OK", [["Content-Length", "5"]]);
+        return chunks;
+      });
+      const { outcome, sink } = await serve(validated);
+      expect(outcome).toBe("cut");
+      expect(sink.body).toBe("abc");
+      expect((caught(() => validated.assertNoViolations()) as ValidationError).rule).toBe(id);
+    },
+  );
 
   it("records a violation the engine turned into a 500, for assertNoViolations() to throw once", async () => {
     const validated = validator((_environ, startResponse) => {
@@ -947,9 +1222,16 @@ describe("under the shared engine (a well-behaved gateway)", () => {
     const { outcome, sink } = await serve(validated, environ);
     expect(outcome).toBe("failed");
     expect(sink.status).toBe("500 Internal Server Error");
-    expect(errorsText(environ)).toContain('ValidationError: [app] status "200" must be "NNN Reason"');
+    expect(errorsText(environ)).toContain(
+      'ValidationError: [app] status "200" must be "NNN Reason"',
+    );
     expect(errorsText(environ)).toContain("[status.format]");
-    expectViolation(caught(() => validated.assertNoViolations()), "app", "status.format", 'status "200" must be "NNN Reason"');
+    expectViolation(
+      caught(() => validated.assertNoViolations()),
+      "app",
+      "status.format",
+      'status "200" must be "NNN Reason"',
+    );
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 });
@@ -990,7 +1272,9 @@ describe("under the CGI gateway", () => {
       closeSync(stdinFd);
       closeSync(stdoutFd);
     }
-    expect(readFileSync(join(directory, "stdout"), "latin1")).toMatch(/^Status: 200 OK\r\n[^]*\r\n\r\ngot ping$/);
+    expect(readFileSync(join(directory, "stdout"), "latin1")).toMatch(
+      /^Status: 200 OK\r\n[^]*\r\n\r\ngot ping$/,
+    );
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 });

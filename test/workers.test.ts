@@ -5,9 +5,28 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor, type FastCgiAddress } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, TSGI_BIN, findBinary, freePort, sleep, startTsgiFcgi, tempDir, waitForListening, type Proc } from "./helpers/servers.js";
+import {
+  ProcessGroup,
+  TSGI_BIN,
+  findBinary,
+  freePort,
+  sleep,
+  startTsgiFcgi,
+  tempDir,
+  waitForListening,
+  type Proc,
+} from "./helpers/servers.js";
 import { CLEAN_PATH } from "./helpers/cgi.js";
-import { ProofLog, ask, childPids, isAlive, listeningWorkers, proofFixture, startLoad, until } from "./fixtures/proof/harness.js";
+import {
+  ProofLog,
+  ask,
+  childPids,
+  isAlive,
+  listeningWorkers,
+  proofFixture,
+  startLoad,
+  until,
+} from "./fixtures/proof/harness.js";
 
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 
@@ -21,8 +40,10 @@ const TOLERATE_FRESH_CONNECTIONS_CLOSED = false;
 /** Failures other than the known one above. */
 function unexpectedFailures<T extends { ok: boolean; error?: string }>(answers: T[]): T[] {
   // The connection was closed on us before anything came back: while we were still sending, or after.
-  const signature = /closed before END_REQUEST for request 1; got: \[\] closed|the connection closed while sending|the connection is closed/;
-  const known = (answer: T) => TOLERATE_FRESH_CONNECTIONS_CLOSED && signature.test(answer.error ?? "");
+  const signature =
+    /closed before END_REQUEST for request 1; got: \[\] closed|the connection closed while sending|the connection is closed/;
+  const known = (answer: T) =>
+    TOLERATE_FRESH_CONNECTIONS_CLOSED && signature.test(answer.error ?? "");
   const tolerated = answers.filter((answer) => !answer.ok && known(answer)).length;
   if (tolerated > 0) console.warn(`${tolerated} request(s) lost to the known fresh-connection bug`);
   return answers.filter((answer) => !answer.ok && !known(answer));
@@ -40,7 +61,16 @@ interface Cluster {
 }
 
 /** Starts `tsgi fcgi <proof app> --workers N` and waits until all N workers accept. */
-async function startCluster(options: { listen?: "unix" | "tcp"; workers?: number; args?: string[]; app?: string; env?: Record<string, string>; waitWorkers?: boolean } = {}): Promise<Cluster> {
+async function startCluster(
+  options: {
+    listen?: "unix" | "tcp";
+    workers?: number;
+    args?: string[];
+    app?: string;
+    env?: Record<string, string>;
+    waitWorkers?: boolean;
+  } = {},
+): Promise<Cluster> {
   const log = new ProofLog(group);
   const workers = options.workers ?? 2;
   let listen: string;
@@ -71,7 +101,9 @@ describe("sharing the listening socket", () => {
     const cluster = await startCluster({ listen: "unix" });
     expect(cluster.workers).toHaveLength(2);
     expect(childPids(cluster.proc.pid)).toEqual(expect.arrayContaining(cluster.workers));
-    expect(cluster.proc.stderr).toMatch(new RegExp(`primary ${cluster.proc.pid} started 2 worker\\(s\\)`));
+    expect(cluster.proc.stderr).toMatch(
+      new RegExp(`primary ${cluster.proc.pid} started 2 worker\\(s\\)`),
+    );
   });
 
   it("--workers 2 on TCP: two worker processes of the primary both accept on it", async () => {
@@ -80,20 +112,39 @@ describe("sharing the listening socket", () => {
     expect(childPids(cluster.proc.pid)).toEqual(expect.arrayContaining(cluster.workers));
   });
 
-  it.skipIf(!spawnFcgi)("--workers 2 on the socket inherited on fd 0 (spawn-fcgi -n): both workers accept on it", async () => {
-    const dir = tempDir(group);
-    const path = join(dir, "spawned.sock");
-    const log = new ProofLog(group);
-    // -n: spawn-fcgi binds the socket, puts it on fd 0 and execs tsgi in its own place (same pid).
-    const proc = group.spawn("spawn-fcgi", spawnFcgi!, ["-n", "-s", path, "--", process.execPath, TSGI_BIN, "fcgi", proofFixture("app.js"), "--workers", "2"], {
-      env: { PATH: CLEAN_PATH, PROOF_LOG: log.path },
-    });
-    await waitForListening({ path }, 10_000, () => proc.running);
-    const workers = await listeningWorkers({ path }, 2);
-    expect(workers).toHaveLength(2);
-    expect(childPids(proc.pid)).toEqual(expect.arrayContaining(workers));
-    expect(proc.stderr).toMatch(/started 2 worker\(s\)/);
-  });
+  it.skipIf(!spawnFcgi)(
+    "--workers 2 on the socket inherited on fd 0 (spawn-fcgi -n): both workers accept on it",
+    async () => {
+      const dir = tempDir(group);
+      const path = join(dir, "spawned.sock");
+      const log = new ProofLog(group);
+      // -n: spawn-fcgi binds the socket, puts it on fd 0 and execs tsgi in its own place (same pid).
+      const proc = group.spawn(
+        "spawn-fcgi",
+        spawnFcgi!,
+        [
+          "-n",
+          "-s",
+          path,
+          "--",
+          process.execPath,
+          TSGI_BIN,
+          "fcgi",
+          proofFixture("app.js"),
+          "--workers",
+          "2",
+        ],
+        {
+          env: { PATH: CLEAN_PATH, PROOF_LOG: log.path },
+        },
+      );
+      await waitForListening({ path }, 10_000, () => proc.running);
+      const workers = await listeningWorkers({ path }, 2);
+      expect(workers).toHaveLength(2);
+      expect(childPids(proc.pid)).toEqual(expect.arrayContaining(workers));
+      expect(proc.stderr).toMatch(/started 2 worker\(s\)/);
+    },
+  );
 
   it("tsgi.multiprocess is true in workers (and false in a single process)", async () => {
     const cluster = await startCluster();
@@ -102,7 +153,10 @@ describe("sharing the listening socket", () => {
     expect(cluster.workers).toContain(answer.json.pid);
 
     const single = await startTsgiFcgi(group, { app: proofFixture("app.js") });
-    expect((await ask(single.address, "/pid")).json).toMatchObject({ multiprocess: false, pid: single.proc.pid });
+    expect((await ask(single.address, "/pid")).json).toMatchObject({
+      multiprocess: false,
+      pid: single.proc.pid,
+    });
   });
 });
 
@@ -113,7 +167,11 @@ describe("workers that die", () => {
     await ask(cluster.address, "/exit?code=7", { timeoutMs: 2000 }); // fails: the worker exits instead of answering
     const victim = Number(/pid=(\d+)/.exec(await cluster.log.waitFor(/^exit tag=7 /))![1]);
     expect(cluster.workers).toContain(victim);
-    await cluster.proc.waitForStderr(new RegExp(`worker ${victim} died \\(exit code 7\\); starting a new one`), 3000, from);
+    await cluster.proc.waitForStderr(
+      new RegExp(`worker ${victim} died \\(exit code 7\\); starting a new one`),
+      3000,
+      from,
+    );
     await until(() => !isAlive(victim), 3000, `worker ${victim} to be gone`);
     const now = await listeningWorkers(cluster.address, 2);
     expect(now).not.toContain(victim);
@@ -127,7 +185,10 @@ describe("workers that die", () => {
   // src/fastcgi/workers.ts is fixed.
   it("a crash loop (an app that exits 50 ms after start) is logged as CRASH LOOP and slowed down: few forks in the 3 s after, the primary stays up", async () => {
     const cluster = await startCluster({ app: proofFixture("crash-loop.js"), waitWorkers: false });
-    await cluster.proc.waitForStderr(/CRASH LOOP: \d+ workers died within 10 s; waiting \d+ s before the next start/, 8000);
+    await cluster.proc.waitForStderr(
+      /CRASH LOOP: \d+ workers died within 10 s; waiting \d+ s before the next start/,
+      8000,
+    );
     const atCrashLoop = cluster.log.lines(/^start /).length;
     await sleep(3000);
     const starts = cluster.log.lines(/^start /).length;
@@ -149,7 +210,11 @@ describe("--max-requests", () => {
     const counts: number[] = [];
     const counting = setInterval(() => counts.push(childPids(cluster.proc.pid).length), 25);
     // A concurrent stream of requests ...
-    const load = startLoad(cluster.address, { concurrency: 4, maxMs: 8000, target: (tag) => `/slow?ms=20&tag=${tag}` });
+    const load = startLoad(cluster.address, {
+      concurrency: 4,
+      maxMs: 8000,
+      target: (tag) => `/slow?ms=20&tag=${tag}`,
+    });
     // ... and sequential ones on fresh connections.
     const sequential: Awaited<ReturnType<typeof ask>>[] = [];
     const stopAt = Date.now() + 2500;
@@ -164,16 +229,24 @@ describe("--max-requests", () => {
     const all = [...sequential, ...concurrent];
     expect(unexpectedFailures(all)).toEqual([]);
     expect(all.length).toBeGreaterThan(100);
-    const pids = new Set(all.filter((answer) => answer.ok).map((answer) => answer.json.pid as number));
+    const pids = new Set(
+      all.filter((answer) => answer.ok).map((answer) => answer.json.pid as number),
+    );
     expect(pids.size).toBeGreaterThanOrEqual(4);
-    expect(cluster.proc.stderr.slice(from).match(/reached --max-requests: starting its replacement/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
+    expect(
+      cluster.proc.stderr.slice(from).match(/reached --max-requests: starting its replacement/g)
+        ?.length ?? 0,
+    ).toBeGreaterThanOrEqual(2);
     // The retired ones exit: in the end the primary has its 2 workers again.
     await until(() => childPids(cluster.proc.pid).length === 2, 5000, "2 workers again");
   });
 
   // The deterministic case of the fresh-connection bug (TOLERATE_FRESH_CONNECTIONS_CLOSED above). Flip to it() once fixed.
   it("single process --max-requests 1: a connection accepted just before the process retires still gets its request served", async () => {
-    const server = await startTsgiFcgi(group, { app: proofFixture("app.js"), args: ["--max-requests", "1"] });
+    const server = await startTsgiFcgi(group, {
+      app: proofFixture("app.js"),
+      args: ["--max-requests", "1"],
+    });
     const early = await FastCgiClient.connect(server.address); // accepted, request not sent yet (as a web server between connect() and write())
     try {
       await sleep(50);
@@ -188,13 +261,22 @@ describe("--max-requests", () => {
   });
 
   it("single process --max-requests 5: requests in flight past the 5th are finished, then the process exits 0", async () => {
-    const server = await startTsgiFcgi(group, { app: proofFixture("app.js"), args: ["--max-requests", "5"] });
+    const server = await startTsgiFcgi(group, {
+      app: proofFixture("app.js"),
+      args: ["--max-requests", "5"],
+    });
     for (let i = 0; i < 3; i++) expect((await ask(server.address, "/pid")).ok).toBe(true);
     // Four at once: the 5th request served retires the process while the others still run.
-    const concurrent = await Promise.all(Array.from({ length: 4 }, (_, i) => ask(server.address, `/slow?ms=${300 + i * 100}&tag=c${i}`)));
+    const concurrent = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        ask(server.address, `/slow?ms=${300 + i * 100}&tag=c${i}`),
+      ),
+    );
     expect(concurrent.map((answer) => answer.ok)).toEqual([true, true, true, true]);
     expect(await server.proc.waitForExit(5000)).toEqual({ code: 0, signal: null });
-    expect(server.proc.stderr).toMatch(/served 5 requests \(--max-requests\): exiting after the requests in flight/);
+    expect(server.proc.stderr).toMatch(
+      /served 5 requests \(--max-requests\): exiting after the requests in flight/,
+    );
   });
 });
 
@@ -204,14 +286,18 @@ describe("signals to the primary", () => {
       const cluster = await startCluster();
       // Slow requests, one more every 30 ms, until both workers have some in flight (the kernel need not spread them).
       const inFlight: Promise<Awaited<ReturnType<typeof ask>>>[] = [];
-      const busyWorkers = () => new Set(cluster.log.lines(/^begin /).map((line) => Number(/pid=(\d+)/.exec(line)![1])));
+      const busyWorkers = () =>
+        new Set(cluster.log.lines(/^begin /).map((line) => Number(/pid=(\d+)/.exec(line)![1])));
       while (busyWorkers().size < 2 && inFlight.length < 30) {
         inFlight.push(ask(cluster.address, `/slow?ms=1000&tag=${signal}-${inFlight.length}`));
         await sleep(30);
       }
       expect(busyWorkers().size).toBe(2);
       cluster.proc.signal(signal);
-      await cluster.proc.waitForStderr(new RegExp(`${signal}: workers finish their requests`), 2000);
+      await cluster.proc.waitForStderr(
+        new RegExp(`${signal}: workers finish their requests`),
+        2000,
+      );
       await sleep(200);
       expect((await ask(cluster.address, "/pid", { timeoutMs: 1000 })).ok).toBe(false);
       const answers = await Promise.all(inFlight);
@@ -226,7 +312,11 @@ describe("signals to the primary", () => {
     const cluster = await startCluster();
     cluster.proc.signal("SIGKILL");
     await cluster.proc.waitForExit(3000);
-    await until(() => cluster.workers.every((pid) => !isAlive(pid)), 5000, "the orphaned workers to exit");
+    await until(
+      () => cluster.workers.every((pid) => !isAlive(pid)),
+      5000,
+      "the orphaned workers to exit",
+    );
   });
 
   it("SIGHUP under load: new workers load the app afresh (new version) and take over, the old ones drain and exit, and no request fails", async () => {
@@ -234,7 +324,11 @@ describe("signals to the primary", () => {
     writeFileSync(versionFile, "v1");
     const cluster = await startCluster({ env: { PROOF_VERSION_FILE: versionFile } });
     const old = cluster.workers;
-    const load = startLoad(cluster.address, { concurrency: 4, maxMs: 12_000, target: (tag) => `/slow?ms=40&tag=${tag}` });
+    const load = startLoad(cluster.address, {
+      concurrency: 4,
+      maxMs: 12_000,
+      target: (tag) => `/slow?ms=40&tag=${tag}`,
+    });
     // A long request on an old worker must drain, not be cut.
     const long = ask(cluster.address, "/slow?ms=1500&tag=long", { timeoutMs: 5000 });
     await sleep(500);

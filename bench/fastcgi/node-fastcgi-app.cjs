@@ -17,7 +17,10 @@ async function upload(req, res) {
     length += chunk.length;
   }
   const body = `${length} ${hash.digest("hex")}\n`;
-  res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(Buffer.byteLength(body)) });
+  res.writeHead(200, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": String(Buffer.byteLength(body)),
+  });
   res.end(body);
 }
 
@@ -30,7 +33,10 @@ fcgi
       });
       return;
     }
-    res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": HELLO_LENGTH });
+    res.writeHead(200, {
+      "Content-Type": "text/plain; charset=utf-8",
+      "Content-Length": HELLO_LENGTH,
+    });
     res.end(HELLO);
   })
   .listen(Number(process.argv[2]), "127.0.0.1");

@@ -18,7 +18,8 @@ const NOT_LATIN1 = /[^\x00-\xff]/;
  * Response it returns, body streamed.
  */
 export function fromFetchHandler(handler: FetchHandler): Application {
-  if (typeof handler !== "function") throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
+  if (typeof handler !== "function")
+    throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
   return async (environ, startResponse) => {
     let request: Request;
     try {
@@ -28,7 +29,9 @@ export function fromFetchHandler(handler: FetchHandler): Application {
     }
     const response: unknown = await handler(request);
     if (!isResponse(response)) {
-      throw new TypeError(`the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`);
+      throw new TypeError(
+        `the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`,
+      );
     }
     startResponse(statusLine(response.status), responseHeaders(response.headers));
     return response.body === null ? [] : bodyFromWebStream(response.body);
@@ -38,7 +41,11 @@ export function fromFetchHandler(handler: FetchHandler): Application {
 /** Duck-typed: a Response from another copy of the fetch classes works as well. */
 function isResponse(value: unknown): value is Response {
   const response = value as Partial<Response> | null;
-  return typeof response?.status === "number" && typeof response.headers?.getSetCookie === "function" && response.body !== undefined;
+  return (
+    typeof response?.status === "number" &&
+    typeof response.headers?.getSetCookie === "function" &&
+    response.body !== undefined
+  );
 }
 
 function statusLine(status: number): string {
@@ -67,7 +74,9 @@ function latin1(value: string): string {
 /** What the request cannot be turned into a Request for is the client's doing: a 400, not a 500. */
 function badRequest(environ: Environ, startResponse: StartResponse, error: unknown): Body {
   const reason = error instanceof Error ? error.message : String(error);
-  environ["tsgi.errors"].write(`[tsgi] ${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}: cannot make a fetch Request: ${reason}\n`);
+  environ["tsgi.errors"].write(
+    `[tsgi] ${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}: cannot make a fetch Request: ${reason}\n`,
+  );
   startResponse("400 Bad Request", [["Content-Type", "text/plain; charset=utf-8"]]);
   return ["Bad Request\n"];
 }

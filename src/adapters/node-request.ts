@@ -12,11 +12,16 @@ import type { BridgeSocket } from "./node-socket.js";
  * query, as for fromFetchHandler: an application served under a prefix
  * routes under that prefix.
  */
-export function incomingMessageFromEnviron(environ: Environ, socket: BridgeSocket): IncomingMessage {
+export function incomingMessageFromEnviron(
+  environ: Environ,
+  socket: BridgeSocket,
+): IncomingMessage {
   const req = new IncomingMessage(socket as unknown as Socket);
   req.method = environ.REQUEST_METHOD;
   const path = encodePath(environ.SCRIPT_NAME + environ.PATH_INFO);
-  req.url = (path.startsWith("/") ? path : "/" + path) + (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  req.url =
+    (path.startsWith("/") ? path : "/" + path) +
+    (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
   const [major, minor] = httpVersion(environ.SERVER_PROTOCOL);
   req.httpVersionMajor = major;
   req.httpVersionMinor = minor;
@@ -35,7 +40,8 @@ function httpVersion(protocol: string | undefined): [number, number] {
 function setHeaders(req: IncomingMessage, environ: Environ): void {
   const pairs: [string, string][] = [];
   for (const [key, value] of Object.entries(environ)) {
-    if (key.startsWith("HTTP_") && typeof value === "string") pairs.push([key.slice(5).toLowerCase().replaceAll("_", "-"), value]);
+    if (key.startsWith("HTTP_") && typeof value === "string")
+      pairs.push([key.slice(5).toLowerCase().replaceAll("_", "-"), value]);
   }
   if (environ.CONTENT_TYPE) pairs.push(["content-type", environ.CONTENT_TYPE]);
   if (environ.CONTENT_LENGTH) pairs.push(["content-length", environ.CONTENT_LENGTH]);

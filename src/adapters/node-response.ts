@@ -97,7 +97,11 @@ export class ResponseBridge {
       if (typeof encoding === "function") return this.write(chunk, undefined, encoding);
       return this.write(chunk, encoding, callback);
     }) as ServerResponse["write"];
-    res.end = ((chunk?: unknown, encoding?: Encoding | Callback, callback?: Callback): ServerResponse => {
+    res.end = ((
+      chunk?: unknown,
+      encoding?: Encoding | Callback,
+      callback?: Callback,
+    ): ServerResponse => {
       if (typeof chunk === "function") this.end(undefined, undefined, chunk as Callback);
       else if (typeof encoding === "function") this.end(chunk, undefined, encoding);
       else this.end(chunk, encoding, callback);
@@ -130,14 +134,19 @@ export class ResponseBridge {
     const res = this.res;
     if (chunk) {
       checkChunk(chunk);
-      if (res.writableEnded || res.destroyed) return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
+      if (res.writableEnded || res.destroyed)
+        return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
       if (!res.headersSent) implicitHeader(res);
       const bytes = toBytes(chunk, encoding);
       if (this.queue) this.queue.push(bytes);
       else this.deliver(this.completeBody([bytes]));
     } else if (res.writableEnded) {
       if (callback) {
-        if (this.finishEmitted) process.nextTick(callback, streamError("ERR_STREAM_ALREADY_FINISHED", "end() was already called"));
+        if (this.finishEmitted)
+          process.nextTick(
+            callback,
+            streamError("ERR_STREAM_ALREADY_FINISHED", "end() was already called"),
+          );
         else res.once("finish", callback);
       }
       return;
@@ -255,7 +264,8 @@ export class ResponseBridge {
         : streamError("ERR_STREAM_DESTROYED", "cannot call write after a stream was destroyed");
     if (callback) process.nextTick(callback, error);
     // node:http emits 'error' here, which kills a process that has no listener; one late write must not stop a server.
-    if (state === "ended" && this.applicationListensForErrors()) process.nextTick(() => this.res.emit("error", error));
+    if (state === "ended" && this.applicationListensForErrors())
+      process.nextTick(() => this.res.emit("error", error));
     else if (state === "ended") this.log(error.message);
   }
 }
@@ -277,7 +287,9 @@ function statusLine(res: ServerResponse): string {
 function headerList(res: ServerResponse): HeaderList {
   const list: HeaderList = [];
   // getRawHeaderNames() (the names as the application spelled them) is missing from @types/node's ServerResponse.
-  for (const name of (res as ServerResponse & { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+  for (const name of (
+    res as ServerResponse & { getRawHeaderNames(): string[] }
+  ).getRawHeaderNames()) {
     if (isHopByHop(name)) continue;
     const value = res.getHeader(name);
     if (value === undefined) continue;
@@ -287,9 +299,14 @@ function headerList(res: ServerResponse): HeaderList {
 }
 
 function checkChunk(chunk: unknown): void {
-  if (chunk === null) throw streamError("ERR_STREAM_NULL_VALUES", "May not write null values to stream", TypeError);
+  if (chunk === null)
+    throw streamError("ERR_STREAM_NULL_VALUES", "May not write null values to stream", TypeError);
   if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-    throw streamError("ERR_INVALID_ARG_TYPE", 'The "chunk" argument must be of type string or an instance of Buffer or Uint8Array', TypeError);
+    throw streamError(
+      "ERR_INVALID_ARG_TYPE",
+      'The "chunk" argument must be of type string or an instance of Buffer or Uint8Array',
+      TypeError,
+    );
   }
 }
 
@@ -301,6 +318,10 @@ function describeError(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
 
-function streamError(code: string, message: string, kind: ErrorConstructor | TypeErrorConstructor = Error): Error {
+function streamError(
+  code: string,
+  message: string,
+  kind: ErrorConstructor | TypeErrorConstructor = Error,
+): Error {
   return Object.assign(new kind(message), { code });
 }

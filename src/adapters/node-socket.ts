@@ -30,7 +30,12 @@ export class BridgeSocket extends Duplex {
     super();
     this.remoteAddress = peer.remoteAddress;
     this.remotePort = peer.remotePort;
-    this.remoteFamily = peer.remoteAddress === undefined ? undefined : peer.remoteAddress.includes(":") ? "IPv6" : "IPv4";
+    this.remoteFamily =
+      peer.remoteAddress === undefined
+        ? undefined
+        : peer.remoteAddress.includes(":")
+          ? "IPv6"
+          : "IPv4";
     this.localAddress = peer.localAddress;
     this.localPort = peer.localPort;
     if (peer.encrypted) this.encrypted = true;
@@ -40,14 +45,22 @@ export class BridgeSocket extends Duplex {
     // The request body reaches the IncomingMessage directly, not through the socket.
   }
 
-  override _write(_chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(
+    _chunk: unknown,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
     // Only node:http's own extras (an interim "100 Continue") get here: the response goes through the engine.
     callback();
   }
 
   address(): { address: string; family: string; port: number } | Record<string, never> {
     if (this.localAddress === undefined) return {};
-    return { address: this.localAddress, family: this.localAddress.includes(":") ? "IPv6" : "IPv4", port: this.localPort ?? 0 };
+    return {
+      address: this.localAddress,
+      family: this.localAddress.includes(":") ? "IPv6" : "IPv4",
+      port: this.localPort ?? 0,
+    };
   }
 
   // Connection tuning that has nothing to act on here.

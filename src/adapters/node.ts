@@ -18,7 +18,8 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * away, `res` and `req` emit 'close' as they would under node:http.
  */
 export function fromNodeHandler(handler: NodeHandler): Application {
-  if (typeof handler !== "function") throw new TypeError("fromNodeHandler() takes a function (req, res) => void");
+  if (typeof handler !== "function")
+    throw new TypeError("fromNodeHandler() takes a function (req, res) => void");
   return (environ, startResponse) => {
     const socket = new BridgeSocket({
       remoteAddress: environ.REMOTE_ADDR,

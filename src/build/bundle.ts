@@ -23,7 +23,11 @@ export class BuildError extends Error {
  */
 const IMPORT_META = {
   banner: 'var __tsgi_import_meta_url = require("node:url").pathToFileURL(__filename).href;',
-  define: { "import.meta.url": "__tsgi_import_meta_url", "import.meta.dirname": "__dirname", "import.meta.filename": "__filename" },
+  define: {
+    "import.meta.url": "__tsgi_import_meta_url",
+    "import.meta.dirname": "__dirname",
+    "import.meta.filename": "__filename",
+  },
 };
 
 /** Builds `spec` (`app.ts` or `app.ts:name`) into `out`; resolves with esbuild's warnings as text, rejects with a BuildError. */
@@ -31,7 +35,12 @@ export async function buildCgiBundle(spec: string, out: string): Promise<string[
   const { file, exportName } = parseAppSpec(spec);
   try {
     const result = await build({
-      stdin: { contents: entrySource(resolve(file), exportName), resolveDir: process.cwd(), loader: "js", sourcefile: "tsgi-build-entry.js" },
+      stdin: {
+        contents: entrySource(resolve(file), exportName),
+        resolveDir: process.cwd(),
+        loader: "js",
+        sourcefile: "tsgi-build-entry.js",
+      },
       outfile: resolve(out),
       bundle: true,
       platform: "node",
@@ -55,6 +64,8 @@ export async function buildCgiBundle(spec: string, out: string): Promise<string[
 
 /** `file:line:column: text`, as compilers print it, so an editor can jump there. */
 function describe(message: Message): string {
-  const where = message.location ? `${message.location.file}:${message.location.line}:${message.location.column + 1}: ` : "";
+  const where = message.location
+    ? `${message.location.file}:${message.location.line}:${message.location.column + 1}: `
+    : "";
   return `${where}${message.text}`;
 }

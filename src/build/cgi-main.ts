@@ -26,7 +26,8 @@ export async function runBundledApp(spec: string, requireApp: () => unknown): Pr
   } catch (error) {
     const message = error instanceof AppLoadError ? error.message : String(error);
     process.stderr.write(`tsgi: ${message}\n`);
-    const text = "Internal Server Error: the application could not be loaded (see the server's error log)\n";
+    const text =
+      "Internal Server Error: the application could not be loaded (see the server's error log)\n";
     await runWithCgi(plainTextResponse("500 Internal Server Error", text), { exit: false });
     process.exit(1);
   }

@@ -5,12 +5,15 @@
 import type { OnResolveArgs, PartialMessage, Plugin } from "esbuild";
 
 /** The loaders packages use to find their compiled addon at run time. */
-const ADDON_LOADERS = /^(bindings|node-gyp-build|node-gyp-build-optional-packages|node-pre-gyp|@mapbox\/node-pre-gyp|prebuild-install)$/;
+const ADDON_LOADERS =
+  /^(bindings|node-gyp-build|node-gyp-build-optional-packages|node-pre-gyp|@mapbox\/node-pre-gyp|prebuild-install)$/;
 
 export const refuseNativeAddons: Plugin = {
   name: "tsgi-refuse-native-addons",
   setup(build) {
-    build.onResolve({ filter: /\.node$/ }, (args) => ({ errors: [refusal(`${args.path} is a native addon`, args)] }));
+    build.onResolve({ filter: /\.node$/ }, (args) => ({
+      errors: [refusal(`${args.path} is a native addon`, args)],
+    }));
     build.onResolve({ filter: ADDON_LOADERS }, (args) => ({
       errors: [refusal(`it loads a native addon through "${args.path}"`, args)],
     }));
@@ -20,7 +23,8 @@ export const refuseNativeAddons: Plugin = {
 function refusal(what: string, args: OnResolveArgs): PartialMessage {
   const owner = packageOf(args.importer);
   const who = owner === undefined ? args.importer : `package "${owner}" (${args.importer})`;
-  const instead = owner === undefined ? "" : `, or replace "${owner}" with a pure-JavaScript package`;
+  const instead =
+    owner === undefined ? "" : `, or replace "${owner}" with a pure-JavaScript package`;
   return {
     text:
       `cannot bundle ${who}: ${what}, compiled code that cannot go into one JavaScript file. ` +

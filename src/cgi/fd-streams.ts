@@ -117,7 +117,9 @@ export class FdBody {
 
 function readAsync(fd: number, buffer: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    read(fd, buffer, 0, buffer.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
+    read(fd, buffer, 0, buffer.length, null, (error, bytesRead) =>
+      error ? reject(error) : resolve(bytesRead),
+    );
   });
 }
 
@@ -207,7 +209,9 @@ export class FdWriter {
 
 function writevAsync(fd: number, buffers: Uint8Array[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    writev(fd, buffers as NodeJS.ArrayBufferView[], (error, written) => (error ? reject(error) : resolve(written)));
+    writev(fd, buffers as NodeJS.ArrayBufferView[], (error, written) =>
+      error ? reject(error) : resolve(written),
+    );
   });
 }
 

@@ -103,11 +103,19 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
   // [cgi.bad-length] A `CONTENT_LENGTH` that is not a decimal number gets `400 Bad Request` and a line on stderr;
   // the application is not called.
   if (length === "invalid") {
-    errors().write(`tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`);
-    await runApplication(plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"), environ, sink);
+    errors().write(
+      `tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`,
+    );
+    await runApplication(
+      plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"),
+      environ,
+      sink,
+    );
     outcome = "failed";
   } else {
-    outcome = await runApplication(app, environ, sink, { onCleanUp: (settled) => (cleanUp = settled) });
+    outcome = await runApplication(app, environ, sink, {
+      onCleanUp: (settled) => (cleanUp = settled),
+    });
   }
   // Set at once: should the event loop run dry while the rest is awaited, the process ends with it.
   // [cgi.exit-status] Exit status: `0` when the application's response went out complete; `1`
@@ -140,7 +148,10 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
 // never waiting for end-of-file beyond them (web servers may keep stdin open); without one
 // (absent or empty) but with `HTTP_TRANSFER_ENCODING` present (Apache passes a chunked
 // upload to CGI so), up to end-of-file; otherwise the body is empty and stdin is never read.
-function bodyExtent(vars: Record<string, string | undefined>, length: number | undefined | "invalid"): BodyExtent {
+function bodyExtent(
+  vars: Record<string, string | undefined>,
+  length: number | undefined | "invalid",
+): BodyExtent {
   if (typeof length === "number") return { length };
   if (length === undefined && vars.HTTP_TRANSFER_ENCODING) return "to-eof";
   return { length: 0 };
@@ -175,11 +186,21 @@ function defineLazily(environ: object, key: string, make: () => unknown): void {
     enumerable: true,
     get() {
       const value = make();
-      Object.defineProperty(environ, key, { value, writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(environ, key, {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
       return value;
     },
     set(value: unknown) {
-      Object.defineProperty(environ, key, { value, writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(environ, key, {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
     },
   });
 }
@@ -225,7 +246,8 @@ export function readProcessEnvironment(): Record<string, string | undefined> {
   const vars: Record<string, string | undefined> = { ...process.env };
   // [cgi.proc-environ] Node decodes environment values as UTF-8 and turns invalid bytes into U+FFFD; so on Linux,
   // tsgi re-reads every value that is not plain ASCII from `/proc/self/environ`, applying the Latin-1 rule.
-  if (!Object.values(vars).some((value) => value !== undefined && /[^\x00-\x7f]/.test(value))) return vars;
+  if (!Object.values(vars).some((value) => value !== undefined && /[^\x00-\x7f]/.test(value)))
+    return vars;
   let raw: Buffer;
   try {
     raw = readFileSync("/proc/self/environ");
@@ -240,7 +262,11 @@ export function readProcessEnvironment(): Record<string, string | undefined> {
     if (equals > start && equals < end) {
       const name = raw.toString("latin1", start, equals);
       const current = vars[name];
-      if (current !== undefined && /[^\x00-\x7f]/.test(current) && raw.toString("utf8", equals + 1, end) === current) {
+      if (
+        current !== undefined &&
+        /[^\x00-\x7f]/.test(current) &&
+        raw.toString("utf8", equals + 1, end) === current
+      ) {
         vars[name] = raw.toString("latin1", equals + 1, end);
       }
     }

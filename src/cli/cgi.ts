@@ -33,7 +33,8 @@ export async function main(args: string[]): Promise<void> {
     // starting with `tsgi:`, a 500 response on stdout and exit status 1.
     const message = error instanceof AppLoadError ? error.message : String(error);
     process.stderr.write(`tsgi: ${message}\n`);
-    const text = "Internal Server Error: the application could not be loaded (see the server's error log)\n";
+    const text =
+      "Internal Server Error: the application could not be loaded (see the server's error log)\n";
     await runWithCgi(plainTextResponse("500 Internal Server Error", text), { exit: false });
     process.exit(1);
   }

@@ -7,7 +7,12 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { AppLoadError, loadApplicationWith } from "../load-app.js";
 import { commandLineLoader } from "../typescript/loader.js";
-import { ListenError, serveFastCgi, type FastCgiOptions, type FastCgiServer } from "../fastcgi/server.js";
+import {
+  ListenError,
+  serveFastCgi,
+  type FastCgiOptions,
+  type FastCgiServer,
+} from "../fastcgi/server.js";
 import { runPrimary, type ClusterMessage, type ClusterStatus } from "../fastcgi/workers.js";
 
 export interface FcgiCommandOptions extends FastCgiOptions {
@@ -40,7 +45,13 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
   if (options.workers !== undefined && cluster.isPrimary) {
     const workers = options.workers === "auto" ? availableParallelism() : options.workers;
     try {
-      await runPrimary({ workers, listen: options.listen, socketMode: options.socketMode ?? 0o660, grace: options.grace, log });
+      await runPrimary({
+        workers,
+        listen: options.listen,
+        socketMode: options.socketMode ?? 0o660,
+        grace: options.grace,
+        log,
+      });
     } catch (error) {
       fail(error);
     }
@@ -73,7 +84,9 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
         // process exits and the web server (mod_fcgid, lighttpd) starts a new one.
         if (inWorker) process.send?.({ tsgi: "retire" } satisfies ClusterMessage);
         else {
-          log(`served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`);
+          log(
+            `served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`,
+          );
           void stop(options.grace);
         }
       },
@@ -85,7 +98,10 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
 
   if (inWorker) {
     process.send?.({ tsgi: "listening" } satisfies ClusterMessage);
-    setInterval(() => process.send?.({ tsgi: "stats", stats: running.stats() } satisfies ClusterMessage), 1000).unref();
+    setInterval(
+      () => process.send?.({ tsgi: "stats", stats: running.stats() } satisfies ClusterMessage),
+      1000,
+    ).unref();
     process.on("message", (message: ClusterMessage) => {
       if (message?.tsgi === "stop") void stop(message.grace);
     });
@@ -104,7 +120,9 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
       process.exit(1);
     }
     stopping = true;
-    log(`${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${options.grace} s`);
+    log(
+      `${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${options.grace} s`,
+    );
     void stop(options.grace);
   };
   process.on("SIGTERM", onSignal);
@@ -115,7 +133,8 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
 }
 
 function fail(error: unknown): never {
-  const message = error instanceof AppLoadError || error instanceof ListenError ? error.message : String(error);
+  const message =
+    error instanceof AppLoadError || error instanceof ListenError ? error.message : String(error);
   process.stderr.write(`tsgi: ${message}\n`);
   process.exit(1);
 }

@@ -13,6 +13,8 @@ type LoaderModule = typeof import("../typescript/loader.js");
 export function cgiModuleLoader(spec: string): ModuleLoader {
   if (!isTypeScript(parseAppSpec(spec).file)) return loadModule;
   // A path relative to this file: dist/cli/ holds both the bundle and dist/cli/cgi.js (tsc's build of this file).
-  const { commandLineLoader } = createRequire(import.meta.url)("./typescript-bundle.cjs") as LoaderModule;
+  const { commandLineLoader } = createRequire(import.meta.url)(
+    "./typescript-bundle.cjs",
+  ) as LoaderModule;
   return commandLineLoader();
 }

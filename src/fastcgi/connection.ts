@@ -107,7 +107,8 @@ export class FastCgiConnection implements RecordHandler {
       this.peerEnded = true;
       // Input still missing can never arrive now: those requests are given up at once,
       // not held (with their slot) until the receive timeout.
-      for (const request of [...this.requests.values()]) if (!request.inputComplete) request.peerGone();
+      for (const request of [...this.requests.values()])
+        if (!request.inputComplete) request.peerGone();
       if (this.requests.size === 0) this.endAfterFlush();
     });
     socket.on("error", () => {
@@ -174,7 +175,8 @@ export class FastCgiConnection implements RecordHandler {
       [GetValuesName.MPXS_CONNS]: this.options.multiplex ? "1" : "0",
     };
     const answer: [string, string][] = [];
-    for (const name of asked.keys()) if (Object.hasOwn(known, name)) answer.push([name, known[name]!]);
+    for (const name of asked.keys())
+      if (Object.hasOwn(known, name)) answer.push([name, known[name]!]);
     this.send(encodeGetValuesResult(answer));
   }
 
@@ -195,7 +197,9 @@ export class FastCgiConnection implements RecordHandler {
       // The web server reuses an id it never saw end (spec 3.3: ids of active requests
       // are not reused). Any answer would be an END_REQUEST for the id it must see as
       // incomplete; the connection closes once the requests still on it are done.
-      this.log(`request ${id}: ignored: that id's response was cut off and the connection is closing`);
+      this.log(
+        `request ${id}: ignored: that id's response was cut off and the connection is closing`,
+      );
       return;
     }
     if (this.socket.writableEnded) {
@@ -217,16 +221,22 @@ export class FastCgiConnection implements RecordHandler {
       // The connection is on its way out (see cutOff): the spec's answer for a
       // request the application cannot take now (spec 5.5).
       refusal = ProtocolStatus.OVERLOADED;
-      this.log(`request ${id}: refused (FCGI_OVERLOADED): a response on this connection was cut off, so it closes once its requests are done`);
+      this.log(
+        `request ${id}: refused (FCGI_OVERLOADED): a response on this connection was cut off, so it closes once its requests are done`,
+      );
     } else if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
       refusal = ProtocolStatus.UNKNOWN_ROLE;
       this.log(`request ${id}: unknown role ${role}`);
-    } else if (this.requests.size >= (this.options.multiplex ? this.options.maxRequestsPerConnection : 1)) {
+    } else if (
+      this.requests.size >= (this.options.multiplex ? this.options.maxRequestsPerConnection : 1)
+    ) {
       refusal = ProtocolStatus.CANT_MPX_CONN;
       this.log(`request ${id}: too many requests on one connection (${this.requests.size})`);
     } else if (!this.server.admit()) {
       refusal = ProtocolStatus.OVERLOADED;
-      this.log(`request ${id}: overloaded: ${this.options.maxRequests} requests already in progress`);
+      this.log(
+        `request ${id}: overloaded: ${this.options.maxRequests} requests already in progress`,
+      );
     }
     if (refusal !== undefined) {
       this.send(encodeEndRequest(id, 0, refusal));
@@ -301,7 +311,8 @@ export class FastCgiConnection implements RecordHandler {
     if (length === 0) return;
     if (length > FCGI_MAX_CONTENT_LENGTH) {
       for (const piece of encodeStream(type, id, first)) this.send(piece);
-      if (second !== undefined) for (const piece of encodeStream(type, id, second)) this.send(piece);
+      if (second !== undefined)
+        for (const piece of encodeStream(type, id, second)) this.send(piece);
       return;
     }
     const padding = paddingFor(length);
@@ -352,7 +363,8 @@ export class FastCgiConnection implements RecordHandler {
     if (this.pausedBy.has(request)) this.resumeFor(request);
     this.server.release();
     if (this.requests.size > 0) return;
-    if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded || this.server.shuttingDown) this.endAfterFlush();
+    if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded || this.server.shuttingDown)
+      this.endAfterFlush();
   }
 
   /**
@@ -404,7 +416,11 @@ export class FastCgiConnection implements RecordHandler {
   /** Requests whose input has stalled longer than the receive timeout. */
   *stalledRequests(now: number): Iterable<FastCgiRequest> {
     for (const request of this.requests.values()) {
-      if (!request.inputComplete && !this.pausedBy.has(request) && now - request.lastInputAt > this.options.receiveTimeout) {
+      if (
+        !request.inputComplete &&
+        !this.pausedBy.has(request) &&
+        now - request.lastInputAt > this.options.receiveTimeout
+      ) {
         yield request;
       }
     }

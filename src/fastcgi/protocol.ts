@@ -47,9 +47,9 @@ export type ProtocolStatus = (typeof ProtocolStatus)[keyof typeof ProtocolStatus
 
 /** Variable names a web server may ask about with GET_VALUES. */
 export const GetValuesName = {
-  MAX_CONNS: 'FCGI_MAX_CONNS',
-  MAX_REQS: 'FCGI_MAX_REQS',
-  MPXS_CONNS: 'FCGI_MPXS_CONNS',
+  MAX_CONNS: "FCGI_MAX_CONNS",
+  MAX_REQS: "FCGI_MAX_REQS",
+  MPXS_CONNS: "FCGI_MPXS_CONNS",
 } as const;
 
 /** Default cap on the total size of one request's FCGI_PARAMS stream. */
@@ -57,7 +57,7 @@ export const DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024;
 
 /** The peer sent bytes that violate the FastCGI wire format. */
 export class FastCgiProtocolError extends Error {
-  override name = 'FastCgiProtocolError';
+  override name = "FastCgiProtocolError";
 }
 
 /**
@@ -66,7 +66,7 @@ export class FastCgiProtocolError extends Error {
  * refused, which a gateway answers with 431 rather than 400.
  */
 export class ParamsTooLargeError extends FastCgiProtocolError {
-  override name = 'ParamsTooLargeError';
+  override name = "ParamsTooLargeError";
 }
 
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
@@ -88,7 +88,9 @@ function checkLatin1(text: string): void {
   // Buffer's latin1 encoder silently keeps only the low byte of wider chars,
   // which would send a different name or value than the caller asked for.
   if (NON_LATIN1.test(text)) {
-    throw new RangeError(`FastCGI names and values must be Latin-1; got ${JSON.stringify(text.slice(0, 40))}`);
+    throw new RangeError(
+      `FastCGI names and values must be Latin-1; got ${JSON.stringify(text.slice(0, 40))}`,
+    );
   }
 }
 
@@ -97,20 +99,23 @@ function checkLatin1(text: string): void {
  * (code 0-255) becomes one byte; a wider char throws a RangeError.
  */
 export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>): Buffer {
-  const list = Array.isArray(pairs) ? (pairs as readonly (readonly [string, string])[]) : [...pairs];
+  const list = Array.isArray(pairs)
+    ? (pairs as readonly (readonly [string, string])[])
+    : [...pairs];
   let size = 0;
   for (const [name, value] of list) {
     checkLatin1(name);
     checkLatin1(value);
-    size += lengthFieldSize(name.length) + lengthFieldSize(value.length) + name.length + value.length;
+    size +=
+      lengthFieldSize(name.length) + lengthFieldSize(value.length) + name.length + value.length;
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
   for (const [name, value] of list) {
     pos = writeLengthField(out, pos, name.length);
     pos = writeLengthField(out, pos, value.length);
-    pos += out.write(name, pos, 'latin1');
-    pos += out.write(value, pos, 'latin1');
+    pos += out.write(name, pos, "latin1");
+    pos += out.write(value, pos, "latin1");
   }
   return out;
 }
@@ -148,7 +153,7 @@ export class ParamsDecoder {
   private lengthBytesLeft = 0;
   private nameLength = 0;
   private valueLength = 0;
-  private name = '';
+  private name = "";
   // Holds a name or value that straddles chunks; sized once from its length
   // field so assembling it is a single copy, never repeated re-buffering.
   private partial: Buffer | null = null;
@@ -163,7 +168,8 @@ export class ParamsDecoder {
     if (this.failure) throw this.failure;
     const chunkStart = this.bytesSeen;
     this.bytesSeen += chunk.length;
-    if (this.bytesSeen > this.maxBytes) this.fail(new ParamsTooLargeError(`FastCGI params exceed the ${this.maxBytes}-byte limit`));
+    if (this.bytesSeen > this.maxBytes)
+      this.fail(new ParamsTooLargeError(`FastCGI params exceed the ${this.maxBytes}-byte limit`));
 
     const end = chunk.length;
     let pos = 0;
@@ -199,7 +205,11 @@ export class ParamsDecoder {
           this.valueLength = length;
           // Refuse before buffering anything, so a forged length cannot make us allocate it.
           if (chunkStart + pos + this.nameLength + length > this.maxBytes) {
-            this.fail(new ParamsTooLargeError(`FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`));
+            this.fail(
+              new ParamsTooLargeError(
+                `FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`,
+              ),
+            );
           }
           this.startName();
         }
@@ -208,7 +218,10 @@ export class ParamsDecoder {
         const available = end - pos;
         let text: string;
         if (this.partial === null && available >= fieldLength) {
-          text = state === READ_NAME ? knownName(chunk, pos, pos + fieldLength) : chunk.toString('latin1', pos, pos + fieldLength);
+          text =
+            state === READ_NAME
+              ? knownName(chunk, pos, pos + fieldLength)
+              : chunk.toString("latin1", pos, pos + fieldLength);
           pos += fieldLength;
         } else {
           if (this.partial === null) {
@@ -220,7 +233,7 @@ export class ParamsDecoder {
           this.partialFilled += count;
           pos += count;
           if (this.partialFilled < fieldLength) break;
-          text = this.partial.toString('latin1');
+          text = this.partial.toString("latin1");
           this.partial = null;
         }
         if (state === READ_NAME) {
@@ -238,7 +251,7 @@ export class ParamsDecoder {
   end(): Record<string, string> {
     if (this.failure) throw this.failure;
     if (this.state !== READ_NAME_LENGTH || this.lengthBytesLeft !== 0) {
-      this.fail(new FastCgiProtocolError('FastCGI params stream ended inside a name-value pair'));
+      this.fail(new FastCgiProtocolError("FastCGI params stream ended inside a name-value pair"));
     }
     return buildParamsObject(this.names, this.values);
   }
@@ -252,7 +265,11 @@ export class ParamsDecoder {
     let nameLength = chunk[pos]!;
     if (nameLength >= 0x80) {
       if (pos + 4 > end) return -1;
-      nameLength = ((nameLength & 0x7f) * 0x1000000) + (chunk[pos + 1]! << 16) + (chunk[pos + 2]! << 8) + chunk[pos + 3]!;
+      nameLength =
+        (nameLength & 0x7f) * 0x1000000 +
+        (chunk[pos + 1]! << 16) +
+        (chunk[pos + 2]! << 8) +
+        chunk[pos + 3]!;
       pos += 4;
     } else {
       pos += 1;
@@ -261,7 +278,11 @@ export class ParamsDecoder {
     let valueLength = chunk[pos]!;
     if (valueLength >= 0x80) {
       if (pos + 4 > end) return -1;
-      valueLength = ((valueLength & 0x7f) * 0x1000000) + (chunk[pos + 1]! << 16) + (chunk[pos + 2]! << 8) + chunk[pos + 3]!;
+      valueLength =
+        (valueLength & 0x7f) * 0x1000000 +
+        (chunk[pos + 1]! << 16) +
+        (chunk[pos + 2]! << 8) +
+        chunk[pos + 3]!;
       pos += 4;
     } else {
       pos += 1;
@@ -269,10 +290,13 @@ export class ParamsDecoder {
     const pairEnd = pos + nameLength + valueLength;
     if (pairEnd > end || chunkStart + pairEnd > this.maxBytes) return -1;
     if (nameLength === 0) {
-      this.store('', valueLength === 0 ? '' : chunk.toString('latin1', pos, pairEnd));
+      this.store("", valueLength === 0 ? "" : chunk.toString("latin1", pos, pairEnd));
     } else {
       const name = knownName(chunk, pos, pos + nameLength);
-      this.store(name, valueLength === 0 ? '' : knownValue(lastNameSlot, chunk, pos + nameLength, pairEnd));
+      this.store(
+        name,
+        valueLength === 0 ? "" : knownValue(lastNameSlot, chunk, pos + nameLength, pairEnd),
+      );
     }
     return pairEnd;
   }
@@ -281,7 +305,7 @@ export class ParamsDecoder {
   // waiting for a byte that never comes would leave the pair unfinished.
   private startName(): void {
     if (this.nameLength === 0) {
-      this.name = '';
+      this.name = "";
       this.startValue();
     } else {
       this.state = READ_NAME;
@@ -290,7 +314,7 @@ export class ParamsDecoder {
 
   private startValue(): void {
     if (this.valueLength === 0) {
-      this.store(this.name, '');
+      this.store(this.name, "");
       this.state = READ_NAME_LENGTH;
     } else {
       this.state = READ_VALUE;
@@ -335,7 +359,7 @@ function knownName(chunk: Buffer, start: number, end: number): string {
     }
     if (same) return cachedNames[slot]!;
   }
-  const name = chunk.toString('latin1', start, end);
+  const name = chunk.toString("latin1", start, end);
   if (end - start <= 64) {
     cachedNameBytes[slot] = Buffer.from(chunk.subarray(start, end));
     cachedNames[slot] = name;
@@ -352,18 +376,18 @@ function knownName(chunk: Buffer, start: number, end: number): string {
 const VALUE_CACHE_BYTES = 64;
 const cachedValueBytes = new Uint8Array(NAME_CACHE_SLOTS * VALUE_CACHE_BYTES);
 const cachedValueLengths = new Int32Array(NAME_CACHE_SLOTS).fill(-1);
-const cachedValues: string[] = new Array(NAME_CACHE_SLOTS).fill('');
+const cachedValues: string[] = new Array(NAME_CACHE_SLOTS).fill("");
 
 function knownValue(slot: number, chunk: Buffer, start: number, end: number): string {
   const length = end - start;
-  if (slot < 0 || length > VALUE_CACHE_BYTES) return chunk.toString('latin1', start, end);
+  if (slot < 0 || length > VALUE_CACHE_BYTES) return chunk.toString("latin1", start, end);
   const base = slot * VALUE_CACHE_BYTES;
   if (cachedValueLengths[slot] === length) {
     let i = 0;
     while (i < length && cachedValueBytes[base + i] === chunk[start + i]) i++;
     if (i === length) return cachedValues[slot]!;
   }
-  const value = chunk.toString('latin1', start, end);
+  const value = chunk.toString("latin1", start, end);
   for (let i = 0; i < length; i++) cachedValueBytes[base + i] = chunk[start + i]!;
   cachedValueLengths[slot] = length;
   cachedValues[slot] = value;
@@ -394,7 +418,8 @@ function buildParamsObject(names: string[], values: string[]): Record<string, st
     }
   }
   // "__proto__" in a literal would set the prototype; huge or odd sets are not worth compiling.
-  if (!mayCompile || names.length > MAX_SHAPE_KEYS || names.includes('__proto__')) return assignParams(names, values);
+  if (!mayCompile || names.length > MAX_SHAPE_KEYS || names.includes("__proto__"))
+    return assignParams(names, values);
   const build = compileShape(names);
   if (build === undefined) return assignParams(names, values);
   shapes.unshift({ names: names.slice(), build });
@@ -403,10 +428,12 @@ function buildParamsObject(names: string[], values: string[]): Record<string, st
 }
 
 /** An object literal builder for this sequence of names, or undefined where code generation is refused. */
-function compileShape(names: string[]): ParamsShape['build'] | undefined {
-  const literal = names.map((name, index) => `${JSON.stringify(name)}: values[${index}]`).join(', ');
+function compileShape(names: string[]): ParamsShape["build"] | undefined {
+  const literal = names
+    .map((name, index) => `${JSON.stringify(name)}: values[${index}]`)
+    .join(", ");
   try {
-    return new Function('values', `return { ${literal} };`) as ParamsShape['build'];
+    return new Function("values", `return { ${literal} };`) as ParamsShape["build"];
   } catch {
     // An EvalError: code generation from strings is disallowed in this process. The
     // names are JSON-quoted, so nothing else here can fail to compile.
@@ -425,13 +452,21 @@ function assignParams(names: string[], values: string[]): Record<string, string>
   const params: Record<string, string> = {};
   for (let i = 0; i < names.length; i++) {
     // Assigning "__proto__" would set the object's prototype instead of a key.
-    Object.defineProperty(params, names[i]!, { value: values[i], enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(params, names[i]!, {
+      value: values[i],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return params;
 }
 
 /** Decodes a complete name-value buffer (e.g. GET_VALUES content) in one call. */
-export function decodeNameValuePairs(content: Buffer, maxBytes = DEFAULT_MAX_PARAMS_BYTES): Map<string, string> {
+export function decodeNameValuePairs(
+  content: Buffer,
+  maxBytes = DEFAULT_MAX_PARAMS_BYTES,
+): Map<string, string> {
   const decoder = new ParamsDecoder({ maxBytes });
   decoder.push(content);
   return new Map(Object.entries(decoder.end()));

@@ -10,7 +10,7 @@ import {
   ProtocolStatus,
   RecordType,
   encodeNameValuePairs,
-} from './protocol.js';
+} from "./protocol.js";
 
 /**
  * Receives what a {@link RecordParser} finds. Every Buffer handed out is a view
@@ -205,7 +205,12 @@ function writeHeader(
   out[pos + 7] = 0;
 }
 
-function checkRecordFields(type: number, requestId: number, contentLength: number, paddingLength: number): void {
+function checkRecordFields(
+  type: number,
+  requestId: number,
+  contentLength: number,
+  paddingLength: number,
+): void {
   if (
     !(type >= 0 && type <= 0xff) ||
     !(requestId >= 0 && requestId <= 0xffff) ||
@@ -262,7 +267,9 @@ export function encodeStream(type: number, requestId: number, data: Uint8Array):
   if (length === 0) return [];
   if (length <= COPY_STREAM_LIMIT) return [encodeRecord(type, requestId, data)];
   checkRecordFields(type, requestId, 0, 0);
-  const source = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const source = Buffer.isBuffer(data)
+    ? data
+    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const pieces: Buffer[] = [];
   let pendingPadding = 0;
   for (let offset = 0; offset < length; offset += FCGI_MAX_CONTENT_LENGTH) {
@@ -283,7 +290,13 @@ export function encodeEndOfStream(type: number, requestId: number): Buffer {
   return encodeRecordHeader(type, requestId, 0, 0);
 }
 
-function writeEndRequest(out: Buffer, pos: number, requestId: number, appStatus: number, protocolStatus: number): void {
+function writeEndRequest(
+  out: Buffer,
+  pos: number,
+  requestId: number,
+  appStatus: number,
+  protocolStatus: number,
+): void {
   writeHeader(out, pos, RecordType.END_REQUEST, requestId, 8, 0);
   // Exit codes may be negative; the field is an unsigned 32-bit number.
   out.writeUInt32BE(appStatus >>> 0, pos + 8);
@@ -294,7 +307,11 @@ function writeEndRequest(out: Buffer, pos: number, requestId: number, appStatus:
 }
 
 /** END_REQUEST record (16 bytes): 32-bit big-endian app status, protocol status, 3 reserved bytes. */
-export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
+export function encodeEndRequest(
+  requestId: number,
+  appStatus: number,
+  protocolStatus: number,
+): Buffer {
   checkRecordFields(RecordType.END_REQUEST, requestId, 8, 0);
   const record = Buffer.allocUnsafe(16);
   writeEndRequest(record, 0, requestId, appStatus, protocolStatus);
@@ -343,7 +360,10 @@ export function encodeWholeResponse(
       pos += chunk.length;
     }
   }
-  if (pos !== contentEnd) throw new RangeError(`response content is ${pos - FCGI_HEADER_LENGTH} bytes, not ${contentLength}`);
+  if (pos !== contentEnd)
+    throw new RangeError(
+      `response content is ${pos - FCGI_HEADER_LENGTH} bytes, not ${contentLength}`,
+    );
   for (let i = 0; i < padding; i++) out[pos++] = 0;
   writeHeader(out, pos, RecordType.STDOUT, requestId, 0, 0);
   writeEndRequest(out, pos + FCGI_HEADER_LENGTH, requestId, 0, ProtocolStatus.REQUEST_COMPLETE);
@@ -360,7 +380,11 @@ export function encodeUnknownType(type: number): Buffer {
 
 /** GET_VALUES_RESULT management record carrying `pairs`, padded to a multiple of 8. */
 export function encodeGetValuesResult(pairs: Iterable<readonly [string, string]>): Buffer {
-  return encodeRecord(RecordType.GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, encodeNameValuePairs(pairs));
+  return encodeRecord(
+    RecordType.GET_VALUES_RESULT,
+    FCGI_NULL_REQUEST_ID,
+    encodeNameValuePairs(pairs),
+  );
 }
 
 /** Fields of a BEGIN_REQUEST body. */
@@ -372,7 +396,9 @@ export interface BeginRequest {
 /** Reads a BEGIN_REQUEST body (8 bytes: 16-bit role, flags, 5 reserved). */
 export function parseBeginRequest(content: Uint8Array): BeginRequest {
   if (content.length !== 8) {
-    throw new FastCgiProtocolError(`FastCGI BEGIN_REQUEST body must be 8 bytes, got ${content.length}`);
+    throw new FastCgiProtocolError(
+      `FastCGI BEGIN_REQUEST body must be 8 bytes, got ${content.length}`,
+    );
   }
   return { role: (content[0] << 8) | content[1], flags: content[2] };
 }

@@ -3,13 +3,31 @@
 // records through the shared response engine.
 
 import { Readable, Writable } from "node:stream";
-import { ConnectionClosedError, runApplication, type Outcome, type ResponseSink } from "../engine.js";
+import {
+  ConnectionClosedError,
+  runApplication,
+  type Outcome,
+  type ResponseSink,
+} from "../engine.js";
 import { makeEnviron } from "../environ.js";
 import { cgiHeadText, formatCgiHead } from "../headers.js";
 import type { Application, Chunk, Environ, HeaderList } from "../types.js";
 import type { FastCgiConnection } from "./connection.js";
-import { FCGI_MAX_CONTENT_LENGTH, ParamsDecoder, ParamsTooLargeError, ProtocolStatus, RecordType, Role } from "./protocol.js";
-import { encodeEndOfStream, encodeEndRequest, encodeResponseEnd, encodeStream, encodeWholeResponse } from "./records.js";
+import {
+  FCGI_MAX_CONTENT_LENGTH,
+  ParamsDecoder,
+  ParamsTooLargeError,
+  ProtocolStatus,
+  RecordType,
+  Role,
+} from "./protocol.js";
+import {
+  encodeEndOfStream,
+  encodeEndRequest,
+  encodeResponseEnd,
+  encodeStream,
+  encodeWholeResponse,
+} from "./records.js";
 
 // The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
 // request id, and web servers use a few small ids: made once, shared.
@@ -114,7 +132,8 @@ export class FastCgiRequest implements ResponseSink {
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.abortReason !== undefined) this.controller.abort(new ConnectionClosedError(this.abortReason));
+      if (this.abortReason !== undefined)
+        this.controller.abort(new ConnectionClosedError(this.abortReason));
     }
     return this.controller.signal;
   }
@@ -202,10 +221,18 @@ export class FastCgiRequest implements ResponseSink {
     const line = () => requestLine(environ);
     this.timers = [];
     if (slow > 0) {
-      this.timers.push(setTimeout(() => this.connection.log(`slow request: still running after ${slow / 1000} s: ${line()}`), slow));
+      this.timers.push(
+        setTimeout(
+          () =>
+            this.connection.log(`slow request: still running after ${slow / 1000} s: ${line()}`),
+          slow,
+        ),
+      );
     }
     if (timeout > 0) {
-      this.timers.push(setTimeout(() => this.timeOutApplication(line(), Date.now() - started), timeout));
+      this.timers.push(
+        setTimeout(() => this.timeOutApplication(line(), Date.now() - started), timeout),
+      );
     }
   }
 
@@ -215,7 +242,9 @@ export class FastCgiRequest implements ResponseSink {
   private timeOutApplication(line: string, elapsed: number): void {
     if (this.finished || this.appFinished) return;
     const what = this.outputStarted ? "response cut off" : "answered 504";
-    this.connection.log(`request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${what}: ${line}`);
+    this.connection.log(
+      `request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${what}: ${line}`,
+    );
     this.giveUp("504 Gateway Timeout", "request timed out");
   }
 
@@ -242,7 +271,6 @@ export class FastCgiRequest implements ResponseSink {
     this.abortRequest(reason);
   }
 
-
   private sendStdout(bytes: Uint8Array, more?: Uint8Array): void {
     this.outputStarted = true;
     this.connection.sendStream(RecordType.STDOUT, this.id, bytes, more);
@@ -252,7 +280,13 @@ export class FastCgiRequest implements ResponseSink {
   respondDirectly(status: string): void {
     const environ = makeEnviron(
       { REQUEST_METHOD: "", SERVER_PROTOCOL: "" },
-      { input: this.input, errors: this.connection.options.errors, multithread: false, multiprocess: false, runOnce: false },
+      {
+        input: this.input,
+        errors: this.connection.options.errors,
+        multithread: false,
+        multiprocess: false,
+        runOnce: false,
+      },
     );
     this.run((_env, startResponse) => {
       startResponse(status, [["Content-Type", "text/plain; charset=utf-8"]]);
@@ -305,7 +339,9 @@ export class FastCgiRequest implements ResponseSink {
 
   /** The input stalled past the receive timeout. */
   timeOut(): void {
-    this.connection.log(`request ${this.id}: no input for ${this.connection.options.receiveTimeout / 1000} s, giving up`);
+    this.connection.log(
+      `request ${this.id}: no input for ${this.connection.options.receiveTimeout / 1000} s, giving up`,
+    );
     if (!this.started) {
       this.params = null;
       this.input.add(Buffer.alloc(0));
@@ -328,7 +364,6 @@ export class FastCgiRequest implements ResponseSink {
     }
   }
 
-
   sendEndRequest(protocolStatus: number, appStatus = 0): void {
     if (this.finished) return;
     this.finished = true;
@@ -348,7 +383,8 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   write(data: Uint8Array): void | Promise<void> {
-    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    if (this.finished || this.connection.closed)
+      throw new ConnectionClosedError("the web server closed the connection");
     const connection = this.connection;
     if (this.pendingHead) {
       // The header block and the first body bytes share one record when they fit.
@@ -361,7 +397,8 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   end(): void {
-    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    if (this.finished || this.connection.closed)
+      throw new ConnectionClosedError("the web server closed the connection");
     if (this.pendingHead) {
       this.sendStdout(this.pendingHead);
       this.pendingHead = null;
@@ -379,11 +416,13 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
-    if (this.finished || this.connection.closed) throw new ConnectionClosedError("the web server closed the connection");
+    if (this.finished || this.connection.closed)
+      throw new ConnectionClosedError("the web server closed the connection");
     if (this.stderrUsed) return false;
     const head = cgiHeadText(status, headers);
     let length = head.length;
-    for (const chunk of body) length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    for (const chunk of body)
+      length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
     if (length > FCGI_MAX_CONTENT_LENGTH) return false;
     const bytes = encodeWholeResponse(this.id, head, body, length);
     this.outputStarted = true;
@@ -403,7 +442,8 @@ export class FastCgiRequest implements ResponseSink {
       write: (chunk: Buffer, _encoding, callback) => {
         if (!this.finished && !this.connection.closed && chunk.length > 0) {
           this.stderrUsed = true;
-          for (const piece of encodeStream(RecordType.STDERR, this.id, chunk)) this.connection.send(piece);
+          for (const piece of encodeStream(RecordType.STDERR, this.id, chunk))
+            this.connection.send(piece);
         }
         callback();
       },
@@ -413,6 +453,11 @@ export class FastCgiRequest implements ResponseSink {
 
 /** "GET /path?query" for log lines. */
 function requestLine(environ: Environ): string {
-  const target = typeof environ.REQUEST_URI === "string" ? environ.REQUEST_URI : environ.SCRIPT_NAME + environ.PATH_INFO + (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  const target =
+    typeof environ.REQUEST_URI === "string"
+      ? environ.REQUEST_URI
+      : environ.SCRIPT_NAME +
+        environ.PATH_INFO +
+        (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
   return `${environ.REQUEST_METHOD} ${target}`;
 }

@@ -100,11 +100,15 @@ export class ListenError extends Error {
   override name = "ListenError";
 }
 
-export async function serveFastCgi(app: Application, options: FastCgiOptions = {}): Promise<FastCgiServer> {
+export async function serveFastCgi(
+  app: Application,
+  options: FastCgiOptions = {},
+): Promise<FastCgiServer> {
   const settings: ConnectionOptions = {
     maxConnections: options.maxConnections ?? 1024,
     maxRequests: options.concurrency ?? 1024,
-    maxRequestsPerConnection: options.multiplex === false ? 1 : (options.maxRequestsPerConnection ?? 64),
+    maxRequestsPerConnection:
+      options.multiplex === false ? 1 : (options.maxRequestsPerConnection ?? 64),
     maxParamsBytes: options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
     multiplex: options.multiplex ?? true,
     receiveTimeout: (options.receiveTimeout ?? 60) * 1000,
@@ -121,12 +125,23 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     slowRequest: (options.slowRequest ?? 0) * 1000,
     pages:
       options.statusPath || options.pingPath
-        ? { statusPath: options.statusPath, pingPath: options.pingPath, report: () => statusReport() }
+        ? {
+            statusPath: options.statusPath,
+            pingPath: options.pingPath,
+            report: () => statusReport(),
+          }
         : undefined,
   };
   const allowed = allowedPeers(options.allow);
   const connections = new Set<FastCgiConnection>();
-  const stats: FastCgiStats = { startedAt: new Date(), requestsServed: 0, inFlight: 0, maxInFlight: 0, errors: 0, connections: 0 };
+  const stats: FastCgiStats = {
+    startedAt: new Date(),
+    requestsServed: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    errors: 0,
+    connections: 0,
+  };
   let shuttingDown = false;
   let onIdle: (() => void) | undefined;
 
@@ -156,8 +171,14 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
 
   const log = (message: string) => settings.errors.write(`[tsgi] fastcgi: ${message}\n`);
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-    if (allowed.size > 0 && socket.remoteAddress !== undefined && !allowed.has(normalizeAddress(socket.remoteAddress))) {
-      log(`connection from ${socket.remoteAddress} refused: not in FCGI_WEB_SERVER_ADDRS / --allow`);
+    if (
+      allowed.size > 0 &&
+      socket.remoteAddress !== undefined &&
+      !allowed.has(normalizeAddress(socket.remoteAddress))
+    ) {
+      log(
+        `connection from ${socket.remoteAddress} refused: not in FCGI_WEB_SERVER_ADDRS / --allow`,
+      );
       socket.destroy();
       return;
     }
@@ -178,18 +199,27 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
     const listenQueue = bound && typeof bound === "object" ? tcpListenQueue(bound.port) : null;
     const own = { pid: process.pid, ...stats, connections: connections.size };
     const cluster = await options.clusterStatus?.();
-    if (cluster === undefined) return { startedAt: stats.startedAt, processManager: "single process", listenQueue, processes: [own] };
+    if (cluster === undefined)
+      return {
+        startedAt: stats.startedAt,
+        processManager: "single process",
+        listenQueue,
+        processes: [own],
+      };
     return {
       startedAt: new Date(cluster.startedAt),
       processManager: `${cluster.workers.length} workers (primary ${cluster.primaryPid})`,
       listenQueue,
-      processes: cluster.workers.map((worker) => (worker.pid === process.pid ? own : { pid: worker.pid, ...zeroFigures, ...worker.stats })),
+      processes: cluster.workers.map((worker) =>
+        worker.pid === process.pid ? own : { pid: worker.pid, ...zeroFigures, ...worker.stats },
+      ),
     };
   };
 
   const sweeper = setInterval(() => {
     const now = Date.now();
-    for (const connection of connections) for (const request of connection.stalledRequests(now)) request.timeOut();
+    for (const connection of connections)
+      for (const request of connection.stalledRequests(now)) request.timeOut();
   }, 1000);
   sweeper.unref();
 
@@ -204,10 +234,13 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
       server.close();
       // A connection accepted a moment ago has its first request on the way (or still
       // unread in the socket): give it a moment to arrive before idle ones are closed.
-      if ([...connections].some((connection) => !connection.used && connection.requests.size === 0)) {
+      if (
+        [...connections].some((connection) => !connection.used && connection.requests.size === 0)
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
-      for (const connection of connections) if (connection.used || connection.requests.size > 0) connection.closeIfIdle();
+      for (const connection of connections)
+        if (connection.used || connection.requests.size > 0) connection.closeIfIdle();
       if (stats.inFlight > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, graceSeconds * 1000);
@@ -216,18 +249,24 @@ export async function serveFastCgi(app: Application, options: FastCgiOptions = {
             resolve();
           };
         });
-        if (stats.inFlight > 0) log(`grace period over: cutting off ${stats.inFlight} request(s) in flight`);
+        if (stats.inFlight > 0)
+          log(`grace period over: cutting off ${stats.inFlight} request(s) in flight`);
       }
       // The last response may still be queued (it is written on the next tick):
       // destroying its socket now would drop it. Idle connections end once their
       // output is written; only those with requests still in flight are cut.
-      const closed = [...connections].map((connection) => new Promise((resolve) => connection.socket.once("close", resolve)));
+      const closed = [...connections].map(
+        (connection) => new Promise((resolve) => connection.socket.once("close", resolve)),
+      );
       for (const connection of connections) {
         if (connection.requests.size > 0) connection.socket.destroy();
         else connection.closeIfIdle();
       }
       // A peer that never closes its side does not hold the exit up for long.
-      await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await Promise.race([
+        Promise.all(closed),
+        new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+      ]);
       for (const connection of connections) connection.socket.destroy();
       await cleanUp();
     },
@@ -240,20 +279,33 @@ function normalizeAddress(address: string): string {
 
 function allowedPeers(extra: string[] | undefined): Set<string> {
   const fromEnvironment = (process.env.FCGI_WEB_SERVER_ADDRS ?? "").split(",");
-  return new Set([...fromEnvironment, ...(extra ?? [])].map((address) => normalizeAddress(address.trim())).filter(Boolean));
+  return new Set(
+    [...fromEnvironment, ...(extra ?? [])]
+      .map((address) => normalizeAddress(address.trim()))
+      .filter(Boolean),
+  );
 }
 
 /** Splits a `--listen` value into a unix path or a TCP host and port. */
-export function parseListenAddress(spec: string): { path: string } | { host: string; port: number } {
+export function parseListenAddress(
+  spec: string,
+): { path: string } | { host: string; port: number } {
   if (spec.includes("/")) return { path: spec };
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(spec) ?? /^()()(\d+)$/.exec(spec);
-  if (!match) throw new ListenError(`cannot understand --listen ${JSON.stringify(spec)}: use /path/to.sock, host:port or port`);
+  if (!match)
+    throw new ListenError(
+      `cannot understand --listen ${JSON.stringify(spec)}: use /path/to.sock, host:port or port`,
+    );
   const port = Number(match[3]);
   if (port > 65535) throw new ListenError(`port ${port} is out of range`);
   return { host: match[1] || match[2] || "127.0.0.1", port };
 }
 
-async function listen(server: Server, spec: string | undefined, socketMode: number): Promise<{ where: string; cleanUp: () => Promise<void> }> {
+async function listen(
+  server: Server,
+  spec: string | undefined,
+  socketMode: number,
+): Promise<{ where: string; cleanUp: () => Promise<void> }> {
   if (spec === undefined) {
     checkInheritedSocket();
     await listenOn(server, { fd: 0 }, "fd 0");
@@ -263,7 +315,10 @@ async function listen(server: Server, spec: string | undefined, socketMode: numb
   if ("port" in address) {
     await listenOn(server, { host: address.host, port: address.port }, spec);
     const bound = server.address();
-    const where = bound && typeof bound === "object" ? `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}` : spec;
+    const where =
+      bound && typeof bound === "object"
+        ? `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`
+        : spec;
     return { where, cleanUp: async () => {} };
   }
   if (cluster.isWorker) {
@@ -277,7 +332,11 @@ async function listen(server: Server, spec: string | undefined, socketMode: numb
   return { where: address.path, cleanUp: () => unlink(address.path).catch(() => {}) };
 }
 
-function listenOn(server: Server, options: { fd: number } | { host: string; port: number } | { path: string }, where: string): Promise<void> {
+function listenOn(
+  server: Server,
+  options: { fd: number } | { host: string; port: number } | { path: string },
+  where: string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off("listening", onListening);
@@ -294,10 +353,17 @@ function listenOn(server: Server, options: { fd: number } | { host: string; port
 }
 
 function listenFailure(error: NodeJS.ErrnoException, where: string): string {
-  if (where === "fd 0" && (error.code === "EINVAL" || error.code === "ENOTSOCK" || error.code === "ENOTSUP")) {
-    return "fd 0 is a socket but not a listening one (a connected socket, as under mod_cgid?): " + NOT_FASTCGI_HINT;
+  if (
+    where === "fd 0" &&
+    (error.code === "EINVAL" || error.code === "ENOTSOCK" || error.code === "ENOTSUP")
+  ) {
+    return (
+      "fd 0 is a socket but not a listening one (a connected socket, as under mod_cgid?): " +
+      NOT_FASTCGI_HINT
+    );
   }
-  if (error.code === "EADDRINUSE") return `cannot listen on ${where}: the address is already in use`;
+  if (error.code === "EADDRINUSE")
+    return `cannot listen on ${where}: the address is already in use`;
   if (error.code === "EACCES") return `cannot listen on ${where}: permission denied`;
   return `cannot listen on ${where}: ${error.message}`;
 }
@@ -314,7 +380,10 @@ export function checkInheritedSocket(): void {
   } catch {
     // fd 0 is closed.
   }
-  if (!isSocket) throw new ListenError(`fd 0 is not a socket (started from a terminal or a pipe?): ${NOT_FASTCGI_HINT}`);
+  if (!isSocket)
+    throw new ListenError(
+      `fd 0 is not a socket (started from a terminal or a pipe?): ${NOT_FASTCGI_HINT}`,
+    );
 }
 
 /** A socket file left by a process that died is replaced; one that still answers is not. */
@@ -325,7 +394,8 @@ export async function removeStaleSocket(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stats.isSocket()) throw new ListenError(`cannot listen on ${path}: the file exists and is not a socket`);
+  if (!stats.isSocket())
+    throw new ListenError(`cannot listen on ${path}: the file exists and is not a socket`);
   const answered = await new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once("connect", () => {
@@ -334,6 +404,7 @@ export async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once("error", () => resolve(false));
   });
-  if (answered) throw new ListenError(`cannot listen on ${path}: another process is listening there`);
+  if (answered)
+    throw new ListenError(`cannot listen on ${path}: another process is listening there`);
   await unlink(path);
 }

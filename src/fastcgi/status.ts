@@ -30,9 +30,13 @@ export interface BuiltInPages {
 }
 
 /** The built-in page a request asks for, if any, by the path of its REQUEST_URI (else SCRIPT_NAME + PATH_INFO). */
-export function builtInPage(vars: Record<string, string>, pages: BuiltInPages): Application | undefined {
+export function builtInPage(
+  vars: Record<string, string>,
+  pages: BuiltInPages,
+): Application | undefined {
   const uri = vars.REQUEST_URI;
-  const path = uri !== undefined ? uri.split("?", 1)[0] : (vars.SCRIPT_NAME ?? "") + (vars.PATH_INFO ?? "");
+  const path =
+    uri !== undefined ? uri.split("?", 1)[0] : (vars.SCRIPT_NAME ?? "") + (vars.PATH_INFO ?? "");
   if (path === pages.pingPath) return ping;
   if (path === pages.statusPath) return statusPage(pages.report);
   return undefined;
@@ -82,7 +86,8 @@ function statusPage(report: () => Promise<StatusReport>): Application {
       ["Content-Type", "text/plain; charset=utf-8"],
       ["Cache-Control", "no-store"],
     ]);
-    const line = (name: string, value: string | number | null) => `${(name + ":").padEnd(20)}${value ?? "-"}\n`;
+    const line = (name: string, value: string | number | null) =>
+      `${(name + ":").padEnd(20)}${value ?? "-"}\n`;
     let text =
       line("start time", status.startedAt.toISOString()) +
       line("start since", uptime) +

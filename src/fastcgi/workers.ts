@@ -71,7 +71,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const stopWorker = (worker: Worker) => {
     serving.delete(worker);
     retiring.add(worker);
-    if (worker.isConnected()) worker.send({ tsgi: "stop", grace: options.grace } satisfies ClusterMessage);
+    if (worker.isConnected())
+      worker.send({ tsgi: "stop", grace: options.grace } satisfies ClusterMessage);
   };
 
   const onMessage = (worker: Worker, message: ClusterMessage) => {
@@ -79,7 +80,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
       case "listening":
         if (!socketModeApplied && socketPath !== undefined) {
           socketModeApplied = true;
-          chmod(socketPath, options.socketMode).catch((error: Error) => log(`cannot set the mode of ${socketPath}: ${error.message}`));
+          chmod(socketPath, options.socketMode).catch((error: Error) =>
+            log(`cannot set the mode of ${socketPath}: ${error.message}`),
+          );
         }
         worker.emit("tsgi-listening");
         break;
@@ -98,9 +101,13 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
         const status: ClusterStatus = {
           primaryPid: process.pid,
           startedAt: startedAt.toISOString(),
-          workers: [...serving].map((w) => ({ pid: w.process.pid ?? 0, stats: stats.get(w.process.pid ?? 0) })),
+          workers: [...serving].map((w) => ({
+            pid: w.process.pid ?? 0,
+            stats: stats.get(w.process.pid ?? 0),
+          })),
         };
-        if (worker.isConnected()) worker.send({ tsgi: "status", nonce: message.nonce, status } satisfies ClusterMessage);
+        if (worker.isConnected())
+          worker.send({ tsgi: "status", nonce: message.nonce, status } satisfies ClusterMessage);
         break;
       }
     }
@@ -112,13 +119,17 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     const expected = retiring.delete(worker) || stopping;
     serving.delete(worker);
     if (expected) return;
-    log(`worker ${pid} died (${signal ? `signal ${signal}` : `exit code ${code}`}); starting a new one`);
+    log(
+      `worker ${pid} died (${signal ? `signal ${signal}` : `exit code ${code}`}); starting a new one`,
+    );
     const now = Date.now();
     deaths.push(now);
     while (deaths.length > 0 && now - deaths[0]! > CRASH_WINDOW_MS) deaths.shift();
     if (deaths.length >= CRASH_LOOP_DEATHS) {
       restartDelay = Math.min(Math.max(restartDelay * 2, 1000), MAX_RESTART_DELAY_MS);
-      log(`CRASH LOOP: ${deaths.length} workers died within ${CRASH_WINDOW_MS / 1000} s; waiting ${restartDelay / 1000} s before the next start`);
+      log(
+        `CRASH LOOP: ${deaths.length} workers died within ${CRASH_WINDOW_MS / 1000} s; waiting ${restartDelay / 1000} s before the next start`,
+      );
     } else {
       restartDelay = 0;
     }
@@ -156,9 +167,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     restartTimers.clear();
     log(`${signal}: workers finish their requests (up to ${options.grace} s) and exit`);
     for (const worker of [...serving]) stopWorker(worker);
-    const deadline = setTimeout(() => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGKILL");
-    }, (options.grace + 5) * 1000);
+    const deadline = setTimeout(
+      () => {
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGKILL");
+      },
+      (options.grace + 5) * 1000,
+    );
     deadline.unref();
     const finish = async () => {
       if (Object.keys(cluster.workers ?? {}).length > 0) return;

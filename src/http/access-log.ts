@@ -7,7 +7,11 @@ import type { ServedRequest } from "./handler.js";
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /** `127.0.0.1 - - [22/Nov/2026:03:07:57 +0100] "GET /x HTTP/1.1" 200 13 1.2ms`, plus the outcome when it was not complete. */
-export function accessLogLine(req: IncomingMessage, served: ServedRequest, now: Date = new Date()): string {
+export function accessLogLine(
+  req: IncomingMessage,
+  served: ServedRequest,
+  now: Date = new Date(),
+): string {
   const client = (req.socket.remoteAddress ?? "-").replace(/^::ffff:(?=\d+\.)/, "");
   const request = escape(`${req.method ?? "-"} ${req.url ?? "-"} HTTP/${req.httpVersion}`);
   const status = served.status ?? "-";
@@ -29,5 +33,8 @@ function clfDate(date: Date): string {
 
 /** A client controls the request line; quotes and control bytes must not break the log line apart. */
 function escape(text: string): string {
-  return text.replace(/["\\\x00-\x1f\x7f-\xff]/g, (char) => "\\x" + char.charCodeAt(0).toString(16).padStart(2, "0"));
+  return text.replace(
+    /["\\\x00-\x1f\x7f-\xff]/g,
+    (char) => "\\x" + char.charCodeAt(0).toString(16).padStart(2, "0"),
+  );
 }

@@ -97,7 +97,10 @@ export function requestHead(req: IncomingMessage): HttpRequestHead {
  * application: `tsgi.input` is the request itself; one process serves many
  * requests, one at a time per event loop turn (not multithread, not multiprocess).
  */
-export function environFromHttpRequest(req: IncomingMessage, options: HttpEnvironOptions = {}): Environ {
+export function environFromHttpRequest(
+  req: IncomingMessage,
+  options: HttpEnvironOptions = {},
+): Environ {
   // [http.input] `tsgi.input` is the request itself (an `http.IncomingMessage`).
   // [http.flags] `tsgi.run_once`, `tsgi.multithread` and `tsgi.multiprocess` are `false`.
   return makeEnviron(cgiVariables(requestHead(req)), {
@@ -144,7 +147,8 @@ function addHeaders(vars: Record<string, string>, rawHeaders: readonly string[])
     }
     const key = "HTTP_" + lower.toUpperCase().replaceAll("-", "_");
     const previous = vars[key];
-    vars[key] = previous === undefined ? value : previous + (lower === "cookie" ? "; " : ", ") + value;
+    vars[key] =
+      previous === undefined ? value : previous + (lower === "cookie" ? "; " : ", ") + value;
   }
 }
 

@@ -28,7 +28,12 @@ export async function serveNodeRequest(
   const started = performance.now();
   const sink = new NodeResponseSink(res);
   const outcome = await runApplication(app, environFromHttpRequest(req, options), sink);
-  return { outcome, status: sink.sentStatus, bytes: sink.bytesSent, durationMs: performance.now() - started };
+  return {
+    outcome,
+    status: sink.sentStatus,
+    bytes: sink.bytesSent,
+    durationMs: performance.now() - started,
+  };
 }
 
 /**
@@ -36,7 +41,10 @@ export async function serveNodeRequest(
  * a TSGI application. Mounted in Express under a path, the mount point becomes
  * SCRIPT_NAME and the rest of the path PATH_INFO.
  */
-export function toNodeHandler(app: Application, options: HttpEnvironOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function toNodeHandler(
+  app: Application,
+  options: HttpEnvironOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     void serveNodeRequest(app, req, res, options);
   };

@@ -48,7 +48,10 @@ export function encodeQuery(query: string): string {
 
 function encodeBytes(text: string, unsafe: RegExp): string {
   const bytes = NOT_LATIN1.test(text) ? Buffer.from(text, "utf8").toString("latin1") : text;
-  return bytes.replace(unsafe, (char) => "%" + char.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"));
+  return bytes.replace(
+    unsafe,
+    (char) => "%" + char.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"),
+  );
 }
 
 function hexValue(byte: number | undefined): number {

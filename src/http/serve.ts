@@ -31,7 +31,10 @@ export async function runServeCommand(spec: string, options: ServeCommandOptions
     const app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
     server = await makeServer(app, { host: options.host, port: options.port });
   } catch (error) {
-    const message = error instanceof AppLoadError ? error.message : `cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`;
+    const message =
+      error instanceof AppLoadError
+        ? error.message
+        : `cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`;
     say(message);
     process.exitCode = 1;
     return;

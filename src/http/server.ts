@@ -19,7 +19,10 @@ export interface ServerOptions {
 }
 
 /** An HTTP server for `app` that is not listening yet: connections are handed to it (`emit("connection")`) or it is told to listen. */
-export function createAppServer(app: Application, options: Pick<ServerOptions, "accessLog" | "errors"> = {}): Server {
+export function createAppServer(
+  app: Application,
+  options: Pick<ServerOptions, "accessLog" | "errors"> = {},
+): Server {
   const log = options.accessLog ?? process.stderr;
   const errors = options.errors;
   return createServer((req, res) => {

@@ -24,7 +24,8 @@ export class NodeResponseSink implements ResponseSink {
     this.signal = controller.signal;
     // 'close' also follows a completed response; only a close before 'finish' means the client left.
     res.once("close", () => {
-      if (!res.writableFinished) controller.abort(new ConnectionClosedError("the client closed the connection"));
+      if (!res.writableFinished)
+        controller.abort(new ConnectionClosedError("the client closed the connection"));
     });
   }
 
@@ -36,7 +37,9 @@ export class NodeResponseSink implements ResponseSink {
     //
     // node:http drops them (a response to HEAD has no body); only what reaches the client is counted.
     this.bodyGoesOut = req?.method !== "HEAD" && statusAllowsBody(this.sentStatus);
-    const chunked = req !== undefined && (req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1));
+    const chunked =
+      req !== undefined &&
+      (req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1));
     this.framed = chunked || headers.some(([name]) => name.toLowerCase() === "content-length");
     // Not writeHead(code, reason, headers): once anything set a header on `res` (Express, mounting
     // toNodeHandler), it applies the list with setHeader and a repeated name keeps only its last value.
@@ -68,7 +71,8 @@ export class NodeResponseSink implements ResponseSink {
     this.throwIfGone();
     return new Promise((resolve, reject) => {
       const onClose = () => {
-        if (!this.res.writableFinished) reject(new ConnectionClosedError("the client closed the connection"));
+        if (!this.res.writableFinished)
+          reject(new ConnectionClosedError("the client closed the connection"));
       };
       this.res.once("close", onClose);
       this.res.end(() => {
@@ -92,6 +96,7 @@ export class NodeResponseSink implements ResponseSink {
   }
 
   private throwIfGone(): void {
-    if (this.signal.aborted || this.res.destroyed) throw new ConnectionClosedError("the client closed the connection");
+    if (this.signal.aborted || this.res.destroyed)
+      throw new ConnectionClosedError("the client closed the connection");
   }
 }

@@ -57,7 +57,9 @@ export async function runWatchPrimary(spec: string, options: WatchOptions): Prom
   }
   const { address, port } = listener.address() as AddressInfo;
   const host = address.includes(":") ? `[${address}]` : address;
-  say(`serving ${spec} on http://${host}:${port}/, restarting it when a file it loaded changes (Ctrl-C to stop)`);
+  say(
+    `serving ${spec} on http://${host}:${port}/, restarting it when a file it loaded changes (Ctrl-C to stop)`,
+  );
   children.start();
   const stop = () => {
     listener.close();
@@ -88,7 +90,10 @@ class Children {
   start(): void {
     if (this.stopping) return;
     this.starting?.kill();
-    const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, [WATCH_CHILD]: "1" }, stdio: "inherit" });
+    const child = fork(process.argv[1]!, process.argv.slice(2), {
+      env: { ...process.env, [WATCH_CHILD]: "1" },
+      stdio: "inherit",
+    });
     this.starting = child;
     child.on("message", (message: ToPrimary) => {
       if (message?.tsgi === "ready" && child === this.starting) this.promote(child, message);
@@ -147,7 +152,8 @@ class Children {
         const watcher = watch(path, { recursive }, (_event, name) => {
           const file = recursive && name ? resolve(path, name.toString()) : path;
           // In a folder only sources count: a log file written there must not restart the application.
-          if (!recursive || (SOURCE.test(file) && !/(^|\/)(node_modules|\.git)(\/|$)/.test(file))) onChange(file);
+          if (!recursive || (SOURCE.test(file) && !/(^|\/)(node_modules|\.git)(\/|$)/.test(file)))
+            onChange(file);
         });
         watcher.on("error", () => {});
         this.watchers.push(watcher);
@@ -194,7 +200,8 @@ export async function runWatchChild(spec: string, options: WatchOptions): Promis
 function loadedFiles(spec: string): string[] {
   const files = new Set([resolve(parseAppSpec(spec).file)]);
   // The CommonJS loader's cache also holds ES modules loaded with require() and compiled TypeScript.
-  for (const file of Object.keys(createRequire(import.meta.url).cache)) if (!file.includes("/node_modules/")) files.add(file);
+  for (const file of Object.keys(createRequire(import.meta.url).cache))
+    if (!file.includes("/node_modules/")) files.add(file);
   return [...files];
 }
 
@@ -202,6 +209,8 @@ function loadedFiles(spec: string): string[] {
 function loadErrorPage(message: string): Application {
   return (_environ, startResponse) => {
     startResponse("500 Internal Server Error", [["Content-Type", "text/plain; charset=utf-8"]]);
-    return [`tsgi: the application could not be loaded; save a fix and reload this page.\n\n${message}\n`];
+    return [
+      `tsgi: the application could not be loaded; save a fix and reload this page.\n\n${message}\n`,
+    ];
   };
 }

@@ -20,7 +20,8 @@ export function chooseCacheDir(modulePath: string, option?: string): CacheLocati
   const fromEnvironment = process.env.TSGI_CACHE_DIR;
   if (fromEnvironment) return { dir: resolve(fromEnvironment), origin: "TSGI_CACHE_DIR" };
   const project = projectDir(dirname(modulePath));
-  if (project !== undefined) return { dir: join(project, "node_modules", ".cache", "tsgi"), origin: "project" };
+  if (project !== undefined)
+    return { dir: join(project, "node_modules", ".cache", "tsgi"), origin: "project" };
   return { dir: join(lazyOs().tmpdir(), `tsgi-cache-${currentUserId()}`), origin: "temp" };
 }
 
@@ -33,5 +34,7 @@ function projectDir(start: string): string | undefined {
 
 /** The uid where there is one (it cannot be spoofed by renaming a user), else the user name. */
 function currentUserId(): string {
-  return typeof process.getuid === "function" ? String(process.getuid()) : lazyOs().userInfo().username;
+  return typeof process.getuid === "function"
+    ? String(process.getuid())
+    : lazyOs().userInfo().username;
 }

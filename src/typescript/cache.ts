@@ -66,7 +66,10 @@ export class CompileCache {
     const text = `//tsgi ${JSON.stringify({ key: this.key(source, format), meta: entry.meta })}\n${entry.code}`;
     try {
       // A temp dir of our own must stay closed to other users; a project's cache follows the umask.
-      mkdirSync(this.location.dir, { recursive: true, mode: this.location.origin === "temp" ? 0o700 : 0o777 });
+      mkdirSync(this.location.dir, {
+        recursive: true,
+        mode: this.location.origin === "temp" ? 0o700 : 0o777,
+      });
       writeFileSync(temp, text, { flag: "wx" });
       renameSync(temp, file);
     } catch (error) {
@@ -110,11 +113,24 @@ export class CompileCache {
 
   private key(source: SourceVersion, format: OutputFormat): string {
     const node = process.versions.node.split(".")[0];
-    return [FORMAT, this.compiler, `node${node}`, format, source.path, source.size, source.mtimeMs, source.ctimeMs, source.ino].join("|");
+    return [
+      FORMAT,
+      this.compiler,
+      `node${node}`,
+      format,
+      source.path,
+      source.size,
+      source.mtimeMs,
+      source.ctimeMs,
+      source.ino,
+    ].join("|");
   }
 
   private fileFor(source: SourceVersion, format: OutputFormat): string {
-    return join(this.location.dir, `${basename(source.path)}.${hashPath(source.path)}.${format}.js`);
+    return join(
+      this.location.dir,
+      `${basename(source.path)}.${hashPath(source.path)}.${format}.js`,
+    );
   }
 }
 

@@ -13,10 +13,15 @@ export class CachedCompiler {
   commonJs(path: string): CommonJsOutput {
     const source = sourceVersion(path);
     const hit = this.cache.read<CommonJsMeta>(source, "cjs");
-    if (hit) return hit.meta.async ? { async: true } : { async: false, code: hit.code, deps: hit.meta.deps };
+    if (hit)
+      return hit.meta.async
+        ? { async: true }
+        : { async: false, code: hit.code, deps: hit.meta.deps };
     // Read after the stat: a write in between changes the mtime, so the entry is stale at once rather than wrong.
     const output = compileCommonJs(readFileSync(path, "utf8"), path);
-    const entry = output.async ? { meta: { async: true as const }, code: "" } : { meta: { async: false as const, deps: output.deps }, code: output.code };
+    const entry = output.async
+      ? { meta: { async: true as const }, code: "" }
+      : { meta: { async: false as const, deps: output.deps }, code: output.code };
     this.cache.write<CommonJsMeta>(source, "cjs", entry);
     return output;
   }

@@ -29,7 +29,11 @@ export function compilerVersion(): string {
  * package name in a process costs about 5 ms, a tenth of a CGI start.
  */
 function esbuildManifest(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
+  for (
+    let dir = dirname(fileURLToPath(import.meta.url));
+    dirname(dir) !== dir;
+    dir = dirname(dir)
+  ) {
     try {
       return readFileSync(join(dir, "node_modules", "esbuild", "package.json"), "utf8");
     } catch {
@@ -59,7 +63,12 @@ export function compileCommonJs(source: string, path: string): CommonJsOutput {
       supported: { "dynamic-import": false },
     });
   } catch (error) {
-    if (failures(error).some((message) => message.text.startsWith("Top-level await is currently not supported"))) return { async: true };
+    if (
+      failures(error).some((message) =>
+        message.text.startsWith("Top-level await is currently not supported"),
+      )
+    )
+      return { async: true };
     throw syntaxError(error, path);
   }
   return { async: false, code: wrapCommonJs(result, path), deps: relativeRequires(result.code) };
@@ -115,7 +124,11 @@ function inlineSourceMap(map: string): string {
 
 /** The relative modules a compiled file requires: what the require hook checks for top-level await before running it. */
 function relativeRequires(code: string): string[] {
-  return [...new Set([...code.matchAll(/\brequire\("(\.{1,2}(?:\/[^"]*)?)"\)/g)].map((match) => match[1]!))];
+  return [
+    ...new Set(
+      [...code.matchAll(/\brequire\("(\.{1,2}(?:\/[^"]*)?)"\)/g)].map((match) => match[1]!),
+    ),
+  ];
 }
 
 function failures(error: unknown): Esbuild.Message[] {
@@ -126,6 +139,8 @@ function failures(error: unknown): Esbuild.Message[] {
 function syntaxError(error: unknown, path: string): Error {
   const first = failures(error)[0];
   if (!first) return error as Error;
-  const where = first.location ? `${path}:${first.location.line}:${first.location.column + 1}` : path;
+  const where = first.location
+    ? `${path}:${first.location.line}:${first.location.column + 1}`
+    : path;
   return new SyntaxError(`${first.text} (${where})`);
 }

@@ -22,7 +22,10 @@ interface ResolveContext {
   parentURL?: string | undefined;
 }
 type NextResolve = (specifier: string, context?: ResolveContext) => Promise<{ url: string }>;
-type NextLoad = (url: string, context?: object) => Promise<{ format?: string | null; source?: unknown }>;
+type NextLoad = (
+  url: string,
+  context?: object,
+) => Promise<{ format?: string | null; source?: unknown }>;
 
 let compiler: CachedCompiler;
 
@@ -30,12 +33,20 @@ export function initialize(data: HooksData): void {
   compiler = new CachedCompiler(new CompileCache(data.location, compilerVersion(), data.warned));
 }
 
-export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<{ url: string }> {
+export async function resolve(
+  specifier: string,
+  context: ResolveContext,
+  next: NextResolve,
+): Promise<{ url: string }> {
   try {
     return await next(specifier, context);
   } catch (error) {
-    const twin = context.parentURL?.startsWith("file:") && isTypeScript(context.parentURL) ? typeScriptTwin(specifier) : undefined;
-    if (twin === undefined || (error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND") throw error;
+    const twin =
+      context.parentURL?.startsWith("file:") && isTypeScript(context.parentURL)
+        ? typeScriptTwin(specifier)
+        : undefined;
+    if (twin === undefined || (error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND")
+      throw error;
     try {
       return await next(twin, context);
     } catch {
@@ -44,7 +55,11 @@ export async function resolve(specifier: string, context: ResolveContext, next: 
   }
 }
 
-export async function load(url: string, context: object, next: NextLoad): Promise<{ format?: string | null; source?: unknown; shortCircuit?: boolean }> {
+export async function load(
+  url: string,
+  context: object,
+  next: NextLoad,
+): Promise<{ format?: string | null; source?: unknown; shortCircuit?: boolean }> {
   if (!url.startsWith("file:") || !isTypeScript(url)) return next(url, context);
   if (url.endsWith(".cts")) return { format: "commonjs", shortCircuit: true };
   return { format: "module", source: await compiler.esm(fileURLToPath(url)), shortCircuit: true };

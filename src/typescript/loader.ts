@@ -31,17 +31,23 @@ export interface TypeScriptOptions {
 export function commandLineLoader(options: TypeScriptOptions = {}): ModuleLoader {
   return async (path) => {
     if (!isTypeScript(path)) return loadModule(path);
-    const data: HooksData = { location: chooseCacheDir(path, options.cacheDir), warned: newWarnFlag() };
+    const data: HooksData = {
+      location: chooseCacheDir(path, options.cacheDir),
+      warned: newWarnFlag(),
+    };
     // Stack traces then name the .ts file and its lines (the compiled code carries a source map).
     installStackMapper();
-    installRequireHook(new CachedCompiler(new CompileCache(data.location, compilerVersion(), data.warned)));
+    installRequireHook(
+      new CachedCompiler(new CompileCache(data.location, compilerVersion(), data.warned)),
+    );
     try {
       return namespaceOf(createRequire(path)(path));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ERR_REQUIRE_ASYNC_MODULE") throw error;
     }
     // Every .ts file the import reaches compiles to an ES module on the hooks' thread.
-    if (typeof register !== "function") throw new Error("a TypeScript module with top-level await needs Node.js 20.6 or later");
+    if (typeof register !== "function")
+      throw new Error("a TypeScript module with top-level await needs Node.js 20.6 or later");
     useNodeSourceMaps();
     // dist/cli/typescript-bundle.cjs and dist/typescript/loader.js both find it this way.
     register(new URL("../typescript/esm-hooks.js", import.meta.url), { data });

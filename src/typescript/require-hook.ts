@@ -47,8 +47,10 @@ export function installRequireHook(compiler: CachedCompiler): void {
     try {
       return resolve.call(this, request, parent, isMain, options);
     } catch (error) {
-      const twin = parent?.filename && isTypeScript(parent.filename) ? typeScriptTwin(request) : undefined;
-      if (twin === undefined || (error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw error;
+      const twin =
+        parent?.filename && isTypeScript(parent.filename) ? typeScriptTwin(request) : undefined;
+      if (twin === undefined || (error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND")
+        throw error;
       try {
         return resolve.call(this, twin, parent, isMain, options);
       } catch {
@@ -112,5 +114,7 @@ function resolveQuietly(request: string, file: string): string | undefined {
 
 function requireAsyncError(file: string, entry: string): Error {
   const via = file === entry ? "" : ` (imported by ${entry})`;
-  return Object.assign(new Error(`${file}${via} uses top-level await, which CommonJS cannot run`), { code: "ERR_REQUIRE_ASYNC_MODULE" });
+  return Object.assign(new Error(`${file}${via} uses top-level await, which CommonJS cannot run`), {
+    code: "ERR_REQUIRE_ASYNC_MODULE",
+  });
 }

@@ -29,12 +29,19 @@ export function rememberSourceMap(filename: string, code: string): void {
  */
 export function installStackMapper(): void {
   const current = Error.prepareStackTrace;
-  if (installed || process.sourceMapsEnabled || (current !== undefined && current.name !== "ErrorPrepareStackTrace")) return;
+  if (
+    installed ||
+    process.sourceMapsEnabled ||
+    (current !== undefined && current.name !== "ErrorPrepareStackTrace")
+  )
+    return;
   installed = true;
   previous = current;
   Error.prepareStackTrace = (error, sites) => {
     const header = errorHeader(error);
-    return sites.length === 0 ? header : `${header}\n    at ${sites.map(mapFrame).join("\n    at ")}`;
+    return sites.length === 0
+      ? header
+      : `${header}\n    at ${sites.map(mapFrame).join("\n    at ")}`;
   };
 }
 
@@ -67,7 +74,10 @@ function mapFor(file: string): SourceMap | null {
   let map: SourceMap | null = null;
   const at = known.lastIndexOf(MARK);
   try {
-    if (at >= 0) map = new SourceMap(JSON.parse(Buffer.from(known.slice(at + MARK.length).trim(), "base64").toString("utf8")));
+    if (at >= 0)
+      map = new SourceMap(
+        JSON.parse(Buffer.from(known.slice(at + MARK.length).trim(), "base64").toString("utf8")),
+      );
   } catch {
     // A map that cannot be read leaves the frames as they are.
   }

@@ -11,7 +11,8 @@ export function newWarnFlag(): WarnFlag {
 }
 
 export function warnOnce(flag: WarnFlag, message: string): void {
-  if (Atomics.compareExchange(flag, 0, 0, 1) === 0) process.stderr.write(`[tsgi] typescript: ${message}\n`);
+  if (Atomics.compareExchange(flag, 0, 0, 1) === 0)
+    process.stderr.write(`[tsgi] typescript: ${message}\n`);
 }
 
 /** The user the process runs as, for telling an administrator whose permissions are missing. */

@@ -78,7 +78,8 @@ export function makeBytes(spec: ByteSpec): Buffer {
         break;
       case "latin1":
         // Mostly the high half: bytes that UTF-8 decoding would mangle.
-        out[i] = r < 0.7 ? 0x80 + Math.floor((r / 0.7) * 128) : 0x20 + Math.floor(((r - 0.7) / 0.3) * 95);
+        out[i] =
+          r < 0.7 ? 0x80 + Math.floor((r / 0.7) * 128) : 0x20 + Math.floor(((r - 0.7) / 0.3) * 95);
         break;
       case "binary":
         out[i] = Math.floor(r * 256);
@@ -90,7 +91,9 @@ export function makeBytes(spec: ByteSpec): Buffer {
 
 /** Lengths biased to the edges of the encodings: 0, 127/128 (1- vs 4-byte lengths), 65535/65536 (one record or two). */
 export function lengthArb(max: number): fc.Arbitrary<number> {
-  const edges = [0, 1, 2, 7, 8, 9, 126, 127, 128, 129, 255, 256, 1000, 4096, 65535, 65536, 70_000].filter((n) => n <= max);
+  const edges = [
+    0, 1, 2, 7, 8, 9, 126, 127, 128, 129, 255, 256, 1000, 4096, 65535, 65536, 70_000,
+  ].filter((n) => n <= max);
   return fc.oneof(
     { arbitrary: fc.constantFrom(...edges), weight: 3 },
     { arbitrary: fc.integer({ min: 0, max: Math.min(max, 40) }), weight: 4 },
@@ -125,7 +128,12 @@ function lengthField(length: number, long: boolean): Buffer {
 export function encodePairs(pairs: readonly GenPair[]): Buffer {
   const parts: Buffer[] = [];
   for (const pair of pairs) {
-    parts.push(lengthField(pair.name.length, pair.longName), lengthField(pair.value.length, pair.longValue), pair.name, pair.value);
+    parts.push(
+      lengthField(pair.name.length, pair.longName),
+      lengthField(pair.value.length, pair.longValue),
+      pair.name,
+      pair.value,
+    );
   }
   return Buffer.concat(parts);
 }
@@ -176,7 +184,8 @@ export interface WireRecord {
 export function encodeRecords(records: readonly WireRecord[]): Buffer {
   const parts: Buffer[] = [];
   for (const record of records) {
-    if (record.content.length > 0xffff || record.padding > 0xff) throw new RangeError("record does not fit its header");
+    if (record.content.length > 0xffff || record.padding > 0xff)
+      throw new RangeError("record does not fit its header");
     const header = Buffer.alloc(8);
     header[0] = 1;
     header[1] = record.type;
@@ -210,21 +219,44 @@ function padding(random: Rng, contentLength: number, style: number): number {
  * full 65535-byte records, or random sizes, or tiny records (a pair split byte
  * by byte); each with random padding; then the empty record that ends it.
  */
-export function streamRecords(type: number, id: number, bytes: Buffer, random: Rng, end = true): WireRecord[] {
+export function streamRecords(
+  type: number,
+  id: number,
+  bytes: Buffer,
+  random: Rng,
+  end = true,
+): WireRecord[] {
   const records: WireRecord[] = [];
   const sizing = between(random, 0, 2);
   const padStyle = between(random, 0, 2);
   const padByte = between(random, 0, 255);
-  for (let offset = 0; offset < bytes.length; ) {
+  for (let offset = 0; offset < bytes.length;) {
     const left = bytes.length - offset;
     let size: number;
     if (sizing === 0) size = Math.min(0xffff, left);
     else if (sizing === 1) size = between(random, 1, Math.min(0xffff, left));
-    else size = bytes.length <= 4000 ? between(random, 1, Math.min(8, left)) : between(random, 1, Math.min(2000, left));
-    records.push({ type, id, content: bytes.subarray(offset, offset + size), padding: padding(random, size, padStyle), padByte });
+    else
+      size =
+        bytes.length <= 4000
+          ? between(random, 1, Math.min(8, left))
+          : between(random, 1, Math.min(2000, left));
+    records.push({
+      type,
+      id,
+      content: bytes.subarray(offset, offset + size),
+      padding: padding(random, size, padStyle),
+      padByte,
+    });
     offset += size;
   }
-  if (end) records.push({ type, id, content: Buffer.alloc(0), padding: padding(random, 0, padStyle), padByte });
+  if (end)
+    records.push({
+      type,
+      id,
+      content: Buffer.alloc(0),
+      padding: padding(random, 0, padStyle),
+      padByte,
+    });
   return records;
 }
 
@@ -233,12 +265,15 @@ export function interleave(lists: readonly WireRecord[][], random: Rng): WireRec
   const positions = lists.map(() => 0);
   const out: WireRecord[] = [];
   for (;;) {
-    const open = lists.map((list, index) => (positions[index]! < list.length ? index : -1)).filter((index) => index >= 0);
+    const open = lists
+      .map((list, index) => (positions[index]! < list.length ? index : -1))
+      .filter((index) => index >= 0);
     if (open.length === 0) return out;
     // Runs of one request, as a web server writes them, with switches in between.
     const pick = open[between(random, 0, open.length - 1)]!;
     const run = between(random, 1, 4);
-    for (let i = 0; i < run && positions[pick]! < lists[pick]!.length; i++) out.push(lists[pick]![positions[pick]!++]!);
+    for (let i = 0; i < run && positions[pick]! < lists[pick]!.length; i++)
+      out.push(lists[pick]![positions[pick]!++]!);
   }
 }
 
@@ -292,9 +327,17 @@ export function digest(bytes: Buffer): Digest {
 export type Expected =
   | { id: number; kind: "unknown-role" }
   | { id: number; kind: "too-large" }
-  | { id: number; kind: "echo"; body: { role: string; params: [string, string][]; stdin: Digest; data: Digest | null } };
+  | {
+      id: number;
+      kind: "echo";
+      body: { role: string; params: [string, string][]; stdin: Digest; data: Digest | null };
+    };
 
-const ROLE_NAMES: Record<number, string> = { [RESPONDER]: "responder", [AUTHORIZER]: "authorizer", [FILTER]: "filter" };
+const ROLE_NAMES: Record<number, string> = {
+  [RESPONDER]: "responder",
+  [AUTHORIZER]: "authorizer",
+  [FILTER]: "filter",
+};
 
 export interface Limits {
   maxParamsBytes: number;
@@ -302,7 +345,8 @@ export interface Limits {
 
 export function expectedFor(request: GenRequest, limits: Limits): Expected {
   if (!(request.role in ROLE_NAMES)) return { id: request.id, kind: "unknown-role" };
-  if (encodePairs(request.pairs).length > limits.maxParamsBytes) return { id: request.id, kind: "too-large" };
+  if (encodePairs(request.pairs).length > limits.maxParamsBytes)
+    return { id: request.id, kind: "too-large" };
   const params = new Map<string, string>();
   for (const pair of request.pairs) {
     const name = pair.name.toString("latin1");
@@ -310,8 +354,11 @@ export function expectedFor(request: GenRequest, limits: Limits): Expected {
     params.set(name, pair.value.toString("latin1"));
   }
   // PEP 3333: always present.
-  for (const name of ["SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"]) if (!params.has(name)) params.set(name, "");
-  const sorted = [...params].filter(([name]) => !name.startsWith("tsgi.")).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const name of ["SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"])
+    if (!params.has(name)) params.set(name, "");
+  const sorted = [...params]
+    .filter(([name]) => !name.startsWith("tsgi."))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return {
     id: request.id,
     kind: "echo",
@@ -335,10 +382,20 @@ export function beginBody(request: GenRequest): Buffer {
 /** Every record of one request, in order. */
 export function requestRecords(request: GenRequest): WireRecord[] {
   const random = rng(request.seed);
-  const records: WireRecord[] = [{ type: T.BEGIN_REQUEST, id: request.id, content: beginBody(request), padding: padding(random, 8, between(random, 0, 2)), padByte: 0 }];
+  const records: WireRecord[] = [
+    {
+      type: T.BEGIN_REQUEST,
+      id: request.id,
+      content: beginBody(request),
+      padding: padding(random, 8, between(random, 0, 2)),
+      padByte: 0,
+    },
+  ];
   records.push(...streamRecords(T.PARAMS, request.id, encodePairs(request.pairs), random));
-  if (request.role !== AUTHORIZER || request.sendStdin) records.push(...streamRecords(T.STDIN, request.id, request.stdin, random));
-  if (request.role === FILTER) records.push(...streamRecords(T.DATA, request.id, request.data, random));
+  if (request.role !== AUTHORIZER || request.sendStdin)
+    records.push(...streamRecords(T.STDIN, request.id, request.stdin, random));
+  if (request.role === FILTER)
+    records.push(...streamRecords(T.DATA, request.id, request.data, random));
   return records;
 }
 
@@ -348,10 +405,29 @@ export function managementRecord(management: GenManagement): WireRecord {
   if (management.type !== T.GET_VALUES) {
     // Some content (0-12 bytes), so a record cut across chunks must still come whole.
     const content = Buffer.alloc(management.type % 13, management.type);
-    return { type: management.type, id: 0, content, padding: (8 - (content.length & 7)) & 7, padByte: 0 };
+    return {
+      type: management.type,
+      id: 0,
+      content,
+      padding: (8 - (content.length & 7)) & 7,
+      padByte: 0,
+    };
   }
-  const content = encodePairs(management.asked.map((name) => ({ name: Buffer.from(name, "latin1"), value: Buffer.alloc(0), longName: false, longValue: false })));
-  return { type: T.GET_VALUES, id: 0, content, padding: (8 - (content.length & 7)) & 7, padByte: 0 };
+  const content = encodePairs(
+    management.asked.map((name) => ({
+      name: Buffer.from(name, "latin1"),
+      value: Buffer.alloc(0),
+      longName: false,
+      longValue: false,
+    })),
+  );
+  return {
+    type: T.GET_VALUES,
+    id: 0,
+    content,
+    padding: (8 - (content.length & 7)) & 7,
+    padByte: 0,
+  };
 }
 
 /** The whole byte stream of a round, and where each request's records are. */
@@ -380,10 +456,20 @@ export function requestArb(shape: RequestShape): fc.Arbitrary<GenRequest> {
   return fc.record({
     id: idArb,
     // Mostly Responders; Authorizer, Filter, and now and then a role that does not exist.
-    role: fc.oneof({ arbitrary: fc.constant(RESPONDER), weight: 6 }, { arbitrary: fc.constantFrom(AUTHORIZER, FILTER), weight: 3 }, { arbitrary: fc.constantFrom(0, 4, 0x0101, 0xffff), weight: 1 }),
+    role: fc.oneof(
+      { arbitrary: fc.constant(RESPONDER), weight: 6 },
+      { arbitrary: fc.constantFrom(AUTHORIZER, FILTER), weight: 3 },
+      { arbitrary: fc.constantFrom(0, 4, 0x0101, 0xffff), weight: 1 },
+    ),
     keepConn: fc.boolean(),
-    otherFlags: fc.oneof({ arbitrary: fc.constant(0), weight: 4 }, { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 }),
-    reserved: fc.oneof(fc.constant(Buffer.alloc(5)), fc.uint8Array({ minLength: 5, maxLength: 5 }).map((bytes) => Buffer.from(bytes))),
+    otherFlags: fc.oneof(
+      { arbitrary: fc.constant(0), weight: 4 },
+      { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 },
+    ),
+    reserved: fc.oneof(
+      fc.constant(Buffer.alloc(5)),
+      fc.uint8Array({ minLength: 5, maxLength: 5 }).map((bytes) => Buffer.from(bytes)),
+    ),
     pairs: fc.array(pairArb(shape), { maxLength: shape.maxPairs }),
     stdin: bytesArb(shape.maxBody, ["binary", "text"]),
     data: bytesArb(shape.maxBody, ["binary"]),
@@ -396,7 +482,10 @@ export const managementArb: fc.Arbitrary<GenManagement> = fc.oneof(
   {
     arbitrary: fc.record({
       type: fc.constant<number>(T.GET_VALUES),
-      asked: fc.array(fc.oneof(fc.constantFrom(...KNOWN_VALUE_NAMES), fc.constantFrom("FCGI_OTHER", "X", "")), { maxLength: 5 }),
+      asked: fc.array(
+        fc.oneof(fc.constantFrom(...KNOWN_VALUE_NAMES), fc.constantFrom("FCGI_OTHER", "X", "")),
+        { maxLength: 5 },
+      ),
     }),
     weight: 2,
   },
@@ -404,7 +493,10 @@ export const managementArb: fc.Arbitrary<GenManagement> = fc.oneof(
     // Management types the application does not know, stream types (4-8) included:
     // on id 0 they are management records too.
     arbitrary: fc.record({
-      type: fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 7, 8, T.GET_VALUES_RESULT, T.UNKNOWN_TYPE), fc.integer({ min: 12, max: 255 })),
+      type: fc.oneof(
+        fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 7, 8, T.GET_VALUES_RESULT, T.UNKNOWN_TYPE),
+        fc.integer({ min: 12, max: 255 }),
+      ),
       asked: fc.constant<string[]>([]),
     }),
     weight: 1,
@@ -418,7 +510,10 @@ export const managementArb: fc.Arbitrary<GenManagement> = fc.oneof(
  * off: the server then closes the connection after it, which would lose any
  * request still to come.
  */
-export function connectionArb(shape: RequestShape, options: { maxRounds?: number; maxPerRound?: number } = {}): fc.Arbitrary<GenConnection> {
+export function connectionArb(
+  shape: RequestShape,
+  options: { maxRounds?: number; maxPerRound?: number } = {},
+): fc.Arbitrary<GenConnection> {
   const round = fc.record({
     requests: fc.array(requestArb(shape), { minLength: 1, maxLength: options.maxPerRound ?? 4 }),
     management: fc.array(managementArb, { maxLength: 2 }),
@@ -432,7 +527,11 @@ export function connectionArb(shape: RequestShape, options: { maxRounds?: number
         let id = request.id;
         while (used.has(id)) id = (id % 65535) + 1;
         used.add(id);
-        return { ...request, id, keepConn: last && r.requests.length === 1 ? request.keepConn : true };
+        return {
+          ...request,
+          id,
+          keepConn: last && r.requests.length === 1 ? request.keepConn : true,
+        };
       });
       // Nor may management records share a round with it: they could come after the close.
       const closing = requests.length === 1 && !requests[0]!.keepConn;
@@ -488,7 +587,17 @@ export interface Mutation {
 
 export const mutationsArb: fc.Arbitrary<Mutation[]> = fc.array(
   fc.record({
-    op: fc.constantFrom<Mutation["op"]>("flip", "set", "insert", "delete", "duplicate", "truncate", "header", "header", "header"),
+    op: fc.constantFrom<Mutation["op"]>(
+      "flip",
+      "set",
+      "insert",
+      "delete",
+      "duplicate",
+      "truncate",
+      "header",
+      "header",
+      "header",
+    ),
     position: fc.nat(),
     length: fc.integer({ min: 1, max: 64 }),
     value: fc.oneof(fc.constantFrom(0, 1, 0x7f, 0x80, 0xff), fc.integer({ min: 0, max: 255 })),
@@ -502,7 +611,12 @@ export const mutationsArb: fc.Arbitrary<Mutation[]> = fc.array(
  * (type, id, lengths, padding) of a real record but keeps its version byte, so
  * the damage goes deeper than the first byte check.
  */
-export function mutate(bytes: Buffer, records: readonly WireRecord[], mutations: readonly Mutation[], seed: number): Buffer {
+export function mutate(
+  bytes: Buffer,
+  records: readonly WireRecord[],
+  mutations: readonly Mutation[],
+  seed: number,
+): Buffer {
   const random = rng(seed);
   let out = Buffer.from(bytes);
   const offsets = headerOffsets(records);
@@ -544,8 +658,14 @@ export function mutate(bytes: Buffer, records: readonly WireRecord[], mutations:
 /** Records with valid framing and random meaning: random BEGIN bodies, params bytes, ABORTs, ids in use or not. */
 export const recordishArb: fc.Arbitrary<WireRecord[]> = fc.array(
   fc.record({
-    type: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 9 }), weight: 5 }, { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 }),
-    id: fc.oneof({ arbitrary: fc.constantFrom(0, 1, 2), weight: 5 }, { arbitrary: fc.integer({ min: 0, max: 65535 }), weight: 1 }),
+    type: fc.oneof(
+      { arbitrary: fc.integer({ min: 1, max: 9 }), weight: 5 },
+      { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 },
+    ),
+    id: fc.oneof(
+      { arbitrary: fc.constantFrom(0, 1, 2), weight: 5 },
+      { arbitrary: fc.integer({ min: 0, max: 65535 }), weight: 1 },
+    ),
     content: fc.oneof(
       { arbitrary: fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes)), weight: 4 },
       { arbitrary: bytesArb(3000, ["binary", "text"]), weight: 1 },
@@ -559,7 +679,11 @@ export const recordishArb: fc.Arbitrary<WireRecord[]> = fc.array(
 /** One garbage connection's bytes: random bytes, a mutated valid stream, or well-framed random records. */
 export function garbageArb(shape: RequestShape): fc.Arbitrary<Buffer> {
   const mutated = fc
-    .record({ requests: fc.array(requestArb(shape), { minLength: 1, maxLength: 3 }), seed: fc.integer(), mutations: mutationsArb })
+    .record({
+      requests: fc.array(requestArb(shape), { minLength: 1, maxLength: 3 }),
+      seed: fc.integer(),
+      mutations: mutationsArb,
+    })
     .map(({ requests, seed, mutations }) => {
       const records = roundRecords({ requests, management: [], seed });
       return mutate(encodeRecords(records), records, mutations, seed);
@@ -588,7 +712,10 @@ export function decodePairs(bytes: Buffer): [string, string][] {
     const nameLength = length();
     const valueLength = length();
     if (at + nameLength + valueLength > bytes.length) throw new Error("truncated pair");
-    pairs.push([bytes.toString("latin1", at, at + nameLength), bytes.toString("latin1", at + nameLength, at + nameLength + valueLength)]);
+    pairs.push([
+      bytes.toString("latin1", at, at + nameLength),
+      bytes.toString("latin1", at + nameLength, at + nameLength + valueLength),
+    ]);
     at += nameLength + valueLength;
   }
   return pairs;
@@ -597,6 +724,7 @@ export function decodePairs(bytes: Buffer): [string, string][] {
 /** The params a request's PARAMS stream decodes to: the last value of a repeated name wins; sorted by name. */
 export function paramsOf(request: GenRequest): [string, string][] {
   const params = new Map<string, string>();
-  for (const pair of request.pairs) params.set(pair.name.toString("latin1"), pair.value.toString("latin1"));
+  for (const pair of request.pairs)
+    params.set(pair.name.toString("latin1"), pair.value.toString("latin1"));
   return [...params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }

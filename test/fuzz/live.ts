@@ -8,7 +8,11 @@ import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import fc from "fast-check";
 import { parseCgiResponse } from "../helpers/cgi.js";
-import { FastCgiClient, type ClientRecord, type FastCgiAddress } from "../helpers/fastcgi-client.js";
+import {
+  FastCgiClient,
+  type ClientRecord,
+  type FastCgiAddress,
+} from "../helpers/fastcgi-client.js";
 import { REPO, sleep, startTsgiFcgi, type ProcessGroup, type Proc } from "../helpers/servers.js";
 import {
   KNOWN_VALUE_NAMES,
@@ -37,17 +41,32 @@ export interface LiveServer {
   limits: Limits & { maxConnections: number; concurrency: number };
 }
 
-export async function startEchoServer(group: ProcessGroup, listen: "unix" | "tcp" = "unix"): Promise<LiveServer> {
+export async function startEchoServer(
+  group: ProcessGroup,
+  listen: "unix" | "tcp" = "unix",
+): Promise<LiveServer> {
   const { proc, address } = await startTsgiFcgi(group, {
     app: ECHO_APP,
     listen,
-    args: ["--max-params-bytes", String(LIVE_LIMITS.maxParamsBytes), "--max-connections", String(LIVE_LIMITS.maxConnections), "--concurrency", String(LIVE_LIMITS.concurrency)],
+    args: [
+      "--max-params-bytes",
+      String(LIVE_LIMITS.maxParamsBytes),
+      "--max-connections",
+      String(LIVE_LIMITS.maxConnections),
+      "--concurrency",
+      String(LIVE_LIMITS.concurrency),
+    ],
   });
   return { proc, address, limits: LIVE_LIMITS };
 }
 
 /** Smaller than the parser's shapes: every byte here crosses a socket and a process. */
-export const LIVE_SHAPE: RequestShape = { maxPairs: 8, maxName: 200, maxValue: 110_000, maxBody: 150_000 };
+export const LIVE_SHAPE: RequestShape = {
+  maxPairs: 8,
+  maxName: 200,
+  maxValue: 110_000,
+  maxBody: 150_000,
+};
 
 /** How long a healthy connection may wait for anything before the case counts as a hang. */
 export const HANG_MS = 10_000;
@@ -90,7 +109,12 @@ function describeRecords(records: readonly ClientRecord[]): string {
  * Runs one generated connection and checks every response exactly. Returns
  * the number of requests checked; throws with a description on any difference.
  */
-export async function runValidConnection(server: LiveServer, connection: GenConnection, plan: number[], counters: LiveCounters): Promise<void> {
+export async function runValidConnection(
+  server: LiveServer,
+  connection: GenConnection,
+  plan: number[],
+  counters: LiveCounters,
+): Promise<void> {
   const client = await FastCgiClient.connect(server.address, { timeoutMs: HANG_MS });
   try {
     for (const [roundIndex, round] of connection.rounds.entries()) {
@@ -106,13 +130,18 @@ export async function runValidConnection(server: LiveServer, connection: GenConn
         try {
           result = await client.response(request.id, { from, timeoutMs: HANG_MS });
         } catch (error) {
-          throw new Error(`${where}, request ${request.id} (role ${request.role}): ${(error as Error).message}`);
+          throw new Error(
+            `${where}, request ${request.id} (role ${request.role}): ${(error as Error).message}`,
+          );
         }
         const records = result.records;
         const endIndex = records.findIndex((r) => r.type === T.END_REQUEST);
         const shape = describeRecords(records);
         if (expected.kind === "unknown-role") {
-          if (records.length !== 1 || result.endRequest.protocolStatus !== 3) throw new Error(`${where}, request ${request.id}: expected only END_REQUEST(UNKNOWN_ROLE), got ${shape} ${JSON.stringify(result.endRequest)}`);
+          if (records.length !== 1 || result.endRequest.protocolStatus !== 3)
+            throw new Error(
+              `${where}, request ${request.id}: expected only END_REQUEST(UNKNOWN_ROLE), got ${shape} ${JSON.stringify(result.endRequest)}`,
+            );
           counters.requests++;
           continue;
         }
@@ -120,19 +149,33 @@ export async function runValidConnection(server: LiveServer, connection: GenConn
         const ok =
           endIndex === records.length - 1 &&
           endIndex >= 2 &&
-          records.slice(0, endIndex - 1).every((r) => r.type === T.STDOUT && r.content.length > 0) &&
+          records
+            .slice(0, endIndex - 1)
+            .every((r) => r.type === T.STDOUT && r.content.length > 0) &&
           records[endIndex - 1]!.type === T.STDOUT &&
           records[endIndex - 1]!.content.length === 0;
         if (!ok) throw new Error(`${where}, request ${request.id}: records out of shape: ${shape}`);
-        if (result.endRequest.appStatus !== 0 || result.endRequest.protocolStatus !== 0) throw new Error(`${where}, request ${request.id}: END_REQUEST ${JSON.stringify(result.endRequest)}`);
+        if (result.endRequest.appStatus !== 0 || result.endRequest.protocolStatus !== 0)
+          throw new Error(
+            `${where}, request ${request.id}: END_REQUEST ${JSON.stringify(result.endRequest)}`,
+          );
         const response = parseCgiResponse(result.stdout);
         if (expected.kind === "too-large") {
-          if (!response.status.startsWith("431 ")) throw new Error(`${where}, request ${request.id}: params over --max-params-bytes got ${response.status}`);
+          if (!response.status.startsWith("431 "))
+            throw new Error(
+              `${where}, request ${request.id}: params over --max-params-bytes got ${response.status}`,
+            );
         } else {
-          if (response.status !== "200 OK") throw new Error(`${where}, request ${request.id}: status ${response.status}: ${response.body.toString("latin1").slice(0, 300)}`);
+          if (response.status !== "200 OK")
+            throw new Error(
+              `${where}, request ${request.id}: status ${response.status}: ${response.body.toString("latin1").slice(0, 300)}`,
+            );
           const got = JSON.stringify(JSON.parse(response.body.toString("utf8")));
           const want = JSON.stringify(expected.body);
-          if (got !== want) throw new Error(`${where}, request ${request.id}: the app saw something else:\n  got  ${got.slice(0, 600)}\n  want ${want.slice(0, 600)}`);
+          if (got !== want)
+            throw new Error(
+              `${where}, request ${request.id}: the app saw something else:\n  got  ${got.slice(0, 600)}\n  want ${want.slice(0, 600)}`,
+            );
         }
         counters.requests++;
       }
@@ -144,15 +187,34 @@ export async function runValidConnection(server: LiveServer, connection: GenConn
         for (const [index, management] of round.management.entries()) {
           const answer = answers()[index]!;
           if (management.type === T.GET_VALUES) {
-            const known: Record<string, string> = { FCGI_MAX_CONNS: String(server.limits.maxConnections), FCGI_MAX_REQS: String(server.limits.concurrency), FCGI_MPXS_CONNS: "1" };
-            const want = [...new Set(management.asked.filter((name) => KNOWN_VALUE_NAMES.includes(name)))].map((name) => [name, known[name]!]).sort();
-            const got = answer.type === T.GET_VALUES_RESULT ? decodePairs(answer.content).sort() : `${typeName(answer.type)}`;
-            if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${where}: GET_VALUES ${JSON.stringify(management.asked)} answered ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+            const known: Record<string, string> = {
+              FCGI_MAX_CONNS: String(server.limits.maxConnections),
+              FCGI_MAX_REQS: String(server.limits.concurrency),
+              FCGI_MPXS_CONNS: "1",
+            };
+            const want = [
+              ...new Set(management.asked.filter((name) => KNOWN_VALUE_NAMES.includes(name))),
+            ]
+              .map((name) => [name, known[name]!])
+              .sort();
+            const got =
+              answer.type === T.GET_VALUES_RESULT
+                ? decodePairs(answer.content).sort()
+                : `${typeName(answer.type)}`;
+            if (JSON.stringify(got) !== JSON.stringify(want))
+              throw new Error(
+                `${where}: GET_VALUES ${JSON.stringify(management.asked)} answered ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
+              );
           } else if (answer.type !== T.UNKNOWN_TYPE || answer.content[0] !== management.type) {
-            throw new Error(`${where}: management type ${management.type} answered ${typeName(answer.type)} ${answer.content.toString("hex")}`);
+            throw new Error(
+              `${where}: management type ${management.type} answered ${typeName(answer.type)} ${answer.content.toString("hex")}`,
+            );
           }
         }
-        if (answers().length !== round.management.length) throw new Error(`${where}: ${answers().length} management answers for ${round.management.length} records`);
+        if (answers().length !== round.management.length)
+          throw new Error(
+            `${where}: ${answers().length} management answers for ${round.management.length} records`,
+          );
       }
     }
 
@@ -163,9 +225,22 @@ export async function runValidConnection(server: LiveServer, connection: GenConn
     } else {
       // With it, the connection must still be open and answering.
       const before = client.records.length;
-      await client.sendRaw(encodeRecords([{ type: T.GET_VALUES, id: 0, content: Buffer.from([15, 0, ...Buffer.from("FCGI_MPXS_CONNS")]), padding: 7, padByte: 0 }]));
+      await client.sendRaw(
+        encodeRecords([
+          {
+            type: T.GET_VALUES,
+            id: 0,
+            content: Buffer.from([15, 0, ...Buffer.from("FCGI_MPXS_CONNS")]),
+            padding: 7,
+            padByte: 0,
+          },
+        ]),
+      );
       await client.waitForRecords((records) => records.length > before, HANG_MS);
-      if (client.records[before]!.type !== T.GET_VALUES_RESULT) throw new Error(`a kept connection answered GET_VALUES with ${typeName(client.records[before]!.type)}`);
+      if (client.records[before]!.type !== T.GET_VALUES_RESULT)
+        throw new Error(
+          `a kept connection answered GET_VALUES with ${typeName(client.records[before]!.type)}`,
+        );
     }
     checkFraming(client.rawBytes(), true);
     counters.connections++;
@@ -179,18 +254,32 @@ export async function runValidConnection(server: LiveServer, connection: GenConn
  * application sends; with `complete` false (we cut the connection), the last one may be partial.
  */
 function checkFraming(bytes: Buffer, complete: boolean): void {
-  const allowed = new Set<number>([T.STDOUT, T.STDERR, T.END_REQUEST, T.GET_VALUES_RESULT, T.UNKNOWN_TYPE]);
+  const allowed = new Set<number>([
+    T.STDOUT,
+    T.STDERR,
+    T.END_REQUEST,
+    T.GET_VALUES_RESULT,
+    T.UNKNOWN_TYPE,
+  ]);
   let offset = 0;
   while (offset + 8 <= bytes.length) {
-    if (bytes[offset] !== 1) throw new Error(`the server wrote version byte ${bytes[offset]} at offset ${offset}`);
-    if (!allowed.has(bytes[offset + 1]!)) throw new Error(`the server wrote a record of type ${bytes[offset + 1]}`);
+    if (bytes[offset] !== 1)
+      throw new Error(`the server wrote version byte ${bytes[offset]} at offset ${offset}`);
+    if (!allowed.has(bytes[offset + 1]!))
+      throw new Error(`the server wrote a record of type ${bytes[offset + 1]}`);
     offset += 8 + bytes.readUInt16BE(offset + 4) + bytes[offset + 6]!;
   }
-  if (complete && offset !== bytes.length) throw new Error(`the server's output ends inside a record (${offset} of ${bytes.length})`);
+  if (complete && offset !== bytes.length)
+    throw new Error(`the server's output ends inside a record (${offset} of ${bytes.length})`);
 }
 
 /** Sends garbage on its own connection, lingers a moment for whatever the server does, then cuts the connection. */
-export async function runGarbageConnection(server: LiveServer, bytes: Buffer, plan: number[], counters: LiveCounters): Promise<void> {
+export async function runGarbageConnection(
+  server: LiveServer,
+  bytes: Buffer,
+  plan: number[],
+  counters: LiveCounters,
+): Promise<void> {
   const client = await FastCgiClient.connect(server.address, { timeoutMs: HANG_MS });
   try {
     counters.bytesSent += bytes.length;
@@ -209,7 +298,10 @@ export async function checkHealthy(server: LiveServer, timeoutMs = 5000): Promis
   const started = Date.now();
   const client = await FastCgiClient.connect(server.address, { timeoutMs });
   try {
-    const result = await client.request({ params: { REQUEST_METHOD: "GET", PATH_INFO: "/health" }, timeoutMs });
+    const result = await client.request({
+      params: { REQUEST_METHOD: "GET", PATH_INFO: "/health" },
+      timeoutMs,
+    });
     const response = parseCgiResponse(result.stdout);
     if (response.status !== "200 OK") throw new Error(`health check answered ${response.status}`);
   } finally {
@@ -220,7 +312,8 @@ export async function checkHealthy(server: LiveServer, timeoutMs = 5000): Promis
 }
 
 /** Lines in the server's stderr that mean a bug rather than a peer's fault. */
-export const INTERNAL_ERROR = /TypeError|RangeError|ReferenceError|SyntaxError|Unhandled|uncaught|FATAL|Maximum call stack|heap out of memory|error in application|error in body/;
+export const INTERNAL_ERROR =
+  /TypeError|RangeError|ReferenceError|SyntaxError|Unhandled|uncaught|FATAL|Maximum call stack|heap out of memory|error in application|error in body/;
 
 export const liveCaseArb = fc.record({
   connections: fc.array(connectionArb(LIVE_SHAPE), { minLength: 1, maxLength: 3 }),
@@ -233,12 +326,20 @@ export function liveProperty(server: LiveServer, counters: LiveCounters) {
   return fc.asyncProperty(liveCaseArb, async ({ connections, garbage, plans }) => {
     const stderrFrom = server.proc.stderr.length;
     await Promise.all([
-      ...connections.map((connection, index) => runValidConnection(server, connection, plans[index]!, counters)),
-      ...garbage.map((bytes, index) => runGarbageConnection(server, bytes, plans[3 + index]!, counters)),
+      ...connections.map((connection, index) =>
+        runValidConnection(server, connection, plans[index]!, counters),
+      ),
+      ...garbage.map((bytes, index) =>
+        runGarbageConnection(server, bytes, plans[3 + index]!, counters),
+      ),
     ]);
     await checkHealthy(server);
-    const internal = server.proc.stderr.slice(stderrFrom).split("\n").filter((line) => INTERNAL_ERROR.test(line));
-    if (internal.length > 0) throw new Error(`the server logged internal errors:\n${internal.slice(0, 5).join("\n")}`);
+    const internal = server.proc.stderr
+      .slice(stderrFrom)
+      .split("\n")
+      .filter((line) => INTERNAL_ERROR.test(line));
+    if (internal.length > 0)
+      throw new Error(`the server logged internal errors:\n${internal.slice(0, 5).join("\n")}`);
     counters.cases++;
   });
 }

@@ -5,7 +5,13 @@
 // the whole run. Prints the count of cases; reports false on a failure.
 
 import { ProcessGroup } from "../helpers/servers.js";
-import { checkHealthy, liveProperty, newCounters, startEchoServer, type LiveServer } from "./live.js";
+import {
+  checkHealthy,
+  liveProperty,
+  newCounters,
+  startEchoServer,
+  type LiveServer,
+} from "./live.js";
 import { chunkingProperty, garbageProperty, paramsDecoderProperty } from "./parser.js";
 import { runAsyncProperty, runProperty, type Outcome } from "./run.js";
 
@@ -47,10 +53,22 @@ export async function longRun(options: LongRunOptions): Promise<boolean> {
     while (Date.now() < deadline && failure === undefined) {
       round++;
       const parts: [string, () => Promise<Outcome> | Outcome][] = [
-        ["parser chunking", () => runProperty(chunkingProperty(), { numRuns: 1e9, timeLimitMs: slice / 4 })],
-        ["parser garbage", () => runProperty(garbageProperty(), { numRuns: 1e9, timeLimitMs: slice / 4 })],
-        ["params decoder", () => runProperty(paramsDecoderProperty(), { numRuns: 1e9, timeLimitMs: slice / 8 })],
-        ...servers.map(([name, server]): [string, () => Promise<Outcome>] => [name, () => runAsyncProperty(liveProperty(server, live), { numRuns: 1e9, timeLimitMs: slice })]),
+        [
+          "parser chunking",
+          () => runProperty(chunkingProperty(), { numRuns: 1e9, timeLimitMs: slice / 4 }),
+        ],
+        [
+          "parser garbage",
+          () => runProperty(garbageProperty(), { numRuns: 1e9, timeLimitMs: slice / 4 }),
+        ],
+        [
+          "params decoder",
+          () => runProperty(paramsDecoderProperty(), { numRuns: 1e9, timeLimitMs: slice / 8 }),
+        ],
+        ...servers.map(([name, server]): [string, () => Promise<Outcome>] => [
+          name,
+          () => runAsyncProperty(liveProperty(server, live), { numRuns: 1e9, timeLimitMs: slice }),
+        ]),
       ];
       for (const [name, run] of parts) {
         if (Date.now() >= deadline || failure !== undefined) break;
@@ -67,7 +85,9 @@ export async function longRun(options: LongRunOptions): Promise<boolean> {
       }
       const total = [...tallies.values()].reduce((sum, tally) => sum + tally.cases, 0);
       const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
-      log(`round ${round}: ${total} cases so far (${live.requests} live requests checked, ${live.garbageConnections} garbage connections); ${left} s left`);
+      log(
+        `round ${round}: ${total} cases so far (${live.requests} live requests checked, ${live.garbageConnections} garbage connections); ${left} s left`,
+      );
     }
 
     log("");
@@ -76,7 +96,9 @@ export async function longRun(options: LongRunOptions): Promise<boolean> {
     let total = 0;
     for (const tally of tallies.values()) {
       total += tally.cases;
-      log(`| ${tally.name} | ${tally.cases} | ${tally.seconds.toFixed(0)} | ${(tally.cases / Math.max(tally.seconds, 0.001)).toFixed(1)} |`);
+      log(
+        `| ${tally.name} | ${tally.cases} | ${tally.seconds.toFixed(0)} | ${(tally.cases / Math.max(tally.seconds, 0.001)).toFixed(1)} |`,
+      );
     }
     log(`| **total** | **${total}** | | |`);
     log("");
@@ -84,7 +106,9 @@ export async function longRun(options: LongRunOptions): Promise<boolean> {
       `live: ${live.connections} valid connections, ${live.requests} requests checked exactly, ${live.garbageConnections} garbage connections, ${(live.bytesSent / 1e6).toFixed(0)} MB sent`,
     );
     for (const [index, [name, server]] of servers.entries()) {
-      log(`${name}: pid ${server.proc.running ? server.proc.pid : "(dead)"}, RSS ${((rssAtStart[index] ?? 0) / 1024).toFixed(1)} MiB at start, ${((server.proc.rssKb() ?? 0) / 1024).toFixed(1)} MiB at the end`);
+      log(
+        `${name}: pid ${server.proc.running ? server.proc.pid : "(dead)"}, RSS ${((rssAtStart[index] ?? 0) / 1024).toFixed(1)} MiB at start, ${((server.proc.rssKb() ?? 0) / 1024).toFixed(1)} MiB at the end`,
+      );
     }
     if (failure !== undefined) {
       log("");

@@ -23,15 +23,41 @@ function replay(): { seed?: number; path?: string } {
 
 function outcome<Ts>(details: fc.RunDetails<Ts>): Outcome {
   if (!details.failed) return { numRuns: details.numRuns, failure: undefined };
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  return { numRuns: details.numRuns, failure: `${error}\n${fc.defaultReportMessage(details) ?? ""}` };
+  const error =
+    details.errorInstance instanceof Error
+      ? details.errorInstance.message
+      : String(details.errorInstance);
+  return {
+    numRuns: details.numRuns,
+    failure: `${error}\n${fc.defaultReportMessage(details) ?? ""}`,
+  };
 }
 
 /** Runs a synchronous property; the time limit stops it early without failing. */
-export function runProperty<Ts extends [unknown, ...unknown[]]>(property: fc.IPropertyWithHooks<Ts>, budget: Budget): Outcome {
-  return outcome(fc.check(property, { numRuns: budget.numRuns, interruptAfterTimeLimit: budget.timeLimitMs, markInterruptAsFailure: false, ...replay() }));
+export function runProperty<Ts extends [unknown, ...unknown[]]>(
+  property: fc.IPropertyWithHooks<Ts>,
+  budget: Budget,
+): Outcome {
+  return outcome(
+    fc.check(property, {
+      numRuns: budget.numRuns,
+      interruptAfterTimeLimit: budget.timeLimitMs,
+      markInterruptAsFailure: false,
+      ...replay(),
+    }),
+  );
 }
 
-export async function runAsyncProperty<Ts extends [unknown, ...unknown[]]>(property: fc.IAsyncPropertyWithHooks<Ts>, budget: Budget): Promise<Outcome> {
-  return outcome(await fc.check(property, { numRuns: budget.numRuns, interruptAfterTimeLimit: budget.timeLimitMs, markInterruptAsFailure: false, ...replay() }));
+export async function runAsyncProperty<Ts extends [unknown, ...unknown[]]>(
+  property: fc.IAsyncPropertyWithHooks<Ts>,
+  budget: Budget,
+): Promise<Outcome> {
+  return outcome(
+    await fc.check(property, {
+      numRuns: budget.numRuns,
+      interruptAfterTimeLimit: budget.timeLimitMs,
+      markInterruptAsFailure: false,
+      ...replay(),
+    }),
+  );
 }

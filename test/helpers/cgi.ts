@@ -11,7 +11,9 @@ export const TSGI_BIN = join(REPO, "bin", "tsgi.js");
 export const FIXTURES = join(REPO, "test", "fixtures");
 
 /** A PATH that finds the node running the tests, and the usual system tools. */
-export const CLEAN_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
+export const CLEAN_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(
+  ":",
+);
 
 /** What a web server typically sets for `GET /app.cgi`; tests override what they need. */
 export const DEFAULT_CGI_VARS: Readonly<Record<string, string>> = {
@@ -127,7 +129,8 @@ export function runCgi(request: CgiRequest): Promise<CgiResult> {
         stdout: output,
         stderr: Buffer.concat(stderr).toString("utf8"),
         response,
-        header: (name) => response?.headers.find(([key]) => key.toLowerCase() === name.toLowerCase())?.[1],
+        header: (name) =>
+          response?.headers.find(([key]) => key.toLowerCase() === name.toLowerCase())?.[1],
       });
     });
   });
@@ -136,7 +139,10 @@ export function runCgi(request: CgiRequest): Promise<CgiResult> {
 /** Parses a CGI response (RFC 3875 section 6): header lines, a blank line, the body. */
 export function parseCgiResponse(output: Buffer): ParsedResponse {
   const end = output.indexOf("\r\n\r\n");
-  if (end === -1) throw new Error(`no complete CGI header block in: ${JSON.stringify(output.toString("latin1").slice(0, 200))}`);
+  if (end === -1)
+    throw new Error(
+      `no complete CGI header block in: ${JSON.stringify(output.toString("latin1").slice(0, 200))}`,
+    );
   const head = output.toString("latin1", 0, end + 4);
   const headers: [string, string][] = [];
   for (const line of head.slice(0, -4).split("\r\n")) {

@@ -4,8 +4,22 @@
 
 import { connect, type Socket } from "node:net";
 import { afterEach } from "vitest";
-import { FCGI_KEEP_CONN, FCGI_MAX_CONTENT_LENGTH, RecordType, Role, encodeNameValuePairs } from "../../src/fastcgi/protocol.js";
-import { RecordParser, encodeBeginRequest, encodeEndOfStream, encodeRecord, encodeRecordHeader, encodeStream, paddingFor } from "../../src/fastcgi/records.js";
+import {
+  FCGI_KEEP_CONN,
+  FCGI_MAX_CONTENT_LENGTH,
+  RecordType,
+  Role,
+  encodeNameValuePairs,
+} from "../../src/fastcgi/protocol.js";
+import {
+  RecordParser,
+  encodeBeginRequest,
+  encodeEndOfStream,
+  encodeRecord,
+  encodeRecordHeader,
+  encodeStream,
+  paddingFor,
+} from "../../src/fastcgi/records.js";
 import { parseCgiResponse, type ParsedResponse } from "./cgi.js";
 
 /** Where a FastCGI server listens: a unix socket path, or TCP. */
@@ -81,7 +95,10 @@ export const BASE_PARAMS: Readonly<Record<string, string>> = {
 };
 
 /** Params for a request to `path` (PATH_INFO, with an optional `?query`), over BASE_PARAMS. */
-export function paramsFor(target: string, extra: Record<string, string> = {}): Record<string, string> {
+export function paramsFor(
+  target: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const [path, query = ""] = target.split("?", 2) as [string, string?];
   return { ...BASE_PARAMS, PATH_INFO: path, QUERY_STRING: query, REQUEST_URI: target, ...extra };
 }
@@ -134,7 +151,13 @@ export class FastCgiClient {
       },
       onStreamData: (type, requestId, data) => {
         const last = this.records[this.records.length - 1];
-        if (data.length !== 0 && last instanceof StreamRecord && last.type === type && last.requestId === requestId && last.length !== 0) {
+        if (
+          data.length !== 0 &&
+          last instanceof StreamRecord &&
+          last.type === type &&
+          last.requestId === requestId &&
+          last.length !== 0
+        ) {
           last.add(data);
         } else {
           this.records.push(new StreamRecord(type, requestId, data));
@@ -161,7 +184,12 @@ export class FastCgiClient {
   /** Connects to a FastCGI server. `localAddress` binds the client side (e.g. 127.0.0.2 on Linux loopback). */
   static connect(
     address: FastCgiAddress,
-    options: { timeoutMs?: number; localAddress?: string; keepRaw?: boolean; allowHalfOpen?: boolean } = {},
+    options: {
+      timeoutMs?: number;
+      localAddress?: string;
+      keepRaw?: boolean;
+      allowHalfOpen?: boolean;
+    } = {},
   ): Promise<FastCgiClient> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     // allowHalfOpen: keep sending after the server's FIN, as a web server may (Node ends its side by default).
@@ -170,10 +198,17 @@ export class FastCgiClient {
       const socket =
         "path" in address
           ? connect({ path: address.path, allowHalfOpen })
-          : connect({ host: address.host, port: address.port, localAddress: options.localAddress, allowHalfOpen });
+          : connect({
+              host: address.host,
+              port: address.port,
+              localAddress: options.localAddress,
+              allowHalfOpen,
+            });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`could not connect to ${describeAddress(address)} within ${timeoutMs} ms`));
+        reject(
+          new Error(`could not connect to ${describeAddress(address)} within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       socket.once("connect", () => {
         clearTimeout(timer);
@@ -211,18 +246,34 @@ export class FastCgiClient {
   }
 
   /** One record of `type` carrying `content` (which must fit one record). */
-  sendRecord(type: number, requestId: number, content: Uint8Array = Buffer.alloc(0)): Promise<void> {
+  sendRecord(
+    type: number,
+    requestId: number,
+    content: Uint8Array = Buffer.alloc(0),
+  ): Promise<void> {
     return this.sendRaw(encodeRecord(type, requestId, content));
   }
 
-  beginRequest(requestId: number, options: { role?: number; keepConn?: boolean } = {}): Promise<void> {
-    const body = encodeBeginRequest(options.role ?? Role.RESPONDER, options.keepConn ? FCGI_KEEP_CONN : 0);
+  beginRequest(
+    requestId: number,
+    options: { role?: number; keepConn?: boolean } = {},
+  ): Promise<void> {
+    const body = encodeBeginRequest(
+      options.role ?? Role.RESPONDER,
+      options.keepConn ? FCGI_KEEP_CONN : 0,
+    );
     return this.sendRecord(RecordType.BEGIN_REQUEST, requestId, body);
   }
 
   /** The whole FCGI_PARAMS stream (records of at most 65535 bytes) and, unless `end: false`, the empty record that ends it. */
-  sendParams(requestId: number, params: Params | Buffer, options: { end?: boolean } = {}): Promise<void> {
-    const bytes = Buffer.isBuffer(params) ? params : encodeNameValuePairs(Array.isArray(params) ? params : Object.entries(params));
+  sendParams(
+    requestId: number,
+    params: Params | Buffer,
+    options: { end?: boolean } = {},
+  ): Promise<void> {
+    const bytes = Buffer.isBuffer(params)
+      ? params
+      : encodeNameValuePairs(Array.isArray(params) ? params : Object.entries(params));
     return this.sendStream(RecordType.PARAMS, requestId, bytes, options.end ?? true);
   }
 
@@ -244,13 +295,18 @@ export class FastCgiClient {
   async streamStdin(
     requestId: number,
     totalBytes: number,
-    options: { end?: boolean; fill?: (chunk: Buffer, offset: number) => void; timeoutMs?: number } = {},
+    options: {
+      end?: boolean;
+      fill?: (chunk: Buffer, offset: number) => void;
+      timeoutMs?: number;
+    } = {},
   ): Promise<number> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000);
     let sent = 0;
     while (sent < totalBytes) {
       if (this.socket.destroyed) return sent;
-      if (Date.now() > deadline) throw new Error(`streaming ${totalBytes} bytes of STDIN timed out after ${sent}`);
+      if (Date.now() > deadline)
+        throw new Error(`streaming ${totalBytes} bytes of STDIN timed out after ${sent}`);
       const size = Math.min(FCGI_MAX_CONTENT_LENGTH - 7, totalBytes - sent); // a multiple of 8: no padding needed
       const chunk = Buffer.allocUnsafe(size);
       if (options.fill) options.fill(chunk, sent);
@@ -259,7 +315,8 @@ export class FastCgiClient {
       this.socket.write(chunk);
       if (paddingFor(size) !== 0) this.socket.write(Buffer.alloc(paddingFor(size)));
       sent += size;
-      if (this.socket.writableNeedDrain) await this.waitForDrain(Math.max(1, deadline - Date.now()));
+      if (this.socket.writableNeedDrain)
+        await this.waitForDrain(Math.max(1, deadline - Date.now()));
     }
     if (options.end ?? true) await this.sendRaw(encodeEndOfStream(RecordType.STDIN, requestId));
     return sent;
@@ -277,7 +334,10 @@ export class FastCgiClient {
     await this.beginRequest(requestId, { role, keepConn: options.keepConn ?? false });
     await this.sendParams(requestId, options.params ?? BASE_PARAMS);
     if (role !== Role.AUTHORIZER || options.stdin !== undefined) {
-      const stdin = typeof options.stdin === "string" ? Buffer.from(options.stdin) : (options.stdin ?? Buffer.alloc(0));
+      const stdin =
+        typeof options.stdin === "string"
+          ? Buffer.from(options.stdin)
+          : (options.stdin ?? Buffer.alloc(0));
       await this.sendStream(RecordType.STDIN, requestId, stdin, options.endStdin ?? true);
     }
     if (options.data !== undefined) {
@@ -288,14 +348,24 @@ export class FastCgiClient {
   }
 
   /** Waits for END_REQUEST on `requestId` and collects what came for it (from record index `from`). */
-  async response(requestId: number, options: { from?: number; timeoutMs?: number | undefined } = {}): Promise<FastCgiResponse> {
+  async response(
+    requestId: number,
+    options: { from?: number; timeoutMs?: number | undefined } = {},
+  ): Promise<FastCgiResponse> {
     const from = options.from ?? 0;
     const end = await this.waitForEndRequest(requestId, { from, timeoutMs: options.timeoutMs });
     const records = this.records.slice(from).filter((record) => record.requestId === requestId);
-    const stdout = Buffer.concat(records.filter((record) => record.type === RecordType.STDOUT).map((record) => record.content));
-    const stderr = Buffer.concat(records.filter((record) => record.type === RecordType.STDERR).map((record) => record.content));
+    const stdout = Buffer.concat(
+      records.filter((record) => record.type === RecordType.STDOUT).map((record) => record.content),
+    );
+    const stderr = Buffer.concat(
+      records.filter((record) => record.type === RecordType.STDERR).map((record) => record.content),
+    );
     const endIndex = records.findIndex((record) => record.type === RecordType.END_REQUEST);
-    const ended = (type: number) => records.slice(0, endIndex).some((record) => record.type === type && record.content.length === 0);
+    const ended = (type: number) =>
+      records
+        .slice(0, endIndex)
+        .some((record) => record.type === type && record.content.length === 0);
     return {
       stdout,
       stderr,
@@ -310,7 +380,10 @@ export class FastCgiClient {
   // Waiting (every wait is bounded)
 
   /** Resolves with the records once `predicate(records)` holds; rejects on timeout or when the connection closes first. */
-  waitForRecords(predicate: (records: ClientRecord[]) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ClientRecord[]> {
+  waitForRecords(
+    predicate: (records: ClientRecord[]) => boolean,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+  ): Promise<ClientRecord[]> {
     return this.waitFor(
       () => (predicate(this.records) ? this.records : undefined),
       timeoutMs,
@@ -320,16 +393,32 @@ export class FastCgiClient {
   }
 
   /** The END_REQUEST of `requestId` (the first one at or after record index `from`). */
-  async waitForEndRequest(requestId: number, options: { from?: number; timeoutMs?: number | undefined } = {}): Promise<EndRequest> {
+  async waitForEndRequest(
+    requestId: number,
+    options: { from?: number; timeoutMs?: number | undefined } = {},
+  ): Promise<EndRequest> {
     const from = options.from ?? 0;
-    const find = () => this.records.slice(from).find((r) => r.type === RecordType.END_REQUEST && r.requestId === requestId);
-    const record = await this.waitFor(find, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, `END_REQUEST for request ${requestId}`, true);
+    const find = () =>
+      this.records
+        .slice(from)
+        .find((r) => r.type === RecordType.END_REQUEST && r.requestId === requestId);
+    const record = await this.waitFor(
+      find,
+      options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      `END_REQUEST for request ${requestId}`,
+      true,
+    );
     return parseEndRequest(record.content);
   }
 
   /** Resolves when the server has closed the connection. */
   waitForClose(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
-    return this.waitFor(() => (this.closedFlag ? true : undefined), timeoutMs, "the connection to close", false).then(() => {});
+    return this.waitFor(
+      () => (this.closedFlag ? true : undefined),
+      timeoutMs,
+      "the connection to close",
+      false,
+    ).then(() => {});
   }
 
   /** Everything received once the server closes the connection. */
@@ -350,19 +439,31 @@ export class FastCgiClient {
       };
       const onDrain = () => done();
       const onClose = () => done(new Error("the connection closed while sending"));
-      const timer = setTimeout(() => done(new Error(`the server did not read for ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(new Error(`the server did not read for ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.socket.on("drain", onDrain);
       this.socket.on("close", onClose);
     });
   }
 
-  private waitFor<T>(check: () => T | undefined, timeoutMs: number, what: string, failOnClose: boolean): Promise<T> {
+  private waitFor<T>(
+    check: () => T | undefined,
+    timeoutMs: number,
+    what: string,
+    failOnClose: boolean,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const listener = () => {
         const found = check();
         if (found !== undefined) finish(undefined, found);
         else if (failOnClose && this.closedFlag) {
-          finish(new Error(`the connection closed before ${what}${this.protocolError ? ` (${this.protocolError.message})` : ""}; got: ${this.summary()}`));
+          finish(
+            new Error(
+              `the connection closed before ${what}${this.protocolError ? ` (${this.protocolError.message})` : ""}; got: ${this.summary()}`,
+            ),
+          );
         }
       };
       const finish = (error: Error | undefined, value?: T) => {
@@ -371,7 +472,15 @@ export class FastCgiClient {
         if (error) reject(error);
         else resolve(value as T);
       };
-      const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got: ${this.summary()}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${what}; got: ${this.summary()}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.listeners.add(listener);
       listener();
     });
@@ -383,8 +492,13 @@ export class FastCgiClient {
 
   /** The records so far, one short line each, for failure messages. */
   summary(): string {
-    const names = Object.fromEntries(Object.entries(RecordType).map(([name, value]) => [value, name]));
-    const lines = this.records.map((r) => `${names[r.type] ?? `type ${r.type}`}#${r.requestId}(${r instanceof StreamRecord ? r.length : r.content.length})`);
+    const names = Object.fromEntries(
+      Object.entries(RecordType).map(([name, value]) => [value, name]),
+    );
+    const lines = this.records.map(
+      (r) =>
+        `${names[r.type] ?? `type ${r.type}`}#${r.requestId}(${r instanceof StreamRecord ? r.length : r.content.length})`,
+    );
     return `[${lines.join(", ")}]${this.closedFlag ? " closed" : ""}`;
   }
 
@@ -399,7 +513,8 @@ export class FastCgiClient {
 }
 
 export function parseEndRequest(content: Buffer): EndRequest {
-  if (content.length !== 8) throw new Error(`END_REQUEST body must be 8 bytes, got ${content.length}`);
+  if (content.length !== 8)
+    throw new Error(`END_REQUEST body must be 8 bytes, got ${content.length}`);
   return { appStatus: content.readUInt32BE(0), protocolStatus: content[4]! };
 }
 
@@ -422,7 +537,8 @@ export function splitFrames(bytes: Buffer): RawFrame[] {
     frames.push(frame);
     offset += 8 + frame.contentLength + frame.paddingLength;
   }
-  if (offset !== bytes.length) throw new Error(`trailing partial record at byte ${offset} of ${bytes.length}`);
+  if (offset !== bytes.length)
+    throw new Error(`trailing partial record at byte ${offset} of ${bytes.length}`);
   return frames;
 }
 
@@ -434,7 +550,10 @@ export function describeAddress(address: FastCgiAddress): string {
  * Returns an `open(address, options)` whose clients are destroyed after each
  * test; call it once at the top of a test file.
  */
-export function trackClients(): (address: FastCgiAddress, options?: Parameters<typeof FastCgiClient.connect>[1]) => Promise<FastCgiClient> {
+export function trackClients(): (
+  address: FastCgiAddress,
+  options?: Parameters<typeof FastCgiClient.connect>[1],
+) => Promise<FastCgiClient> {
   const clients: FastCgiClient[] = [];
   afterEach(() => {
     for (const client of clients.splice(0)) client.destroy();

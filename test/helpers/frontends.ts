@@ -4,13 +4,30 @@
 // matrix of requests every web server in front of tsgi must get right.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { CLEAN_PATH, parseCgiResponse } from "./cgi.js";
-import { ProcessGroup, REPO, freePort, isRoot, sleep, tempDir, waitForListening, type Proc } from "./servers.js";
+import {
+  ProcessGroup,
+  REPO,
+  freePort,
+  isRoot,
+  sleep,
+  tempDir,
+  waitForListening,
+  type Proc,
+} from "./servers.js";
 import { sha256, streamPattern } from "./bytes.js";
 
 export { sha256, streamPattern };
@@ -21,7 +38,8 @@ export const DEPLOY = join(REPO, "examples", "deploy");
 export const MATRIX_APP = join(REPO, "test", "fixtures", "frontends", "matrix-app.js");
 /** A module that throws while it is imported: what "the application fails to load" looks like. */
 export const BROKEN_APP = join(REPO, "test", "fixtures", "throws-at-import.js");
-export const BROKEN_APP_LINE = /tsgi: cannot load application module \S*throws-at-import\.js: configuration file missing/;
+export const BROKEN_APP_LINE =
+  /tsgi: cannot load application module \S*throws-at-import\.js: configuration file missing/;
 
 /** The unprivileged user and group the web servers drop to when the tests run as root. */
 export const WEB_USER = "nobody";
@@ -37,7 +55,8 @@ export const WEB_GROUP = "nogroup";
 export function findFile(path: string, debianPackage: string): string | undefined {
   if (existsSync(path)) return path;
   const message = `${path} not found: install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`;
-  if (process.env.CI === "true") throw new Error(`${message}; CI=true, so this fails instead of skipping`);
+  if (process.env.CI === "true")
+    throw new Error(`${message}; CI=true, so this fails instead of skipping`);
   console.warn(`skipping tests that need ${path}: ${message}`);
   return undefined;
 }
@@ -47,10 +66,18 @@ export function findFile(path: string, debianPackage: string): string | undefine
  * issue asks for it only "if available"): its path, or undefined with a warning.
  */
 export function optionalBinary(binary: string, debianPackage: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? "").split(":").filter(Boolean), "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+  for (const dir of [
+    ...(process.env.PATH ?? "").split(":").filter(Boolean),
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+  ]) {
     if (existsSync(join(dir, binary))) return join(dir, binary);
   }
-  console.warn(`skipping tests that need ${binary}: not found (Debian package "${debianPackage}"; optional, also under CI)`);
+  console.warn(
+    `skipping tests that need ${binary}: not found (Debian package "${debianPackage}"; optional, also under CI)`,
+  );
   return undefined;
 }
 
@@ -86,18 +113,24 @@ export function effectiveUserAndGroup(): { user: string; group: string } {
   if (isRoot) return { user: WEB_USER, group: WEB_GROUP };
   const user = userInfo().username;
   const gidNow = process.getgid?.() ?? -1;
-  const line = readFileSync("/etc/group", "utf8").split("\n").find((entry) => entry.split(":")[2] === String(gidNow));
+  const line = readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .find((entry) => entry.split(":")[2] === String(gidNow));
   return { user, group: line?.split(":")[0] ?? user };
 }
 
 function uid(user: string): number {
-  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((entry) => entry.startsWith(`${user}:`));
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((entry) => entry.startsWith(`${user}:`));
   if (!line) throw new Error(`no user ${user} in /etc/passwd`);
   return Number(line.split(":")[2]);
 }
 
 function gid(group: string): number {
-  const line = readFileSync("/etc/group", "utf8").split("\n").find((entry) => entry.startsWith(`${group}:`));
+  const line = readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .find((entry) => entry.startsWith(`${group}:`));
   if (!line) throw new Error(`no group ${group} in /etc/group`);
   return Number(line.split(":")[2]);
 }
@@ -112,12 +145,17 @@ export function readText(path: string): string {
 }
 
 /** Resolves with the text once `read()` matches `pattern`; a web server may log after it answered. Bounded. */
-export async function waitForLog(read: () => string, pattern: RegExp | string, timeoutMs = 5000): Promise<string> {
+export async function waitForLog(
+  read: () => string,
+  pattern: RegExp | string,
+  timeoutMs = 5000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = read();
     if (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text)) return text;
-    if (Date.now() > deadline) throw new Error(`the log did not show ${pattern} within ${timeoutMs} ms; it holds:\n${text}`);
+    if (Date.now() > deadline)
+      throw new Error(`the log did not show ${pattern} within ${timeoutMs} ms; it holds:\n${text}`);
     await sleep(50);
   }
 }
@@ -192,17 +230,33 @@ export interface HttpOptions {
 /** One HTTP request, its whole response collected. Rejects on a connection error or after `timeoutMs`. */
 export function fetchHttp(url: string, options: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: options.method ?? "GET", headers: options.headers, agent: options.agent ?? false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => {
-        // A response cut off mid-body ends too; "aborted" tells it apart.
-        if (response.complete) resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) });
-        else reject(new Error(`the response from ${url} was cut off after ${Buffer.concat(chunks).length} body bytes`));
-      });
-      response.on("error", reject);
-    });
-    request.setTimeout(options.timeoutMs ?? 20_000, () => request.destroy(new Error(`no answer from ${url} in time`)));
+    const request = httpRequest(
+      url,
+      { method: options.method ?? "GET", headers: options.headers, agent: options.agent ?? false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          // A response cut off mid-body ends too; "aborted" tells it apart.
+          if (response.complete)
+            resolve({
+              status: response.statusCode!,
+              headers: response.headers,
+              body: Buffer.concat(chunks),
+            });
+          else
+            reject(
+              new Error(
+                `the response from ${url} was cut off after ${Buffer.concat(chunks).length} body bytes`,
+              ),
+            );
+        });
+        response.on("error", reject);
+      },
+    );
+    request.setTimeout(options.timeoutMs ?? 20_000, () =>
+      request.destroy(new Error(`no answer from ${url} in time`)),
+    );
     request.on("error", reject);
     const body = options.body;
     if (body === undefined || Buffer.isBuffer(body)) {
@@ -244,7 +298,11 @@ export const MATRIX_GET = "/env/sub%20dir/caf%C3%A9?x=1&y=%C3%A9";
 export const MATRIX_PATH_INFO = "/env/sub dir/" + Buffer.from("café", "utf8").toString("latin1");
 
 /** GETs `target` and returns the environ the matrix app reports (also from a 404, which reports it too). */
-export async function environFor(cell: Pick<MatrixCell, "request">, target: string, headers?: Record<string, string>): Promise<Record<string, string>> {
+export async function environFor(
+  cell: Pick<MatrixCell, "request">,
+  target: string,
+  headers?: Record<string, string>,
+): Promise<Record<string, string>> {
   const result = await cell.request(target, { headers });
   const text = result.body.toString("utf8");
   let report: { environ?: Record<string, string> };
@@ -264,7 +322,9 @@ export async function environFor(cell: Pick<MatrixCell, "request">, target: stri
 export function matrixTests(cell: () => MatrixCell): void {
   it("GET with PATH_INFO and a query string: SCRIPT_NAME, PATH_INFO, QUERY_STRING and REQUEST_URI are right", async () => {
     const { mount, passesAuthorization = true } = cell();
-    const environ = await environFor(cell(), mount + MATRIX_GET, { Authorization: "Bearer matrix" });
+    const environ = await environFor(cell(), mount + MATRIX_GET, {
+      Authorization: "Bearer matrix",
+    });
     expect({
       REQUEST_METHOD: environ.REQUEST_METHOD,
       SCRIPT_NAME: environ.SCRIPT_NAME,
@@ -284,9 +344,16 @@ export function matrixTests(cell: () => MatrixCell): void {
 
   it("POST: the application gets the whole body (it answers the body's SHA-256)", async () => {
     const body = randomBytes(1024 * 1024 + 13);
-    const result = await cell().request(cell().mount + "/sha256", { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } });
+    const result = await cell().request(cell().mount + "/sha256", {
+      method: "POST",
+      body,
+      headers: { "Content-Type": "application/octet-stream" },
+    });
     expect(result.status, result.body.toString("utf8").slice(0, 300)).toBe(200);
-    expect(JSON.parse(result.body.toString("utf8"))).toMatchObject({ length: body.length, sha256: sha256(body) });
+    expect(JSON.parse(result.body.toString("utf8"))).toMatchObject({
+      length: body.length,
+      sha256: sha256(body),
+    });
   });
 
   it("a non-200 status with a custom header passes through", async () => {
@@ -312,7 +379,9 @@ export function matrixTests(cell: () => MatrixCell): void {
     expect(failed.status).toBe(500);
     const deadline = Date.now() + 5000;
     while (logged() === before && Date.now() < deadline) await sleep(50);
-    expect(logged(), `the error log holds:\n${cell().errorLog().slice(-2000)}`).toBeGreaterThan(before);
+    expect(logged(), `the error log holds:\n${cell().errorLog().slice(-2000)}`).toBeGreaterThan(
+      before,
+    );
     const next = await cell().request(cell().mount + "/status");
     expect(next.status).toBe(418);
   });
@@ -332,9 +401,12 @@ export function matrixTests(cell: () => MatrixCell): void {
     // Several processes may share the work (mod_fcgid, an upstream of two): each one's counter must grow by one per request it served.
     const byPid = new Map<number, number[]>();
     for (const { pid, count } of seen) byPid.set(pid, [...(byPid.get(pid) ?? []), count]);
-    expect(Math.max(...[...byPid.values()].map((counts) => counts.length))).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...[...byPid.values()].map((counts) => counts.length))).toBeGreaterThanOrEqual(
+      2,
+    );
     for (const counts of byPid.values()) {
-      for (let index = 1; index < counts.length; index++) expect(counts[index]).toBe(counts[index - 1]! + 1);
+      for (let index = 1; index < counts.length; index++)
+        expect(counts[index]).toBe(counts[index - 1]! + 1);
     }
   });
 }
@@ -372,7 +444,12 @@ export interface Apache {
  * Its own process group (on SIGTERM it signals its whole group, which would
  * otherwise include the test runner); stopped by its PID in group.cleanUp().
  */
-export async function startApache(group: ProcessGroup, binary: string, modulesDir: string, options: ApacheOptions): Promise<Apache> {
+export async function startApache(
+  group: ProcessGroup,
+  binary: string,
+  modulesDir: string,
+  options: ApacheOptions,
+): Promise<Apache> {
   const { dir } = options;
   const port = await freePort();
   const runDir = join(dir, "run");
@@ -396,7 +473,10 @@ export async function startApache(group: ProcessGroup, binary: string, modulesDi
     ...(modules.includes("cgid") ? [`ScriptSock "${join(runDir, "cgid.sock")}"`] : []),
     // mod_fcgid's sockets and shared memory: in the temp dir, writable by the user its process manager runs as.
     ...(modules.includes("fcgid")
-      ? [`FcgidIPCDir "${serverWritableDir(join(dir, "fcgid"))}"`, `FcgidProcessTableFile "${join(runDir, "fcgid_shm")}"`]
+      ? [
+          `FcgidIPCDir "${serverWritableDir(join(dir, "fcgid"))}"`,
+          `FcgidProcessTableFile "${join(runDir, "fcgid_shm")}"`,
+        ]
       : []),
     `TypesConfig "${join(dir, "mime.types")}"`,
     `DocumentRoot "${join(dir, "htdocs")}"`,
@@ -417,7 +497,9 @@ export async function startApache(group: ProcessGroup, binary: string, modulesDi
   try {
     await waitForListening({ host: "127.0.0.1", port }, 15_000, () => proc.running);
   } catch (error) {
-    throw new Error(`${(error as Error).message}\napache2 output:\n${proc.stderr}\nerror.log:\n${errorLog()}`);
+    throw new Error(
+      `${(error as Error).message}\napache2 output:\n${proc.stderr}\nerror.log:\n${errorLog()}`,
+    );
   }
   return { proc, port, url: (path) => `http://127.0.0.1:${port}${path}`, errorLog };
 }
@@ -443,7 +525,12 @@ export interface Lighttpd {
  * in `dir`, `server.username = nobody` when we are root. Its own process group,
  * so FastCGI programs it spawned go with it; stopped by its PID in group.cleanUp().
  */
-export async function startLighttpd(group: ProcessGroup, binary: string, dir: string, includes: string[]): Promise<Lighttpd> {
+export async function startLighttpd(
+  group: ProcessGroup,
+  binary: string,
+  dir: string,
+  includes: string[],
+): Promise<Lighttpd> {
   const port = await freePort();
   mkdirSync(join(dir, "htdocs"), { recursive: true, mode: 0o755 });
   // lighttpd opens its error log after dropping privileges.
@@ -464,15 +551,28 @@ export async function startLighttpd(group: ProcessGroup, binary: string, dir: st
     "",
   ].join("\n");
   const configPath = writeFile(join(dir, "lighttpd.conf"), config);
-  const proc = group.spawn("lighttpd", binary, ["-D", "-f", configPath], { env: { PATH: CLEAN_PATH }, detached: true });
+  const proc = group.spawn("lighttpd", binary, ["-D", "-f", configPath], {
+    env: { PATH: CLEAN_PATH },
+    detached: true,
+  });
   killProcessGroupOnCleanUp(group, proc);
   const errorLog = () => readText(errorLogPath);
   try {
     await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
   } catch (error) {
-    throw new Error(`${(error as Error).message}\nlighttpd stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}\nconfig:\n${config}\n${includes.join("\n")}`);
+    throw new Error(
+      `${(error as Error).message}\nlighttpd stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}\nconfig:\n${config}\n${includes.join("\n")}`,
+    );
   }
-  return { proc, port, dir, url: (path) => `http://127.0.0.1:${port}${path}`, errorLogPath, errorLog, stderr: () => proc.stderr };
+  return {
+    proc,
+    port,
+    dir,
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    errorLogPath,
+    errorLog,
+    stderr: () => proc.stderr,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -515,7 +615,11 @@ fastcgi_param  SERVER_NAME        $server_name;
  * next to the distribution's fastcgi_params, as `include fastcgi_params` finds
  * it in /etc/nginx. A master and one worker, which runs as nobody when we are root.
  */
-export async function startNginxSite(group: ProcessGroup, binary: string, site: (listen: string) => string): Promise<NginxServer> {
+export async function startNginxSite(
+  group: ProcessGroup,
+  binary: string,
+  site: (listen: string) => string,
+): Promise<NginxServer> {
   const dir = tempDir(group, "tsgi-nginx-");
   const port = await freePort();
   const system = "/etc/nginx/fastcgi_params";
@@ -542,19 +646,29 @@ http {
 }
 `;
   writeFile(join(dir, "nginx.conf"), config);
-  const proc = group.spawn("nginx", binary, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { env: { PATH: CLEAN_PATH } });
+  const proc = group.spawn(
+    "nginx",
+    binary,
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
+    { env: { PATH: CLEAN_PATH } },
+  );
   const errorLog = () => readText(join(dir, "error.log"));
   try {
     await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
   } catch (error) {
-    throw new Error(`${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}`);
+    throw new Error(
+      `${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}`,
+    );
   }
   return {
     proc,
     port,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     errorLog,
-    errorLines: () => errorLog().split("\n").filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
+    errorLines: () =>
+      errorLog()
+        .split("\n")
+        .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
   };
 }
 
@@ -562,7 +676,11 @@ http {
 // CGI environments for cgi-fcgi
 
 /** What a web server would put in a CGI environment for `target` under `mount` (Apache's values). */
-export function cgiEnvironment(mount: string, target: string, options: HttpOptions & { bodyLength?: number }): Record<string, string> {
+export function cgiEnvironment(
+  mount: string,
+  target: string,
+  options: HttpOptions & { bodyLength?: number },
+): Record<string, string> {
   const [path, query = ""] = target.split("?", 2) as [string, string?];
   // Node writes a child's environment as UTF-8: the decoded text becomes the URL's bytes again.
   const decoded = decodeURIComponent(path.slice(mount.length));
@@ -591,6 +709,7 @@ export function cgiEnvironment(mount: string, target: string, options: HttpOptio
 export function cgiToHttp(stdout: Buffer): HttpResult {
   const parsed = parseCgiResponse(stdout);
   const headers: IncomingHttpHeaders = {};
-  for (const [name, value] of parsed.headers) if (name !== "Status") headers[name.toLowerCase()] = value;
+  for (const [name, value] of parsed.headers)
+    if (name !== "Status") headers[name.toLowerCase()] = value;
   return { status: Number(parsed.status.slice(0, 3)), headers, body: parsed.body };
 }

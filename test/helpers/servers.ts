@@ -4,7 +4,16 @@
 // stopped by PID from afterAll/afterEach even when a test failed.
 
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+} from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +50,8 @@ export function findBinary(binary: string, debianPackage: string): string | unde
     }
   }
   const message = `${binary} not found: install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`;
-  if (process.env.CI === "true") throw new Error(`${message}; CI=true, so this fails instead of skipping`);
+  if (process.env.CI === "true")
+    throw new Error(`${message}; CI=true, so this fails instead of skipping`);
   console.warn(`skipping tests that need ${binary}: ${message}`);
   return undefined;
 }
@@ -73,11 +83,16 @@ export function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts connections at `address`. */
-export async function waitForListening(address: FastCgiAddress, timeoutMs = 10_000, alive?: () => boolean): Promise<void> {
+export async function waitForListening(
+  address: FastCgiAddress,
+  timeoutMs = 10_000,
+  alive?: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = "path" in address ? connect(address.path) : connect(address.port, address.host);
+      const socket =
+        "path" in address ? connect(address.path) : connect(address.port, address.host);
       socket.once("connect", () => {
         socket.destroy();
         resolve(true);
@@ -85,8 +100,12 @@ export async function waitForListening(address: FastCgiAddress, timeoutMs = 10_0
       socket.once("error", () => resolve(false));
     });
     if (ok) return;
-    if (alive && !alive()) throw new Error(`the process exited before listening on ${"path" in address ? address.path : address.port}`);
-    if (Date.now() > deadline) throw new Error(`nothing listened on ${JSON.stringify(address)} within ${timeoutMs} ms`);
+    if (alive && !alive())
+      throw new Error(
+        `the process exited before listening on ${"path" in address ? address.path : address.port}`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(`nothing listened on ${JSON.stringify(address)} within ${timeoutMs} ms`);
     await sleep(25);
   }
 }
@@ -146,7 +165,8 @@ export class Proc {
   }
 
   get pid(): number {
-    if (this.child.pid === undefined) throw new Error(`${this.name} has no pid (spawn failed): ${this.stderr}`);
+    if (this.child.pid === undefined)
+      throw new Error(`${this.name} has no pid (spawn failed): ${this.stderr}`);
     return this.child.pid;
   }
 
@@ -173,7 +193,12 @@ export class Proc {
       const check = () => {
         const match = this.stderr.slice(from).match(pattern);
         if (match) return finish(undefined, match);
-        if (!this.running) finish(new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before stderr matched ${pattern}; stderr:\n${this.stderr}`));
+        if (!this.running)
+          finish(
+            new Error(
+              `${this.name} exited (${JSON.stringify(this.exitInfo)}) before stderr matched ${pattern}; stderr:\n${this.stderr}`,
+            ),
+          );
       };
       const finish = (error: Error | undefined, match?: RegExpMatchArray) => {
         clearTimeout(timer);
@@ -181,7 +206,15 @@ export class Proc {
         if (error) reject(error);
         else resolve(match!);
       };
-      const timer = setTimeout(() => finish(new Error(`${this.name}: stderr did not match ${pattern} within ${timeoutMs} ms; stderr:\n${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new Error(
+              `${this.name}: stderr did not match ${pattern} within ${timeoutMs} ms; stderr:\n${this.stderr}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.listeners.add(check);
       check();
     });
@@ -190,7 +223,13 @@ export class Proc {
   /** Resolves with how it exited; rejects if it is still running after `timeoutMs`. */
   waitForExit(timeoutMs = 10_000): Promise<Exit> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name} still running after ${timeoutMs} ms; stderr:\n${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`${this.name} still running after ${timeoutMs} ms; stderr:\n${this.stderr}`),
+          ),
+        timeoutMs,
+      );
       void this.exited.then((exit) => {
         clearTimeout(timer);
         resolve(exit);
@@ -265,7 +304,11 @@ export class ProcessGroup {
   private cleanUps: (() => void)[] = [];
 
   spawn(name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Proc {
-    const child = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], ...options });
+    const child = spawn(command, args, {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+      ...options,
+    });
     const proc = new Proc(name, child);
     this.procs.push(proc);
     if (child.pid !== undefined) {
@@ -329,7 +372,10 @@ export interface TsgiFcgi {
 }
 
 /** Starts `node bin/tsgi.js fcgi <app>` and waits until it serves. */
-export async function startTsgiFcgi(group: ProcessGroup, options: TsgiFcgiOptions = {}): Promise<TsgiFcgi> {
+export async function startTsgiFcgi(
+  group: ProcessGroup,
+  options: TsgiFcgiOptions = {},
+): Promise<TsgiFcgi> {
   const app = options.app ?? fcgiFixture("app.js");
   const listenOption = options.listen === undefined ? "unix" : options.listen;
   let listen: string | null;
@@ -337,12 +383,24 @@ export async function startTsgiFcgi(group: ProcessGroup, options: TsgiFcgiOption
   else if (listenOption === "tcp") listen = "127.0.0.1:0";
   else listen = listenOption;
 
-  const args = [...(options.nodeArgs ?? []), TSGI_BIN, "fcgi", app, ...(listen !== null ? ["--listen", listen] : []), ...(options.args ?? [])];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    TSGI_BIN,
+    "fcgi",
+    app,
+    ...(listen !== null ? ["--listen", listen] : []),
+    ...(options.args ?? []),
+  ];
   const env = { PATH: CLEAN_PATH, ...options.env };
   const stdio = options.stdio ?? ["ignore", "pipe", "pipe"];
   const proc =
     options.umask !== undefined
-      ? group.spawn("tsgi fcgi", "/bin/sh", ["-c", `umask ${options.umask}; exec "$@"`, "sh", process.execPath, ...args], { env, stdio })
+      ? group.spawn(
+          "tsgi fcgi",
+          "/bin/sh",
+          ["-c", `umask ${options.umask}; exec "$@"`, "sh", process.execPath, ...args],
+          { env, stdio },
+        )
       : group.spawn("tsgi fcgi", process.execPath, args, { env, stdio });
 
   let address: FastCgiAddress = { path: listen ?? "" };
@@ -350,7 +408,10 @@ export async function startTsgiFcgi(group: ProcessGroup, options: TsgiFcgiOption
     const match = await proc.waitForStderr(/serving \S+ on (.+?) \(pid/);
     const where = match[1]!;
     const tcp = /^(?:\[(.+)\]|([^/]+)):(\d+)$/.exec(where);
-    address = where.includes("/") || !tcp ? { path: where } : { host: tcp[1] ?? tcp[2]!, port: Number(tcp[3]) };
+    address =
+      where.includes("/") || !tcp
+        ? { path: where }
+        : { host: tcp[1] ?? tcp[2]!, port: Number(tcp[3]) };
   }
   return { proc, address };
 }
@@ -382,7 +443,11 @@ export interface Nginx {
  * Starts nginx in the foreground with a generated config: listens on
  * 127.0.0.1 at a free port; pid file, error log and every temp path in a temp dir.
  */
-export async function startNginx(group: ProcessGroup, nginxBinary: string, options: NginxOptions): Promise<Nginx> {
+export async function startNginx(
+  group: ProcessGroup,
+  nginxBinary: string,
+  options: NginxOptions,
+): Promise<Nginx> {
   const dir = tempDir(group, "tsgi-nginx-");
   const port = await freePort();
   const masterProcess = options.masterProcess ?? false;
@@ -412,22 +477,35 @@ ${options.server}
 }
 `;
   writeFileSync(join(dir, "nginx.conf"), config);
-  const proc = group.spawn("nginx", nginxBinary, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], {
-    env: { PATH: CLEAN_PATH },
-  });
+  const proc = group.spawn(
+    "nginx",
+    nginxBinary,
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
+    {
+      env: { PATH: CLEAN_PATH },
+    },
+  );
   try {
     await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
   } catch (error) {
-    const log = existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8") : "";
-    throw new Error(`${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${log}`);
+    const log = existsSync(join(dir, "error.log"))
+      ? readFileSync(join(dir, "error.log"), "utf8")
+      : "";
+    throw new Error(
+      `${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${log}`,
+    );
   }
-  const errorLog = () => (existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8") : "");
+  const errorLog = () =>
+    existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8") : "";
   return {
     proc,
     port,
     dir,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     errorLog,
-    errorLines: () => errorLog().split("\n").filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
+    errorLines: () =>
+      errorLog()
+        .split("\n")
+        .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
   };
 }

@@ -52,7 +52,11 @@ export function ruleComments(source: string, path: string): RuleComment[] {
       if (!continued || start.test(lines[j]!)) break;
       parts.push(continued[1]!);
     }
-    comments.push({ id: match[1]!, sentence: normalize(parts.join(" ")), where: `${path}:${i + 1}` });
+    comments.push({
+      id: match[1]!,
+      sentence: normalize(parts.join(" ")),
+      where: `${path}:${i + 1}`,
+    });
   }
   return comments;
 }
@@ -76,7 +80,9 @@ export function typeScriptFiles(root: string, dir: string): string[] {
 
 /** The rule comments of every `.ts` file under `dir`. */
 export function sourceRuleComments(root: string, dir: string): RuleComment[] {
-  return typeScriptFiles(root, dir).flatMap((path) => ruleComments(readFileSync(join(root, path), "utf8"), path));
+  return typeScriptFiles(root, dir).flatMap((path) =>
+    ruleComments(readFileSync(join(root, path), "utf8"), path),
+  );
 }
 
 /**
@@ -118,7 +124,10 @@ function blockRules(text: string): SpecRule[] {
     // The sentence's own final stop is not a boundary.
     let start = 0;
     for (const stop of segment.slice(0, -1).matchAll(/[.!?](?=\s)/g)) start = stop.index + 1;
-    rules.push({ id: match[1]!, sentence: normalize(text.slice(from + start, from + segment.length)) });
+    rules.push({
+      id: match[1]!,
+      sentence: normalize(text.slice(from + start, from + segment.length)),
+    });
     from = match.index + match[0].length;
   }
   return rules;

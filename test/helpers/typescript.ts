@@ -29,9 +29,21 @@ export const EXPECTED_REPORTS: Record<string, Record<string, unknown>> = {
     __filename: tsFixture("app.ts"),
     router: "hono",
   },
-  "esm-app.mts": { greeting: GREETING, shout: "LAZY", besideViaUrl: BESIDE, besideViaOwnDirname: BESIDE, filename: tsFixture("esm-app.mts"), strict: true },
+  "esm-app.mts": {
+    greeting: GREETING,
+    shout: "LAZY",
+    besideViaUrl: BESIDE,
+    besideViaOwnDirname: BESIDE,
+    filename: tsFixture("esm-app.mts"),
+    strict: true,
+  },
   "commonjs-app.cts": { besideViaDirname: BESIDE, __filename: tsFixture("commonjs-app.cts") },
-  "top-level-await.ts": { greeting: GREETING, besideViaUrl: BESIDE, __dirname: TS_FIXTURES, url: pathToFileURL(tsFixture("top-level-await.ts")).href },
+  "top-level-await.ts": {
+    greeting: GREETING,
+    besideViaUrl: BESIDE,
+    __dirname: TS_FIXTURES,
+    url: pathToFileURL(tsFixture("top-level-await.ts")).href,
+  },
   "imports-top-level-await.ts": { countedRuns: 1, inner: "function" },
 };
 
@@ -48,7 +60,9 @@ export function throwSite(name: string): string {
 /** The log line and first stack frame a gateway writes for a fixture's /throw. */
 export function throwLogPattern(name: string): RegExp {
   const site = throwSite(name).replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  return new RegExp(`\\[tsgi\\] GET \\S*/throw: error in application: Error: thrown from ${name.replace(".", "\\.")}\\n\\s+at \\S+ \\(${site}\\)`);
+  return new RegExp(
+    `\\[tsgi\\] GET \\S*/throw: error in application: Error: thrown from ${name.replace(".", "\\.")}\\n\\s+at \\S+ \\(${site}\\)`,
+  );
 }
 
 /**
@@ -64,5 +78,10 @@ export function cacheFiles(dir: string): string[] {
 
 /** Each cache file's inode and mtime: a file rewritten (a temp file renamed over it) changes both. */
 export function cacheIdentities(dir: string): Record<string, string> {
-  return Object.fromEntries(cacheFiles(dir).map((name) => [name, `${statSync(join(dir, name)).ino}:${statSync(join(dir, name)).mtimeMs}`]));
+  return Object.fromEntries(
+    cacheFiles(dir).map((name) => [
+      name,
+      `${statSync(join(dir, name)).ino}:${statSync(join(dir, name)).mtimeMs}`,
+    ]),
+  );
 }
