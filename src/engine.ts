@@ -5,6 +5,7 @@
 //
 // A gateway supplies only the environ and a ResponseSink (where bytes go).
 
+import { requestLine } from "./environ.js";
 import {
   ApplicationError,
   declaredContentLength,
@@ -23,6 +24,7 @@ import type {
   StartResponse,
   Write,
 } from "./types.js";
+import { describe, isThenable } from "./values.js";
 
 /** Where a gateway sends a response. Writes to a peer that went away throw ConnectionClosedError. */
 export interface ResponseSink {
@@ -476,13 +478,9 @@ class Exchange {
 
   private log(what: string, error: unknown): void {
     const env = this.environ;
-    const target =
-      (env.SCRIPT_NAME ?? "") +
-      (env.PATH_INFO ?? "") +
-      (env.QUERY_STRING ? "?" + env.QUERY_STRING : "");
     // [error.log-line] A log line names the request: `[tsgi] GET /script/path?query: error in application:
     // <stack>`.
-    let text = `[tsgi] ${env.REQUEST_METHOD} ${target}: ${what}`;
+    let text = `[tsgi] ${requestLine(env)}: ${what}`;
     if (error !== undefined)
       text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
     try {
@@ -535,20 +533,6 @@ export function toBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   throw new ApplicationError(
     `a body chunk must be a Uint8Array or a string, not ${describe(chunk)}`,
-  );
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
-  return typeof value === "undefined" ? "undefined" : `a ${typeof value}`;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    typeof value === "object" &&
-    typeof (value as PromiseLike<unknown>).then === "function"
   );
 }
 

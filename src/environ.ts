@@ -77,3 +77,12 @@ export function parseContentLength(value: string | undefined): number | undefine
   if (!/^[0-9]{1,15}$/.test(value)) return "invalid";
   return Number(value);
 }
+
+/** The request as log lines and messages name it: `GET /script/path?query`. */
+export function requestLine(environ: Environ): string {
+  const target =
+    (environ.SCRIPT_NAME ?? "") +
+    (environ.PATH_INFO ?? "") +
+    (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  return `${environ.REQUEST_METHOD} ${target}`;
+}

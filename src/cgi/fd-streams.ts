@@ -9,17 +9,13 @@
 // pays for whatever start-up loads.
 
 import { read, writeSync, writev } from "node:fs";
-import { createRequire } from "node:module";
 import type { Writable } from "node:stream";
 import { ConnectionClosedError } from "../engine.js";
+import { streamModule } from "../lazy-stream.js";
 import type { InputStream } from "../types.js";
 
 const READ_SIZE = 64 * 1024;
 const HIGH_WATER_MARK = 64 * 1024;
-
-function streamModule(): typeof import("node:stream") {
-  return createRequire("/")("node:stream") as typeof import("node:stream");
-}
 
 /** Waits a little before retrying a descriptor that said "try again" (a non-blocking one). */
 function retryDelay(attempt: number): Promise<void> {

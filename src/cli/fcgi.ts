@@ -5,7 +5,8 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
-import { AppLoadError, loadApplicationWith } from "../load-app.js";
+import { loadApplicationWith } from "../load-app.js";
+import { exitOnStartupError } from "./load-error.js";
 import { commandLineLoader } from "../typescript/loader.js";
 import {
   ListenError,
@@ -133,10 +134,7 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
 }
 
 function fail(error: unknown): never {
-  const message =
-    error instanceof AppLoadError || error instanceof ListenError ? error.message : String(error);
-  process.stderr.write(`tsgi: ${message}\n`);
-  process.exit(1);
+  exitOnStartupError(error, [ListenError]);
 }
 
 let nextNonce = 1;
