@@ -50,16 +50,30 @@ function addFcgiCommand(program: Command): void {
       "run a long-lived FastCGI server for nginx, Apache (mod_fcgid, mod_proxy_fcgi) or lighttpd",
     )
     .argument("<module>", MODULE_HELP);
-  const withOptions = cacheDirOption(
-    monitoringOptions(workerOptions(protocolOptions(limitOptions(listeningOptions(command))))),
-  );
-  withOptions.action(async (module, options) => {
+  const withMonitoring = workerOptions(listeningOptions(command))
+    .option(
+      "--request-timeout <seconds>",
+      "give up an application call running longer: 504, or the response cut off",
+      number,
+    )
+    .option("--slow-request <seconds>", "log a request still running after this long", number)
+    .option(
+      "--status-path <path>",
+      "answer this path with tsgi's status (plain text; JSON with ?json)",
+    )
+    .option("--ping-path <path>", 'answer this path with "pong"');
+  cacheDirOption(withMonitoring).action(async (module, options) => {
     const { runFcgiCommand } = await import("./fcgi.js");
     await runFcgiCommand(module, options);
   });
 }
 
-/** Where the server listens, who may connect, and how long it takes to stop. */
+/**
+ * How a server process serves: where it listens and who may connect, how much
+ * it takes on at once, how long it waits for a request, what it offers in the
+ * protocol, how long requests in flight get to finish when it stops, and what
+ * it tells the application about other processes.
+ */
 function listeningOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
   return command
     .option(
@@ -82,12 +96,7 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
       "how long requests in flight may finish after SIGTERM/SIGINT",
       number,
       30,
-    );
-}
-
-/** How much one server takes on at once, and how long it waits for a request to arrive. */
-function limitOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
-  return command
+    )
     .option(
       "--concurrency <n>",
       "requests in progress at once; more get FCGI_OVERLOADED",
@@ -112,26 +121,21 @@ function limitOptions<A extends unknown[], O extends OptionValues>(command: AnyC
       "give up a request whose params or body stall this long",
       number,
       60,
-    );
-}
-
-/** What the server tells the web server in the FastCGI protocol. */
-function protocolOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
-  return command
+    )
     .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
     .option(
       "--stderr-to-web-server",
       "send tsgi.errors as FCGI_STDERR records instead of to stderr",
-    );
-}
-
-/** Processes serving the application, and when one is replaced. */
-function workerOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
-  return command
+    )
     .option(
       "--multiprocess",
       "set tsgi.multiprocess: other processes serve the same app (default: with fd 0 or --workers)",
-    )
+    );
+}
+
+/** Worker processes sharing the listening socket, and when one is replaced. */
+function workerOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
+  return command
     .option(
       "-w, --workers <n>",
       'worker processes sharing the socket ("auto": one per CPU); without it, one process',
@@ -142,22 +146,6 @@ function workerOptions<A extends unknown[], O extends OptionValues>(command: Any
       "recycle a worker (or this process) after it served this many requests",
       integer,
     );
-}
-
-/** Watching the server: slow and stuck requests, the status and ping pages. */
-function monitoringOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
-  return command
-    .option(
-      "--request-timeout <seconds>",
-      "give up an application call running longer: 504, or the response cut off",
-      number,
-    )
-    .option("--slow-request <seconds>", "log a request still running after this long", number)
-    .option(
-      "--status-path <path>",
-      "answer this path with tsgi's status (plain text; JSON with ?json)",
-    )
-    .option("--ping-path <path>", 'answer this path with "pong"');
 }
 
 function cacheDirOption<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
