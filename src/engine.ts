@@ -129,6 +129,7 @@ class Exchange {
     if (excInfo !== undefined) {
       // [start.exc-rethrow] After the headers went out, a call with `excInfo` throws `excInfo` itself, which
       // normally ends the application and cuts the response off (see Errors).
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the spec rethrows excInfo as given
       if (this.headersSent) throw excInfo;
     } else if (this.status !== undefined) {
       throw new ApplicationError("startResponse() called a second time without excInfo");
@@ -305,7 +306,7 @@ class Exchange {
     if (this.usedWrite || this.headersSent || this.status === undefined) return false;
     let length = 0;
     for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
+      const chunk = chunks[i];
       length +=
         typeof chunk === "string"
           ? chunk.length === 0
@@ -482,6 +483,8 @@ class Exchange {
     // <stack>`.
     let text = `[tsgi] ${requestLine(env)}: ${what}`;
     if (error !== undefined)
+      // A thrown value that is not an Error is logged as String() shows it, whatever it is.
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string
       text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
     try {
       env["tsgi.errors"].write(text + "\n");
@@ -500,7 +503,7 @@ function readyChunks(body: Body): Chunk[] | undefined {
   if (!Array.isArray(body) || (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR)
     return undefined;
   const source = body as unknown[];
-  const chunks: Chunk[] = new Array(source.length);
+  const chunks = new Array<Chunk>(source.length);
   for (let i = 0; i < source.length; i++) {
     const chunk = source[i];
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) return undefined;
@@ -565,6 +568,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
       },
       (error) => {
         signal.removeEventListener("abort", onAbort);
+        // The iterator's own rejection, passed on unchanged.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         reject(error);
       },
     );

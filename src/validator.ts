@@ -75,6 +75,7 @@ const REQUIRED_STRINGS: Record<string, string> = {
   SERVER_PROTOCOL: "env.server",
 };
 const BOOLEAN_KEYS = ["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"] as const;
+// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range checked for
 const NOT_LATIN1 = /[^\x00-\xff]/;
 // Enough to see what went wrong in a server nobody asks; bounded so such a server does not grow.
 const MAX_KEPT_VIOLATIONS = 100;
@@ -425,6 +426,8 @@ class CheckedIterator {
     try {
       return this.advance();
     } catch (error) {
+      // An async iterator's next() reports a failure as a rejection, whatever was thrown.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       return Promise.reject(error);
     }
   }
@@ -808,7 +811,7 @@ function checkedErrors(
       }
     },
   });
-  const write = errors.write;
+  const write = errors.write.bind(errors) as (...args: unknown[]) => boolean;
   // [env.errors-use] The application writes only strings and `Uint8Array`s to `tsgi.errors` and never ends it: the
   // stream belongs to the gateway (pipe into it with `{ end: false }`).
   errors.write = function (this: Writable, chunk: unknown, ...rest: unknown[]): boolean {
@@ -820,7 +823,7 @@ function checkedErrors(
         `tsgi.errors.write() was given ${describe(chunk)}; it takes strings and Uint8Arrays`,
       );
     }
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    return write(chunk, ...rest);
   } as Writable["write"];
   errors.end = function (): never {
     fail(

@@ -14,7 +14,6 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 export function describe(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "undefined";
-  if (typeof value === "object")
-    return `an object (${(value as object).constructor?.name ?? "Object"})`;
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
   return `a ${typeof value}`;
 }

@@ -99,15 +99,15 @@ export class FdBody {
   }
 
   private makeStream(): InputStream {
-    const body = this;
-    return new (streamModule().Readable)({
-      read() {
-        body.next().then(
-          (piece) => this.push(piece),
-          (error: Error) => this.destroy(error),
+    const stream = new (streamModule().Readable)({
+      read: () => {
+        this.next().then(
+          (piece) => stream.push(piece),
+          (error: Error) => stream.destroy(error),
         );
       },
     }) as InputStream;
+    return stream;
   }
 }
 
@@ -213,11 +213,11 @@ function writevAsync(fd: number, buffers: Uint8Array[]): Promise<number> {
 
 function dropWritten(batch: Uint8Array[], written: number): Uint8Array[] {
   let index = 0;
-  while (index < batch.length && written >= batch[index]!.length) {
-    written -= batch[index]!.length;
+  while (index < batch.length && written >= batch[index].length) {
+    written -= batch[index].length;
     index++;
   }
   const rest = batch.slice(index);
-  if (written > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(written);
+  if (written > 0 && rest.length > 0) rest[0] = rest[0].subarray(written);
   return rest;
 }

@@ -91,7 +91,7 @@ class Children {
   start(): void {
     if (this.stopping) return;
     this.starting?.kill();
-    const child = fork(process.argv[1]!, process.argv.slice(2), {
+    const child = fork(process.argv[1], process.argv.slice(2), {
       env: { ...process.env, [WATCH_CHILD]: "1" },
       stdio: "inherit",
     });
