@@ -129,8 +129,7 @@ class Exchange {
     if (excInfo !== undefined) {
       // [start.exc-rethrow] After the headers went out, a call with `excInfo` throws `excInfo` itself, which
       // normally ends the application and cuts the response off (see Errors).
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the spec rethrows excInfo as given
-      if (this.headersSent) throw excInfo;
+      if (this.headersSent) throw excInfo; // eslint-disable-line @typescript-eslint/only-throw-error -- as given
     } else if (this.status !== undefined) {
       throw new ApplicationError("startResponse() called a second time without excInfo");
     }
