@@ -54,10 +54,9 @@ function ignoreError(): void {}
 // at the empty `FCGI_STDIN` record, so it works without `CONTENT_LENGTH`.
 /** A request body stream fed by records; tells the connection when to pause and resume reading. */
 class RecordInput extends Readable {
-  ended = false;
-  full = false;
-  /** The application has asked for data: it is waiting on this stream. */
-  requested = false;
+  #ended = false;
+  #full = false;
+  #requested = false;
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
@@ -68,31 +67,53 @@ class RecordInput extends Readable {
     this.on("error", ignoreError);
   }
 
+  /** The empty record that ends it arrived (or no more input is wanted). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The application has asked for data: it is waiting on this stream. */
+  get requested(): boolean {
+    return this.#requested;
+  }
+
   override _read(): void {
-    this.requested = true;
-    if (this.ended) {
+    this.#requested = true;
+    if (this.#ended) {
       this.push(null);
       return;
     }
-    if (this.full) {
-      this.full = false;
+    if (this.#full) {
+      this.#full = false;
       this.onDemand();
     }
   }
 
+  /** The end arrived after the application finished: nothing is handed over any more. */
+  endUnread(): void {
+    this.#ended = true;
+  }
+
+  /** No more input will be read: a reader sees `error`. */
+  fail(error: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.destroy(error);
+  }
+
   /** Adds a piece of the stream; an empty piece ends it. Returns false when reading should pause. */
   add(piece: Buffer): boolean {
-    if (this.ended) return true;
+    if (this.#ended) return true;
     if (piece.length === 0) {
-      this.ended = true;
+      this.#ended = true;
       // The end is handed over when someone reads (_read): most requests have no
       // body and most applications never read it, and ending a stream costs ticks.
-      if (this.requested) this.push(null);
+      if (this.#requested) this.push(null);
       return true;
     }
     if (this.destroyed) return true;
-    this.full = !this.push(piece);
-    return !this.full;
+    this.#full = !this.push(piece);
+    return !this.#full;
   }
 }
 
@@ -190,7 +211,7 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
     if (this.settings.reclaimBodyMemory) bodyBytesReceived(piece.length);
     if (!this.appFinished) return stream.add(piece);
     // Input that arrives after the application finished is only read to be dropped.
-    if (piece.length === 0) stream.ended = true;
+    if (piece.length === 0) stream.endUnread();
     if (this.inputComplete) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
     return true;
   }
@@ -385,12 +406,8 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
       return;
     }
     // The application does not read its body: it may still answer; its input just ends in an error.
-    for (const stream of [this.input, this.data]) {
-      if (stream && !stream.ended) {
-        stream.ended = true;
-        stream.destroy(error);
-      }
-    }
+    this.input.fail(error);
+    this.data?.fail(error);
   }
 
   private sendEndRequest(protocolStatus: number, appStatus = 0): void {
