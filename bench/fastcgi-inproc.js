@@ -72,7 +72,7 @@ const app = (environ, startResponse) => {
 let done = 0;
 const options = {
   maxConnections: 1024,
-  maxRequests: 1024,
+  concurrency: 1024,
   maxRequestsPerConnection: 64,
   maxParamsBytes: 1 << 20,
   multiplex: true,

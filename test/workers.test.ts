@@ -179,10 +179,8 @@ describe("workers that die", () => {
     expect(childPids(cluster.proc.pid).sort()).toEqual(now);
   });
 
-  // Known bug (see the report): the primary's restart timer is unref()'d, so once
-  // no worker is alive (here: both dead, waiting out the crash-loop delay) its event
-  // loop is empty and it exits 0 instead of starting new ones. Flip to it() once
-  // src/fastcgi/workers.ts is fixed.
+  // With every worker dead (here: both, waiting out the crash-loop delay) the restart
+  // timer is all that keeps the primary alive (src/server/workers.ts does not unref it).
   it("a crash loop (an app that exits 50 ms after start) is logged as CRASH LOOP and slowed down: few forks in the 3 s after, the primary stays up", async () => {
     const cluster = await startCluster({ app: proofFixture("crash-loop.js"), waitWorkers: false });
     await cluster.proc.waitForStderr(
