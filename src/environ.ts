@@ -86,3 +86,13 @@ export function requestLine(environ: Environ): string {
     (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
   return `${environ.REQUEST_METHOD} ${target}`;
 }
+
+/** Makes `key` a plain, writable own value of `target`, replacing a getter it had there. */
+export function defineValue(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}

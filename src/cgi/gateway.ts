@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { runApplication, type Outcome, type ResponseSink } from "../engine.js";
-import { makeEnviron, parseContentLength } from "../environ.js";
+import { defineValue, makeEnviron, parseContentLength } from "../environ.js";
 import { formatCgiHead } from "../headers.js";
 import type { Application, Environ, HeaderList } from "../types.js";
 import { FdBody, FdWriter, createSyncWriter, type BodyExtent } from "./fd-streams.js";
@@ -198,21 +198,11 @@ function defineLazily(environ: object, key: string, make: () => unknown): void {
     enumerable: true,
     get() {
       const value = make();
-      Object.defineProperty(environ, key, {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineValue(environ, key, value);
       return value;
     },
     set(value: unknown) {
-      Object.defineProperty(environ, key, {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineValue(environ, key, value);
     },
   });
 }
