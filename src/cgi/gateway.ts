@@ -61,6 +61,9 @@ export function claimStdout(): void {
  */
 export async function runWithCgi(app: Application, options: CgiOptions = {}): Promise<number> {
   const code = await serveCgiRequest(app, options);
+  // What the application queued for right after its response still runs: Express logs a
+  // route's error from a setImmediate once its 500 has gone out.
+  await new Promise((resolve) => setImmediate(resolve));
   // [cgi.no-exit] `runWithCgi(app, { exit: false })` resolves with the exit code instead of
   // ending the process.
   if (options.exit !== false) process.exit(code);
