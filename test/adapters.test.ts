@@ -18,8 +18,10 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fromFetchHandler, fromNodeHandler, toNodeHandler } from "../src/adapters/index.js";
 import { ConnectionClosedError, type Outcome } from "../src/engine.js";
 import type { Application, Environ } from "../src/types.js";
-import { REPO, parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
-import { RecordingSink, deferred, start, within, type Run } from "./fixtures/http/harness.js";
+import { REPO } from "./helpers/processes.js";
+import { parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
+import { RecordingSink } from "./helpers/sinks.js";
+import { deferred, start, within, type Run } from "./helpers/engine-harness.js";
 import {
   FRAMEWORK_APPS,
   SCENARIOS,
@@ -252,7 +254,7 @@ describe("fromFetchHandler", () => {
       },
       cancel: (reason) => cancelled.resolve(reason),
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     sink.onWrite = (_data, index) => {
       if (index === 2) {
         sink.controller.abort();
@@ -379,7 +381,7 @@ describe("fromNodeHandler", () => {
       await firstSent.promise;
       res.end("second");
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     sink.onWrite = (_data, index) => {
       if (index === 0) firstSent.resolve();
     };
@@ -405,7 +407,7 @@ describe("fromNodeHandler", () => {
       }
       res.end();
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     // The client is slow: the engine cannot hand on the first chunk until released.
     sink.onWrite = (_data, index) => (index === 0 ? release.promise : undefined);
     const run = start(app, {}, undefined, sink);
@@ -465,7 +467,7 @@ describe("fromNodeHandler", () => {
       });
       res.write("first");
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     const run = start(app, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }, input, sink);
     await new Promise((resolve) => setTimeout(resolve, 20));
     sink.controller.abort();

@@ -6,19 +6,11 @@
 import { createHash } from "node:crypto";
 import { chmodSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { within } from "./fixtures/http/harness.js";
-import { utf8 } from "../src/environ.js";
-import {
-  CLEAN_PATH,
-  REPO,
-  TSGI_BIN,
-  fixture,
-  parseCgiResponse,
-  runCgi,
-  spawnCgi,
-  type CgiResult,
-} from "./helpers/cgi.js";
+import { within } from "./helpers/engine-harness.js";
+import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
+import { fixture, parseCgiResponse, runCgi, spawnCgi, type CgiResult } from "./helpers/cgi.js";
 import { sha256 } from "./helpers/bytes.js";
+import { utf8 } from "../src/environ.js";
 
 interface InspectReport {
   environ: Record<string, string>;

@@ -1,83 +1,14 @@
 // Unit tests for the shared response engine (src/engine.ts): runApplication
 // drives an application into an in-memory sink, and the bytes are compared in
-// the CGI format. Cases and exact bytes follow anchors.md section B1.
+// the CGI format. Each case names the rule of docs/SPEC.md it checks.
 
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import {
-  ConnectionClosedError,
-  runApplication,
-  type Outcome,
-  type ResponseSink,
-} from "../src/engine.js";
+import { ConnectionClosedError, runApplication, type Outcome } from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
-import { ApplicationError, formatCgiHead } from "../src/headers.js";
+import { ApplicationError } from "../src/headers.js";
 import type { Application, Body, Chunk, Environ, HeaderList } from "../src/types.js";
-
-type SinkEvent =
-  | { kind: "headers"; status: string; headers: HeaderList }
-  | { kind: "write"; data: Buffer }
-  | { kind: "end" }
-  | { kind: "abort"; reason: unknown }
-  | { kind: "whole"; status: string; headers: HeaderList; data: Buffer };
-
-/** Records what the engine sends; `output()` is the response as a CGI gateway would write it. */
-class RecordingSink implements ResponseSink {
-  readonly events: SinkEvent[] = [];
-  readonly controller = new AbortController();
-  /** Replaces the default synchronous write, e.g. to simulate backpressure or a client that left. */
-  onWrite: ((data: Buffer, index: number) => void | Promise<void>) | undefined;
-  private writes = 0;
-
-  constructor(private readonly withSignal = false) {}
-
-  get signal(): AbortSignal | undefined {
-    return this.withSignal ? this.controller.signal : undefined;
-  }
-
-  sendHeaders(status: string, headers: HeaderList): void {
-    this.events.push({
-      kind: "headers",
-      status,
-      headers: headers.map(([name, value]) => [name, value]),
-    });
-  }
-
-  write(data: Uint8Array): void | Promise<void> {
-    // A copy: the engine may hand over a buffer the application reuses.
-    const copy = Buffer.from(data);
-    this.events.push({ kind: "write", data: copy });
-    return this.onWrite?.(copy, this.writes++);
-  }
-
-  end(): void {
-    this.events.push({ kind: "end" });
-  }
-
-  abort(reason: unknown): void {
-    this.events.push({ kind: "abort", reason });
-  }
-
-  count(kind: SinkEvent["kind"]): number {
-    return this.events.filter((event) => event.kind === kind).length;
-  }
-
-  output(): Buffer {
-    const parts: Buffer[] = [];
-    for (const event of this.events) {
-      if (event.kind === "headers") parts.push(formatCgiHead(event.status, event.headers));
-      else if (event.kind === "write") parts.push(event.data);
-      else if (event.kind === "whole")
-        parts.push(formatCgiHead(event.status, event.headers), event.data);
-    }
-    return Buffer.concat(parts);
-  }
-
-  /** The output as a string of Latin-1 code points, one per byte. */
-  text(): string {
-    return this.output().toString("latin1");
-  }
-}
+import { RecordingSink, TextCollector } from "./helpers/sinks.js";
 
 /** A sink that also takes complete responses whole (as the FastCGI gateway does), or declines them. */
 class WholeSink extends RecordingSink {
@@ -106,20 +37,14 @@ class WholeSink extends RecordingSink {
 }
 
 function testEnviron(method = "GET"): { environ: Environ; errorLog: () => string } {
-  let logged = "";
-  const errors = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logged += chunk.toString("utf8");
-      callback();
-    },
-  });
+  const errors = new TextCollector();
   const input = new PassThrough();
   input.end();
   const environ = makeEnviron(
     { REQUEST_METHOD: method, SCRIPT_NAME: "/app", PATH_INFO: "/where", QUERY_STRING: "" },
     { input, errors, multithread: false, multiprocess: true, runOnce: true },
   );
-  return { environ, errorLog: () => logged };
+  return { environ, errorLog: () => errors.text };
 }
 
 interface Run {

@@ -7,15 +7,10 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:ht
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ProcessGroup,
-  findBinary,
-  startNginx,
-  startTsgiFcgi,
-  tempDir,
-  type Nginx,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { ProcessGroup, tempDir } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginx, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const nginxBinary = findBinary("nginx", "nginx");

@@ -3,7 +3,8 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor, type FastCgiAddress } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, startTsgiFcgi, type TsgiFcgi } from "./helpers/servers.js";
+import { ProcessGroup } from "./helpers/processes.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { fileURLToPath } from "node:url";
 
 const APP = fileURLToPath(new URL("./fixtures/operations/app.js", import.meta.url));

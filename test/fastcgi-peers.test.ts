@@ -8,20 +8,20 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RecordType, encodeNameValuePairs } from "../src/fastcgi/protocol.js";
-import { CLEAN_PATH, parseCgiResponse } from "./helpers/cgi.js";
-import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
 import {
-  ProcessGroup,
-  TSGI_BIN,
-  fcgiFixture,
-  findBinary,
+  CLEAN_PATH,
   freePort,
+  ProcessGroup,
   sleep,
-  startTsgiFcgi,
   tempDir,
+  TSGI_BIN,
   waitForListening,
-} from "./helpers/servers.js";
+} from "./helpers/processes.js";
+import { parseCgiResponse } from "./helpers/cgi.js";
+import { fcgiFixture, startTsgiFcgi } from "./helpers/tsgi.js";
+import { findBinary } from "./helpers/available.js";
 import { sha256 } from "./helpers/bytes.js";
+import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");

@@ -23,16 +23,14 @@ import {
   type FastCgiResponse,
 } from "./helpers/fastcgi-client.js";
 import {
-  ProcessGroup,
-  TSGI_BIN,
-  fcgiFixture,
   freePort,
+  ProcessGroup,
   sampleRss,
   sleep,
-  startTsgiFcgi,
   tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+  TSGI_BIN,
+} from "./helpers/processes.js";
+import { fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
 
 const group = new ProcessGroup();

@@ -12,27 +12,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordType } from "../src/fastcgi/protocol.js";
 import { FastCgiClient, paramsFor, trackClients } from "./helpers/fastcgi-client.js";
 import {
+  alive as isAlive,
+  childPids,
   ProcessGroup,
-  findBinary,
   sampleRss,
   sleep,
-  startNginx,
-  startTsgiFcgi,
   tempDir,
   waitForListening,
-  type Nginx,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+} from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginx, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import {
-  ProofLog,
   ask,
-  childPids,
-  isAlive,
   listeningWorkers,
   proofFixture,
+  ProofLog,
   startLoad,
   until,
-} from "./fixtures/proof/harness.js";
+} from "./helpers/proof.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 

@@ -10,42 +10,33 @@ import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
+import { alive, CLEAN_PATH, ProcessGroup, sleep, tempDir, TSGI_BIN } from "./helpers/processes.js";
 import {
-  CLEAN_PATH,
-  MATRIX_APP,
-  alive,
   cgiEnvironment,
   cgiToHttp,
   effectiveUserAndGroup,
   example,
   httpCell,
+  MATRIX_APP,
   matrixTests,
-  optionalBinary,
   readText,
   serverWritableDir,
-  startNginxSite,
   stopPid,
   waitForLog,
   writeFile,
   type HttpOptions,
   type HttpResult,
   type MatrixCell,
-  type NginxServer,
 } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  TSGI_BIN,
-  findBinary,
-  sleep,
-  startTsgiFcgi,
-  tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginxSite, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 const nginxBinary = findBinary("nginx", "nginx");
-const systemdAnalyze = optionalBinary("systemd-analyze", "systemd");
+// Optional also under CI: the CI image has no systemd.
+const systemdAnalyze = findBinary("systemd-analyze", "systemd", { optional: true });
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -93,7 +84,7 @@ describe.skipIf(!cgiFcgi)("libfcgi's cgi-fcgi -bind -connect from a CGI environm
 describe.skipIf(!spawnFcgi || !nginxBinary)(
   "spawn-fcgi starting tsgi (spawn-tsgi.sh), nginx in front (nginx/tsgi.conf)",
   () => {
-    let nginx: NginxServer;
+    let nginx: Nginx;
     let tsgiPid: number | undefined;
     let tsgiLog: string;
     let socket: string;

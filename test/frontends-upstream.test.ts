@@ -7,17 +7,10 @@
 import { Agent } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
-import {
-  CLEAN_PATH,
-  MATRIX_APP,
-  example,
-  fetchHttp,
-  httpCell,
-  matrixTests,
-  startNginxSite,
-  type NginxServer,
-} from "./helpers/frontends.js";
-import { ProcessGroup, TSGI_BIN, findBinary, freePort, type Proc } from "./helpers/servers.js";
+import { CLEAN_PATH, freePort, ProcessGroup, TSGI_BIN, type Proc } from "./helpers/processes.js";
+import { example, fetchHttp, httpCell, MATRIX_APP, matrixTests } from "./helpers/frontends.js";
+import { startNginxSite, type Nginx } from "./helpers/nginx.js";
+import { findBinary } from "./helpers/available.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -55,7 +48,7 @@ async function startBackend(nginxHost: string): Promise<Backend> {
   return { proc, port };
 }
 
-async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: NginxServer }> {
+async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: Nginx }> {
   const backends = (await Promise.all([startBackend("127.0.0.1"), startBackend("127.0.0.1")])) as [
     Backend,
     Backend,
@@ -73,7 +66,7 @@ async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: Nginx
 
 describe.skipIf(!nginxBinary)("nginx-upstream: two tsgi backends on TCP behind nginx", () => {
   let backends: [Backend, Backend];
-  let nginx: NginxServer;
+  let nginx: Nginx;
 
   beforeAll(async () => {
     ({ backends, nginx } = await startPool());

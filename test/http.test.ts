@@ -12,8 +12,8 @@ import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
 import { makeServer } from "../src/http/server.js";
 import type { Application, Body, Environ } from "../src/types.js";
 import { validator } from "../src/validator.js";
-import { deferred, rawRequest, within } from "./fixtures/http/harness.js";
-import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/cgi.js";
+import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
+import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
 
 class LineCollector extends Writable {
   readonly lines: string[] = [];

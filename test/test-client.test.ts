@@ -8,7 +8,7 @@ import { makeServer } from "../src/http/server.js";
 import { testClient } from "../src/test-client.js";
 import type { Application, Environ } from "../src/types.js";
 import { ValidationError } from "../src/validator.js";
-import { rawRequest } from "./fixtures/http/harness.js";
+import { rawRequest } from "./helpers/engine-harness.js";
 
 /** Answers with the environ's CGI variables as JSON. */
 const environEcho: Application = (environ: Environ, startResponse) => {

@@ -4,47 +4,18 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runWithCgi } from "../src/cgi/gateway.js";
-import { runApplication, type Outcome, type ResponseSink } from "../src/engine.js";
+import { runApplication, type Outcome } from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
 import { serveFastCgi, type FastCgiServer } from "../src/fastcgi/server.js";
 import type { Application, Chunk, Environ, HeaderList, StartResponse } from "../src/types.js";
 import { ValidationError, validator, type Side } from "../src/validator.js";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
-
-class MemoryErrors extends Writable {
-  text = "";
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    this.text += chunk.toString();
-    callback();
-  }
-}
-
-class MemorySink implements ResponseSink {
-  status: string | undefined;
-  headers: HeaderList = [];
-  chunks: Buffer[] = [];
-  ended = false;
-  constructor(readonly signal?: AbortSignal) {}
-  sendHeaders(status: string, headers: HeaderList): void {
-    this.status = status;
-    this.headers = headers;
-  }
-  write(data: Uint8Array): void {
-    this.chunks.push(Buffer.from(data));
-  }
-  end(): void {
-    this.ended = true;
-  }
-  abort(): void {}
-  get body(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-}
+import { RecordingSink, TextCollector } from "./helpers/sinks.js";
 
 /** A valid environ, as a gateway builds it, for a request with this body. */
 function request(vars: Record<string, string> = {}, input: Readable = Readable.from([])): Environ {
@@ -59,12 +30,12 @@ function request(vars: Record<string, string> = {}, input: Readable = Readable.f
       SERVER_PROTOCOL: "HTTP/1.1",
       ...vars,
     },
-    { input, errors: new MemoryErrors(), multithread: false, multiprocess: false, runOnce: false },
+    { input, errors: new TextCollector(), multithread: false, multiprocess: false, runOnce: false },
   );
 }
 
 function errorsText(environ: Environ): string {
-  return (environ["tsgi.errors"] as MemoryErrors).text;
+  return (environ["tsgi.errors"] as TextCollector).text;
 }
 
 const ignoreWrite = () => {};
@@ -101,8 +72,8 @@ async function serve(
   app: Application,
   environ = request(),
   signal?: AbortSignal,
-): Promise<{ outcome: Outcome; sink: MemorySink }> {
-  const sink = new MemorySink(signal);
+): Promise<{ outcome: Outcome; sink: RecordingSink }> {
+  const sink = new RecordingSink(signal ?? false);
   const outcome = await runApplication(app, environ, sink);
   return { outcome, sink };
 }
@@ -1132,7 +1103,7 @@ describe("under the shared engine (a well-behaved gateway)", () => {
     const validated = validator(app);
     const { outcome, sink } = await serve(validated);
     expect(outcome).toBe("complete");
-    expect(sink.body).toBe(expectedBody);
+    expect(sink.body()).toBe(expectedBody);
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
@@ -1145,7 +1116,7 @@ describe("under the shared engine (a well-behaved gateway)", () => {
     );
     const { outcome, sink } = await serve(validated, environ);
     expect(outcome).toBe("complete");
-    expect(sink.body).toBe("got ping");
+    expect(sink.body()).toBe("got ping");
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
@@ -1208,7 +1179,7 @@ describe("under the shared engine (a well-behaved gateway)", () => {
       });
       const { outcome, sink } = await serve(validated);
       expect(outcome).toBe("cut");
-      expect(sink.body).toBe("abc");
+      expect(sink.body()).toBe("abc");
       expect((caught(() => validated.assertNoViolations()) as ValidationError).rule).toBe(id);
     },
   );
@@ -1242,7 +1213,7 @@ describe("under the CGI gateway", () => {
     writeFileSync(join(directory, "stdin"), "pingEXTRA");
     const stdinFd = openSync(join(directory, "stdin"), "r");
     const stdoutFd = openSync(join(directory, "stdout"), "w");
-    const errors = new MemoryErrors();
+    const errors = new TextCollector();
     const validated = validator(async (environ, startResponse) => {
       const chunks: Buffer[] = [];
       for await (const chunk of environ["tsgi.input"]) chunks.push(Buffer.from(chunk));
@@ -1295,7 +1266,7 @@ describe("under the FastCGI gateway", () => {
       return [`${environ.CONTENT_TYPE} ${length}`];
     });
     const path = join(mkdtempSync(join(tmpdir(), "tsgi-validator-")), "fcgi.sock");
-    const errors = new MemoryErrors();
+    const errors = new TextCollector();
     server = await serveFastCgi(validated, { listen: path, errors });
     const params = paramsFor("/form", {
       REQUEST_METHOD: "POST",

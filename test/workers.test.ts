@@ -6,27 +6,27 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor, type FastCgiAddress } from "./helpers/fastcgi-client.js";
 import {
-  ProcessGroup,
-  TSGI_BIN,
-  findBinary,
+  alive as isAlive,
+  childPids,
+  CLEAN_PATH,
   freePort,
+  ProcessGroup,
   sleep,
-  startTsgiFcgi,
   tempDir,
+  TSGI_BIN,
   waitForListening,
   type Proc,
-} from "./helpers/servers.js";
-import { CLEAN_PATH } from "./helpers/cgi.js";
+} from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { startTsgiFcgi } from "./helpers/tsgi.js";
 import {
-  ProofLog,
   ask,
-  childPids,
-  isAlive,
   listeningWorkers,
   proofFixture,
+  ProofLog,
   startLoad,
   until,
-} from "./fixtures/proof/harness.js";
+} from "./helpers/proof.js";
 
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 

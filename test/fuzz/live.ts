@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import fc from "fast-check";
 import { parseCgiResponse } from "../helpers/cgi.js";
+import { REPO, sleep, type Proc, type ProcessGroup } from "../helpers/processes.js";
+import { startTsgiFcgi } from "../helpers/tsgi.js";
 import {
   FastCgiClient,
   type ClientRecord,
   type FastCgiAddress,
 } from "../helpers/fastcgi-client.js";
-import { REPO, sleep, startTsgiFcgi, type ProcessGroup, type Proc } from "../helpers/servers.js";
 import {
   KNOWN_VALUE_NAMES,
   T,

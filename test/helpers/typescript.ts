@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { FIXTURES } from "./cgi.js";
+import { FIXTURES } from "./processes.js";
 
 export const TS_FIXTURES = join(FIXTURES, "ts");
 
