@@ -13,6 +13,7 @@ import { expect, it } from "vitest";
 import { parseCgiResponse } from "./cgi.js";
 import { REPO, alive, isRoot, sleep } from "./processes.js";
 import { sha256, streamPattern } from "./bytes.js";
+import { fill } from "./templates.js";
 
 export const DEPLOY = join(REPO, "examples", "deploy");
 export const MATRIX_APP = join(REPO, "test", "fixtures", "frontends", "matrix-app.js");
@@ -27,14 +28,6 @@ export const WEB_GROUP = "nogroup";
 
 // ---------------------------------------------------------------------------
 // Files the web servers need
-
-/** Replaces every `@NAME@` in `text`; throws on one left unfilled, so a renamed placeholder cannot go unnoticed. */
-export function fill(text: string, values: Record<string, string>): string {
-  const filled = text.replace(/@([A-Z0-9_]+)@/g, (match, name: string) => values[name] ?? match);
-  const left = /@[A-Z0-9_]+@/.exec(filled);
-  if (left) throw new Error(`placeholder ${left[0]} has no value`);
-  return filled;
-}
 
 /** An example file from examples/deploy/<folder>/, placeholders filled. */
 export function example(folder: string, file: string, values: Record<string, string> = {}): string {
