@@ -7,8 +7,13 @@ const fcgi = require("node-fastcgi");
 const HELLO = "Hello, world!\n";
 const HELLO_LENGTH = String(Buffer.byteLength(HELLO));
 
+/**
+ * Answers the body's length and SHA-256, reading it `?delay=` ms late.
+ * @param {import("node:http").IncomingMessage} req
+ * @param {import("node:http").ServerResponse} res
+ */
 async function upload(req, res) {
-  const delay = Number(/[?&]delay=([0-9]+)/.exec(req.url)?.[1] ?? 0);
+  const delay = Number(/[?&]delay=([0-9]+)/.exec(req.url ?? "")?.[1] ?? 0);
   if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
   const hash = createHash("sha256");
   let length = 0;

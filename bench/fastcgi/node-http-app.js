@@ -9,6 +9,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 const HELLO = "Hello, world!\n";
 const HELLO_LENGTH = String(Buffer.byteLength(HELLO));
 
+/**
+ * Answers the body's length and SHA-256, reading it `?delay=` ms late.
+ * @param {import("node:http").IncomingMessage} req
+ * @param {import("node:http").ServerResponse} res
+ */
 async function upload(req, res) {
   const delay = Number(/[?&]delay=([0-9]+)/.exec(req.url ?? "")?.[1] ?? 0);
   if (delay > 0) await sleep(delay);
