@@ -129,7 +129,7 @@ function runOnce(command) {
     (command.expect && !result.stdout.toString().includes(command.expect))
   ) {
     throw new Error(
-      `${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`,
+      `${command.name} failed: exit ${result.status}\n${result.stdout.toString()}\n${result.stderr.toString()}`,
     );
   }
   return elapsed;

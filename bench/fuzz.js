@@ -48,10 +48,11 @@ for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"]))
 
 const started = Date.now();
 console.log(`fuzzing for ${minutes} minute(s), node ${process.version}`);
-let ok = false;
+let ok;
 try {
-  /** @type {typeof import("../test/fuzz/long-run.js")} */
-  const { longRun } = await import(pathToFileURL(bundle).href);
+  /** @type {unknown} */
+  const loaded = await import(pathToFileURL(bundle).href);
+  const { longRun } = /** @type {typeof import("../test/fuzz/long-run.js")} */ (loaded);
   ok = await longRun({ minutes, log: (line) => console.log(line) });
 } finally {
   rmSync(tmp, { recursive: true, force: true });

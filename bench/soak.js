@@ -181,7 +181,9 @@ function heapAfterGc() {
       res.on("data", (/** @type {Buffer} */ chunk) => (body += chunk.toString("utf8")));
       res.on("end", () => {
         try {
-          resolve(/** @type {NodeJS.MemoryUsage} */ (JSON.parse(body)));
+          /** @type {unknown} */
+          const memory = JSON.parse(body);
+          resolve(/** @type {NodeJS.MemoryUsage} */ (memory));
         } catch {
           resolve(undefined);
         }

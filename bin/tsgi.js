@@ -9,8 +9,9 @@
 const CGI_BUNDLE = "../dist/cli/cgi-bundle.cjs";
 const MAIN = "../dist/cli/main.js";
 if (process.argv[2] === "cgi") {
-  /** @type {typeof import("../src/cli/cgi.js")} */
-  const cgi = require(CGI_BUNDLE);
+  /** @type {unknown} */
+  const loaded = require(CGI_BUNDLE);
+  const cgi = /** @type {typeof import("../src/cli/cgi.js")} */ (loaded);
   void cgi.main(process.argv.slice(3));
 } else {
   /** @type {Promise<typeof import("../src/cli/main.js")>} */

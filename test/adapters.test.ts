@@ -157,11 +157,11 @@ describe("fromFetchHandler", () => {
     const app = fromFetchHandler(async (request) => {
       const reader = request.body!.getReader();
       const first = await reader.read();
-      firstPieceRead.resolve(Buffer.from(first.value!).toString());
+      firstPieceRead.resolve(Buffer.from(first.value).toString());
       let rest = "";
       for (let step = await reader.read(); !step.done; step = await reader.read())
         rest += Buffer.from(step.value).toString();
-      return new Response(`first=${Buffer.from(first.value!).toString()} rest=${rest}`);
+      return new Response(`first=${Buffer.from(first.value).toString()} rest=${rest}`);
     });
     const run = start(app, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "10" }, input);
     input.write("hello");
@@ -678,7 +678,7 @@ describe("toNodeHandler", () => {
   const listen = async (handler: RequestListener): Promise<number> => {
     server = createServer(handler);
     await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-    return (server!.address() as AddressInfo).port;
+    return (server.address() as AddressInfo).port;
   };
 
   const get = (port: number, path: string): Promise<{ status: number; body: string }> =>

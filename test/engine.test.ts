@@ -861,7 +861,7 @@ describe("close() and return()", () => {
       [Symbol.iterator]: () => ({
         next: () =>
           position < values.length
-            ? { done: false, value: values[position++]! }
+            ? { done: false, value: values[position++] }
             : { done: true, value: undefined },
         return: () => {
           returnCalls++;
@@ -960,7 +960,7 @@ describe("backpressure", () => {
       await settle();
       expect(sink.count("write")).toBe(index + 1);
       expect(sink.count("end")).toBe(0);
-      pending[index]!.resolve();
+      pending[index].resolve();
     }
     expect(await outcome).toBe("complete");
     expect(sink.text()).toBe("Status: 200 OK\r\n\r\nabc");

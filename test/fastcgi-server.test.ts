@@ -91,9 +91,9 @@ describe("management records (request id 0)", () => {
     ]);
     await client.sendRecord(RecordType.GET_VALUES, 0, asked);
     const [record] = await client.waitForRecords((records) => records.length >= 1);
-    expect(record!.type).toBe(RecordType.GET_VALUES_RESULT);
-    expect(record!.requestId).toBe(0);
-    expect([...decodeNameValuePairs(record!.content)]).toEqual([
+    expect(record.type).toBe(RecordType.GET_VALUES_RESULT);
+    expect(record.requestId).toBe(0);
+    expect([...decodeNameValuePairs(record.content)]).toEqual([
       [GetValuesName.MAX_CONNS, "1024"],
       [GetValuesName.MAX_REQS, "1024"],
       [GetValuesName.MPXS_CONNS, "1"],
@@ -244,7 +244,7 @@ describe("requests on one connection", () => {
     // Run concurrently: far less than the 1.9 s they would take one after another.
     expect(Date.now() - started).toBeLessThan(1200);
     results.forEach((result, index) =>
-      expect(result.response().body.toString()).toBe(`slept ${300 - ids[index]! * 20}\n`),
+      expect(result.response().body.toString()).toBe(`slept ${300 - ids[index] * 20}\n`),
     );
   });
 
@@ -918,7 +918,7 @@ describe("limits", () => {
       encodeNameValuePairs([["FCGI_MAX_REQS", ""]]),
     );
     const [record] = await client.waitForRecords((records) => records.length >= 1);
-    expect([...decodeNameValuePairs(record!.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
+    expect([...decodeNameValuePairs(record.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
   });
 
   it("params over --max-params-bytes get a clean 431 and END_REQUEST, a log line, and the kept connection serves on", async () => {
@@ -1110,7 +1110,7 @@ describe("young generation sizing", () => {
       timeoutMs: 30_000,
     });
     const { sizes } = bodyJson<{ sizes: number[] }>(result);
-    return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]!) };
+    return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]) };
   }
 
   it("tsgi fcgi grows V8's young generation to its full size in one step, instead of doubling it again and again under load", async () => {
@@ -1120,7 +1120,7 @@ describe("young generation sizing", () => {
     const seen = `sizes (MiB): ${sizes.join(" -> ")}`;
     // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); V8 alone gets there from 1 MiB by doubling, step by step.
     expect(sizes.at(-1), seen).toBeGreaterThanOrEqual(16);
-    expect(sizes[0]! >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
+    expect(sizes[0] >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
     server.proc.signal("SIGTERM");
   }, 40_000);
 

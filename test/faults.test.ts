@@ -204,7 +204,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     }
     await sleep(300);
     const killedAt = Date.now();
-    process.kill(victim!, "SIGKILL");
+    process.kill(victim, "SIGKILL");
     await proc.waitForStderr(
       new RegExp(`worker ${victim} died \\(signal SIGKILL\\); starting a new one`),
       3000,
@@ -212,7 +212,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     // A third pid answers: the replacement.
     await until(
       () =>
-        load.results.some((answer) => answer.ok && ![victim, survivor].includes(answer.json.pid)),
+        load.results.some((answer) => answer.ok && ![victim, survivor].includes(answer.json?.pid ?? 0)),
       8000,
       "a new worker to answer",
     );
@@ -222,7 +222,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     const beganOn = new Map(
       log.lines(/^begin /).map((line) => {
         const [, tag, pid] = /^begin tag=(\S+) pid=(\d+)$/.exec(line)!;
-        return [tag!, Number(pid)] as const;
+        return [tag, Number(pid)] as const;
       }),
     );
     const failed = results.filter((answer) => !answer.ok);
@@ -239,7 +239,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     expect(afterKill.every((answer) => answer.ok)).toBe(true);
     expect(proc.running).toBe(true);
     expect(childPids(proc.pid)).toHaveLength(2);
-    expect(isAlive(victim!)).toBe(false);
+    expect(isAlive(victim)).toBe(false);
   });
 });
 
@@ -364,7 +364,7 @@ describe("floods of half-open connections (--max-connections 200 --concurrency 8
       }
       flood.push(client);
     }
-    expect(flood[3]!.records[0]!.content.toString("latin1")).toContain("200");
+    expect(flood[3].records[0].content.toString("latin1")).toContain("200");
     await sleep(300);
     expect(flood.every((client) => !client.closed)).toBe(true);
     const growthMiB = (rss.stop() - before) / 1024;
@@ -379,8 +379,8 @@ describe("floods of half-open connections (--max-connections 200 --concurrency 8
     expect((await ask(server.address, "/pid", { timeoutMs: 1000 })).ok).toBe(false);
 
     // A peer that half-closes (FIN) an idle connection gets it closed: its slot is free again.
-    flood[0]!.end();
-    await flood[0]!.waitForClose(2000);
+    flood[0].end();
+    await flood[0].waitForClose(2000);
     await until(
       async () => (await ask(server.address, "/pid", { timeoutMs: 1000 })).ok,
       3000,

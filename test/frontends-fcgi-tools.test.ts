@@ -196,7 +196,7 @@ function unitKeys(text: string): Record<string, string> {
   const keys: Record<string, string> = {};
   for (const line of text.split("\n")) {
     const match = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
-    if (match) keys[match[1]!] = match[2]!;
+    if (match) keys[match[1]] = match[2]!;
   }
   return keys;
 }
@@ -260,18 +260,18 @@ describe.skipIf(!spawnFcgi)(
       expect(serviceUnit.StandardError).toBe("journal");
       // systemd binds ListenStream with SocketMode, listens, and starts ExecStart with it as fd 0 and a clean environment;
       // spawn-fcgi -n does the same system calls (socket, bind, chmod, listen, dup2 to 0, exec), staying this PID.
-      const execStart = serviceUnit.ExecStart!.split(" ");
+      const execStart = serviceUnit.ExecStart.split(" ");
       const proc = group.spawn(
         "tsgi.service",
         spawnFcgi!,
-        ["-n", "-s", socketUnit.ListenStream!, "-M", socketUnit.SocketMode!, "--", ...execStart],
+        ["-n", "-s", socketUnit.ListenStream, "-M", socketUnit.SocketMode, "--", ...execStart],
         {
           env: { PATH: CLEAN_PATH },
         },
       );
       await proc.waitForStderr(/serving \S+ on fd 0 \(pid (\d+)\)/);
-      expect(statSync(socketUnit.ListenStream!).mode & 0o777).toBe(0o660);
-      const client = await FastCgiClient.connect({ path: socketUnit.ListenStream! });
+      expect(statSync(socketUnit.ListenStream).mode & 0o777).toBe(0o660);
+      const client = await FastCgiClient.connect({ path: socketUnit.ListenStream });
       try {
         const response = (
           await client.request({ params: paramsFor("/env/from-systemd?x=1") })

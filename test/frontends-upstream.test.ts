@@ -38,10 +38,10 @@ async function startBackend(nginxHost: string): Promise<Backend> {
     GROUP: "unused",
   });
   const environment = Object.fromEntries(
-    [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1]!, match[2]!]),
+    [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
   );
-  const [command, ...args] = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(" ");
-  const proc = group.spawn(`backend :${port}`, command!, args, {
+  const [command, ...args] = /^ExecStart=(.*)$/m.exec(unit)![1].split(" ");
+  const proc = group.spawn(`backend :${port}`, command, args, {
     env: { PATH: CLEAN_PATH, ...environment },
   });
   await proc.waitForStderr(/serving \S+ on 127\.0\.0\.1:\d+ \(pid/);
@@ -188,7 +188,7 @@ describe.skipIf(!nginxBinary).each(["SIGTERM", "SIGKILL"] as const)(
         `frontends-upstream ${signal}: ${outcomes.length} requests, ${failed.length} failed, victim served ` +
           `${outcomes.filter((outcome) => outcome.pid === victim.proc.pid).length}, survivor ` +
           `${outcomes.filter((outcome) => outcome.pid === survivor.proc.pid).length}; ${after.length} started after the victim exited; ` +
-          `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0]!.replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
+          `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0].replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
       );
       expect(outcomes.length).toBe(total);
       expect(failed.map((outcome) => outcome.error)).toEqual([]);

@@ -309,7 +309,7 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     };
     const port = await serve((environ, startResponse) => {
       startResponse("200 OK", [["Content-Type", "text/plain"]]);
-      return bodies[environ.PATH_INFO.slice(1)]!();
+      return bodies[environ.PATH_INFO.slice(1)]();
     });
     // Pipelined on one kept-alive connection: a body byte after a HEAD response would corrupt the next one.
     const request = (method: string, path: string, close = false) =>

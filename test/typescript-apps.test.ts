@@ -205,7 +205,7 @@ describe("stack traces through several TypeScript files", () => {
   const placeOf = (name: string, needle: string) => {
     const lines = readFileSync(tsFixture(name), "utf8").split("\n");
     const line = lines.findIndex((text) => text.includes(needle));
-    return `${tsFixture(name)}:${line + 1}:${lines[line]!.indexOf(needle) + 1}`;
+    return `${tsFixture(name)}:${line + 1}:${lines[line].indexOf(needle) + 1}`;
   };
 
   it("each frame in a .ts file names its source line, frames elsewhere stay as they were", async () => {

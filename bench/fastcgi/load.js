@@ -210,8 +210,12 @@ function printProfile(backend) {
   }
   const saved = join(tmpdir(), `${backend.key}-fcgi-bench-${Date.now()}.cpuprofile`);
   copyFileSync(join(dir, files[0]), saved);
-  /** @type {{ nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }} */
-  const profile = JSON.parse(readFileSync(saved, "utf8"));
+  /** @type {unknown} */
+  const parsed = JSON.parse(readFileSync(saved, "utf8"));
+  const profile =
+    /** @type {{ nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }} */ (
+      parsed
+    );
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   /** @type {Map<string, number>} */
   const self = new Map();

@@ -19,7 +19,7 @@ async function upload(req, res) {
   if (delay > 0) await sleep(delay);
   const hash = createHash("sha256");
   let length = 0;
-  for await (const chunk of req) {
+  for await (const chunk of /** @type {AsyncIterable<Buffer>} */ (req)) {
     hash.update(chunk);
     length += chunk.length;
   }

@@ -103,6 +103,7 @@ async function startPlain(name, command, args, port) {
   } catch (error) {
     throw new Error(
       `${name}: ${error instanceof Error ? error.message : String(error)}:\n${tail(proc)}`,
+      { cause: error },
     );
   }
   return proc;

@@ -236,6 +236,7 @@ export async function uploadPart(options, stopAll) {
   // nginx needs its upstreams only per request: start it first, then one backend at a time.
   const nginx = await startBenchNginx(backends);
   const delays = [0, options.delayMs];
+  /** @type {Map<string, Awaited<ReturnType<typeof backendCases>>>} */
   const results = new Map();
   for (const backend of backends)
     results.set(backend.key, await backendCases(backend, options, delays));

@@ -215,7 +215,7 @@ export async function environFor(
   const text = result.body.toString("utf8");
   let report: { environ?: Record<string, string> };
   try {
-    report = JSON.parse(text);
+    report = JSON.parse(text) as typeof report;
   } catch {
     throw new Error(`not the matrix app's JSON (status ${result.status}): ${text.slice(0, 500)}`);
   }
@@ -299,7 +299,7 @@ export function matrixTests(cell: () => MatrixCell): void {
     for (let index = 0; index < 4; index++) {
       const result = await cell().request(cell().mount + "/counter");
       expect(result.status).toBe(200);
-      seen.push(JSON.parse(result.body.toString("utf8")));
+      seen.push(JSON.parse(result.body.toString("utf8")) as { pid: number; count: number });
     }
     if (!cell().persistent) {
       expect(seen.map((entry) => entry.count)).toEqual([1, 1, 1, 1]);
@@ -314,7 +314,7 @@ export function matrixTests(cell: () => MatrixCell): void {
     );
     for (const counts of byPid.values()) {
       for (let index = 1; index < counts.length; index++)
-        expect(counts[index]).toBe(counts[index - 1]! + 1);
+        expect(counts[index]).toBe(counts[index - 1] + 1);
     }
   });
 }

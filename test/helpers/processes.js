@@ -106,10 +106,9 @@ export async function waitForServer(proc, ports, context, timeoutMs = 10_000) {
       await waitForListening({ host: "127.0.0.1", port }, timeoutMs, () => proc.running);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${message}
-${proc.name} output:
-${proc.stderr}
-${context()}`);
+    throw new Error(`${message}\n${proc.name} output:\n${proc.stderr}\n${context()}`, {
+      cause: error,
+    });
   }
 }
 
@@ -365,7 +364,10 @@ export function sampleRss(proc) {
   };
 }
 
-/** Every PID any group started in this process, killed if it exits without cleaning up. */
+/**
+ * Every PID any group started in this process, killed if it exits without cleaning up.
+ * @type {Set<number>}
+ */
 const everyPid = new Set();
 process.once("exit", () => {
   for (const pid of everyPid) {
