@@ -520,21 +520,15 @@ describe("fromNodeHandler", () => {
   it("keeps its output methods under middleware that wraps them, as compression does", async () => {
     const app = express();
     app.use((_req, res, next) => {
-      const write = res.write;
-      const end = res.end;
-      res.write = function (this: typeof res, chunk: unknown, ...rest: unknown[]) {
-        return (write as (...args: unknown[]) => boolean).call(
-          this,
-          String(chunk).toUpperCase(),
-          ...rest,
-        );
+      const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+      const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
+      const upper = (chunk: unknown) =>
+        (Buffer.isBuffer(chunk) ? chunk.toString("utf8") : (chunk as string)).toUpperCase();
+      res.write = function (chunk: unknown, ...rest: unknown[]) {
+        return write(upper(chunk), ...rest);
       } as typeof res.write;
-      res.end = function (this: typeof res, chunk?: unknown, ...rest: unknown[]) {
-        return (end as (...args: unknown[]) => typeof res).call(
-          this,
-          chunk === undefined ? chunk : String(chunk).toUpperCase(),
-          ...rest,
-        );
+      res.end = function (chunk?: unknown, ...rest: unknown[]) {
+        return end(chunk === undefined ? chunk : upper(chunk), ...rest);
       } as typeof res.end;
       next();
     });

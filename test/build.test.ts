@@ -284,7 +284,7 @@ describe.skipIf(!apacheBinary)("tsgi build: the bundle under Apache mpm_prefork 
       body,
       signal: AbortSignal.timeout(20_000),
     });
-    expect(await post.json()).toEqual({ received: JSON.parse(body) });
+    expect(await post.json()).toEqual({ received: JSON.parse(body) as unknown });
     expect(apache.errorLog()).toContain("loading the application");
   });
 });

@@ -542,6 +542,7 @@ describe("errors", () => {
 
   it("answers 500 when the application throws something that is not an Error", async () => {
     const result = await run(() => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what an application may throw, which the engine must report
       throw "just a string";
     });
     expect(result.text).toBe(ERROR_RESPONSE);
@@ -899,7 +900,11 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
       respond("200 OK", [], body),
       environ,
       new RecordingSink(),
-      { onCleanUp: (promise) => (settled = promise) },
+      {
+        onCleanUp: (promise) => {
+          settled = promise;
+        },
+      },
     );
     expect(outcome).toBe("complete");
     let done = false;
@@ -915,7 +920,11 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
       respond("200 OK", [], closable(["x"])),
       testEnviron().environ,
       new RecordingSink(),
-      { onCleanUp: (promise) => (syncSettled = promise) },
+      {
+        onCleanUp: (promise) => {
+          syncSettled = promise;
+        },
+      },
     );
     await expect(syncSettled).resolves.toBeUndefined();
   });
@@ -933,7 +942,9 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
     };
     let settled: Promise<unknown> | undefined;
     await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), {
-      onCleanUp: (promise) => (settled = promise),
+      onCleanUp: (promise) => {
+        settled = promise;
+      },
     });
     released.resolve();
     await expect(settled).resolves.toBeDefined();

@@ -12,6 +12,7 @@ import { findBinary } from "./helpers/available.js";
 import { startNginx, type Nginx } from "./helpers/nginx.js";
 import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -126,7 +127,7 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
   it("GET with PATH_INFO (fastcgi_split_path_info) and a query string: the environ holds what nginx sent", async () => {
     const result = await get("/app/inspect/some%20path/x?a=1&b=%C3%A9");
     expect(result.status).toBe(200);
-    const report = JSON.parse(result.body.toString("utf8"));
+    const report = parseReport(result.body);
     expect(report.environ).toMatchObject({
       REQUEST_METHOD: "GET",
       SCRIPT_NAME: "/app",

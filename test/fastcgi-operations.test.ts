@@ -56,11 +56,16 @@ describe("status and ping pages", () => {
     const { result } = await get(server.address, "/tsgi-status?json");
     const response = result.response();
     expect(response.headers).toContainEqual(["Content-Type", "application/json"]);
-    const status = JSON.parse(response.body.toString());
+    const status = JSON.parse(response.body.toString()) as {
+      "process manager": string;
+      "requests served": number;
+      processes: { pid: number }[];
+      "max in flight": unknown;
+    };
     expect(status["process manager"]).toBe("single process");
     expect(status["requests served"]).toBeGreaterThanOrEqual(1);
     expect(status.processes).toHaveLength(1);
-    expect(status.processes[0].pid).toBe(server.proc.child.pid);
+    expect(status.processes[0]?.pid).toBe(server.proc.child.pid);
     expect(typeof status["max in flight"]).toBe("number");
   });
 

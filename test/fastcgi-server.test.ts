@@ -32,6 +32,7 @@ import {
 } from "./helpers/processes.js";
 import { fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
+import type { AppReport } from "./helpers/reports.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -42,7 +43,7 @@ function hex(text: string): Buffer {
   return Buffer.from(text.replace(/\s+/g, ""), "hex");
 }
 
-function bodyJson<T = Record<string, any>>(result: FastCgiResponse): T {
+function bodyJson<T = AppReport>(result: FastCgiResponse): T {
   return JSON.parse(result.response().body.toString("utf8")) as T;
 }
 
@@ -530,7 +531,7 @@ describe("hostile or broken peers", () => {
     expect(params.length).toBeGreaterThan(65535);
     await client.sendParams(1, params); // records of 65535 bytes: the cookie straddles the boundary
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
-    const received = bodyJson(await client.response(1)).environ.HTTP_COOKIE as string;
+    const received = bodyJson(await client.response(1)).environ.HTTP_COOKIE;
     expect(received.length).toBe(70_000);
     expect(received).toBe(cookie);
   });
@@ -598,7 +599,7 @@ describe("writing the response", () => {
     const frames = splitFrames(client.rawBytes());
     expect(frames.every((frame) => frame.version === 1 && frame.requestId === 1)).toBe(true);
     expect(frames.map((frame) => frame.type)).toEqual([
-      ...Array(frames.length - 2).fill(RecordType.STDOUT),
+      ...Array<number>(frames.length - 2).fill(RecordType.STDOUT),
       RecordType.STDOUT,
       RecordType.END_REQUEST,
     ]);

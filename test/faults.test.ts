@@ -31,6 +31,7 @@ import {
   startLoad,
   until,
 } from "./helpers/proof.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -133,7 +134,7 @@ describe.skipIf(!nginxBinary)(
     }
 
     it("mid-response (the client drops a streaming response): nginx drops the FastCGI connection, the app's body close() runs, and the same process serves the next request", async () => {
-      const pidBefore = JSON.parse((await viaNginx("/pid")).body).pid as number;
+      const pidBefore = parseReport((await viaNginx("/pid")).body).pid;
       const { socket, received } = await httpSocket(
         "GET /watch?tag=mid-response HTTP/1.1\r\nHost: localhost\r\n\r\n",
       );
@@ -142,7 +143,7 @@ describe.skipIf(!nginxBinary)(
       await tsgi.log.waitFor(/^watch-close tag=mid-response /, 3000);
       const after = await viaNginx("/pid");
       expect(after.status).toBe(200);
-      expect(JSON.parse(after.body).pid).toBe(pidBefore);
+      expect(parseReport(after.body).pid).toBe(pidBefore);
       expect(tsgi.proc.running).toBe(true);
     });
 
@@ -212,7 +213,9 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     // A third pid answers: the replacement.
     await until(
       () =>
-        load.results.some((answer) => answer.ok && ![victim, survivor].includes(answer.json?.pid ?? 0)),
+        load.results.some(
+          (answer) => answer.ok && ![victim, survivor].includes(answer.json?.pid ?? 0),
+        ),
       8000,
       "a new worker to answer",
     );

@@ -31,6 +31,7 @@ import {
 import { findBinary } from "./helpers/available.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
+import { parseReport } from "./helpers/reports.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
@@ -277,7 +278,7 @@ describe.skipIf(!spawnFcgi)(
           await client.request({ params: paramsFor("/env/from-systemd?x=1") })
         ).response();
         expect(response.status).toBe("200 OK");
-        const report = JSON.parse(response.body.toString("utf8"));
+        const report = parseReport(response.body);
         expect(report.pid).toBe(proc.pid);
         expect(report.environ).toMatchObject({
           PATH_INFO: "/env/from-systemd",

@@ -11,6 +11,7 @@ import { CLEAN_PATH, freePort, ProcessGroup, TSGI_BIN, type Proc } from "./helpe
 import { example, fetchHttp, httpCell, MATRIX_APP, matrixTests } from "./helpers/frontends.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import { findBinary } from "./helpers/available.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -49,10 +50,10 @@ async function startBackend(nginxHost: string): Promise<Backend> {
 }
 
 async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: Nginx }> {
-  const backends = (await Promise.all([startBackend("127.0.0.1"), startBackend("127.0.0.1")])) as [
-    Backend,
-    Backend,
-  ];
+  const backends: [Backend, Backend] = await Promise.all([
+    startBackend("127.0.0.1"),
+    startBackend("127.0.0.1"),
+  ]);
   const nginx = await startNginxSite(group, nginxBinary!, (listen) =>
     example("nginx-upstream", "tsgi-upstream.conf", {
       BACKEND1: `127.0.0.1:${backends[0].port}`,
@@ -83,7 +84,7 @@ describe.skipIf(!nginxBinary)("nginx-upstream: two tsgi backends on TCP behind n
   it("both backends serve (round robin)", async () => {
     const pids = new Set<number>();
     for (let index = 0; index < 6; index++)
-      pids.add(JSON.parse((await fetchHttp(nginx.url("/app/env"))).body.toString("utf8")).pid);
+      pids.add(parseReport((await fetchHttp(nginx.url("/app/env"))).body).pid);
     expect(pids).toEqual(new Set(backends.map((backend) => backend.proc.pid)));
   });
 
@@ -138,7 +139,7 @@ async function load(
       try {
         const result = await fetchHttp(url, { agent, timeoutMs: 10_000 });
         const outcome: Outcome = { startedAt, endedAt: Date.now() };
-        if (result.status === 200) outcome.pid = JSON.parse(result.body.toString("utf8")).pid;
+        if (result.status === 200) outcome.pid = parseReport(result.body).pid;
         else
           outcome.error = `status ${result.status}: ${result.body.toString("utf8").slice(0, 200)}`;
         outcomes.push(outcome);

@@ -126,7 +126,7 @@ describe("the environ of `tsgi serve`", () => {
       "Connection: close\r\n\r\nabc";
     const response = await rawRequest(port, head);
     const body = response.subarray(response.indexOf("\r\n\r\n") + 4);
-    const env = JSON.parse(body.toString("latin1"));
+    const env = JSON.parse(body.toString("latin1")) as Record<string, string>;
     expect(env).toMatchObject({
       REQUEST_METHOD: "POST",
       SCRIPT_NAME: "",

@@ -301,7 +301,7 @@ describe("the gateway's environ", () => {
     const environ = request();
     const input = environ["tsgi.input"];
     let seen: Environ | undefined;
-    validator((inner, startResponse) => {
+    void validator((inner, startResponse) => {
       seen = inner;
       return hello(inner, startResponse);
     })(environ, acceptingStart);
@@ -381,7 +381,7 @@ describe("tsgi.input", () => {
 
   it("is not read from the gateway until the application reads it", () => {
     const read = vi.fn();
-    validator(hello)(request({}, new Readable({ read })), acceptingStart);
+    void validator(hello)(request({}, new Readable({ read })), acceptingStart);
     expect(read).not.toHaveBeenCalled();
   });
 });
@@ -389,7 +389,7 @@ describe("tsgi.input", () => {
 describe("tsgi.errors", () => {
   it("passes strings and bytes to the gateway's stream at once", () => {
     const environ = request();
-    validator((inner, startResponse) => {
+    void validator((inner, startResponse) => {
       inner["tsgi.errors"].write("text, ");
       inner["tsgi.errors"].write(Buffer.from("bytes"));
       return hello(inner, startResponse);
@@ -598,7 +598,7 @@ describe("the application's status and headers", () => {
       startResponse("500 Internal Server Error", [], failure);
       return [];
     };
-    validator(app)(request(), gatewayStart);
+    void validator(app)(request(), gatewayStart);
     expect(gatewayStart).toHaveBeenCalledTimes(2);
     expect(gatewayStart).toHaveBeenLastCalledWith("500 Internal Server Error", [], failure);
   });
@@ -756,7 +756,7 @@ describe("the application's body", () => {
     };
     const body = validator(app)(request(), acceptingStart) as ClosableBody;
     void write?.("before close");
-    [...body];
+    Array.from(body);
     body.close();
     expectViolation(
       caught(() => write?.("late")),
@@ -889,7 +889,7 @@ describe("the gateway's handling of the body", () => {
 
   it("must not call close() twice", () => {
     const { body } = helloBody();
-    [...body];
+    Array.from(body);
     body.close();
     expectViolation(
       caught(() => body.close()),
@@ -901,7 +901,7 @@ describe("the gateway's handling of the body", () => {
 
   it("must call close(): assertNoViolations() reports a body that was never closed", () => {
     const { validated, body } = helloBody();
-    [...body];
+    Array.from(body);
     expectViolation(
       caught(() => validated.assertNoViolations()),
       "gateway",
@@ -912,14 +912,14 @@ describe("the gateway's handling of the body", () => {
 
   it("passes assertNoViolations() once the body was iterated and closed", () => {
     const { validated, body } = helloBody();
-    [...body];
+    Array.from(body);
     body.close();
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
   it("must not iterate the body twice", () => {
     const { body } = helloBody();
-    [...body];
+    Array.from(body);
     expectViolation(
       caught(() => [...body]),
       "gateway",
@@ -997,7 +997,7 @@ describe("the gateway's handling of the body", () => {
       const validated = validator(hello);
       (() => {
         const body = validated(request({ PATH_INFO: "/dropped" }), acceptingStart) as ClosableBody;
-        [...body];
+        Array.from(body);
       })();
       for (let attempt = 0; attempt < 50 && warnings.length === 0; attempt++) {
         gc();

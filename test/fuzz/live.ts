@@ -133,6 +133,7 @@ export async function runValidConnection(
         } catch (error) {
           throw new Error(
             `${where}, request ${request.id} (role ${request.role}): ${(error as Error).message}`,
+            { cause: error },
           );
         }
         const records = result.records;

@@ -9,7 +9,10 @@
  * @param {Record<string, string>} values
  */
 export function fill(text, values) {
-  const filled = text.replace(/@([A-Z0-9_]+)@/g, (match, /** @type {string} */ name) => values[name] ?? match);
+  const filled = text.replace(
+    /@([A-Z0-9_]+)@/g,
+    (match, /** @type {string} */ name) => values[name] ?? match,
+  );
   const left = /@[A-Z0-9_]+@/.exec(filled);
   if (left) throw new Error(`placeholder ${left[0]} has no value`);
   return filled;
