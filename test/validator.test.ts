@@ -10,28 +10,16 @@ import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runWithCgi } from "../src/cgi/gateway.js";
 import { runApplication, type Outcome } from "../src/engine.js";
-import { makeEnviron } from "../src/environ.js";
 import { serveFastCgi, type FastCgiServer } from "../src/fastcgi/server.js";
 import type { Application, Chunk, Environ, HeaderList, StartResponse } from "../src/types.js";
 import { ValidationError, validator, type Side } from "../src/validator.js";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
+import { testEnviron } from "./helpers/engine-harness.js";
 import { RecordingSink, TextCollector } from "./helpers/sinks.js";
 
 /** A valid environ, as a gateway builds it, for a request with this body. */
-function request(vars: Record<string, string> = {}, input: Readable = Readable.from([])): Environ {
-  return makeEnviron(
-    {
-      REQUEST_METHOD: "GET",
-      SCRIPT_NAME: "",
-      PATH_INFO: "/",
-      QUERY_STRING: "",
-      SERVER_NAME: "localhost",
-      SERVER_PORT: "80",
-      SERVER_PROTOCOL: "HTTP/1.1",
-      ...vars,
-    },
-    { input, errors: new TextCollector(), multithread: false, multiprocess: false, runOnce: false },
-  );
+function request(vars: Record<string, string> = {}, input?: Readable): Environ {
+  return testEnviron(vars, input).environ;
 }
 
 function errorsText(environ: Environ): string {

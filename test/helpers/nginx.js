@@ -30,7 +30,7 @@ import { CLEAN_PATH, freePort, isRoot, serverHandle, tempDir, waitForServer } fr
  */
 
 /** nginx's stock fastcgi_params (Debian's), used when /etc/nginx/fastcgi_params is not there. */
-const STOCK_FASTCGI_PARAMS = `fastcgi_param  QUERY_STRING       $query_string;
+export const STOCK_FASTCGI_PARAMS = `fastcgi_param  QUERY_STRING       $query_string;
 fastcgi_param  REQUEST_METHOD     $request_method;
 fastcgi_param  CONTENT_TYPE       $content_type;
 fastcgi_param  CONTENT_LENGTH     $content_length;
