@@ -320,7 +320,7 @@ describe("fromNodeHandler", () => {
       isIncomingMessage: true,
       isServerResponse: true,
       method: "PUT",
-      url: "/mount/caf%C3%A9%20x?a=%20b&c",
+      url: "/caf%C3%A9%20x?a=%20b&c",
       httpVersion: "1.0",
       headers: { host: "example.test", "x-thing": "1", "content-type": "text/plain" },
       rawHeaders: ["host", "example.test", "x-thing", "1", "content-type", "text/plain"],

@@ -1,27 +1,43 @@
 // Builds the real http.IncomingMessage that fromNodeHandler hands to a
 // Node-style application, from an environ; the body streams in from tsgi.input.
+//
+// [adapter.node-url] `fromNodeHandler` gives the application `req.url` = `PATH_INFO` (`/` when empty) and the
+// query, `req.baseUrl` = `SCRIPT_NAME`, and `req.originalUrl` = `SCRIPT_NAME + PATH_INFO` and the query, each
+// percent-encoded, or raw from `REQUEST_URI` where it decodes to the same path.
+//
+// So an Express app answers the same routes at the root, under a prefix, behind
+// a rewrite and inside mount(). Express keeps an incoming baseUrl and
+// originalUrl (its router starts from the one and keeps the other), so
+// `req.baseUrl + req.path` and redirects built from originalUrl (serve-static's
+// trailing slash) stay public URLs.
 
 import { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import { encodePath } from "../http/percent.js";
 import type { Environ } from "../types.js";
 import type { BridgeSocket } from "./node-socket.js";
+import { requestTarget } from "./request-target.js";
+
+/** The request as Express sees it once mounted: where it is mounted and the public URL. */
+type MountedRequest = IncomingMessage & { baseUrl: string; originalUrl: string };
 
 /**
- * `req.url` is the full path, SCRIPT_NAME + PATH_INFO (re-encoded), and the
- * query, as for fromFetchHandler: an application served under a prefix
- * routes under that prefix.
+ * `req.url` is the path the application routes on (PATH_INFO) and the query;
+ * `req.originalUrl` is the public one (SCRIPT_NAME + PATH_INFO and the query);
+ * `req.baseUrl` is the mount point (SCRIPT_NAME). See requestTarget() for the
+ * encoding.
  */
 export function incomingMessageFromEnviron(
   environ: Environ,
   socket: BridgeSocket,
 ): IncomingMessage {
-  const req = new IncomingMessage(socket as unknown as Socket);
+  const req = new IncomingMessage(socket as unknown as Socket) as MountedRequest;
   req.method = environ.REQUEST_METHOD;
-  const path = encodePath(environ.SCRIPT_NAME + environ.PATH_INFO);
-  req.url =
-    (path.startsWith("/") ? path : "/" + path) +
-    (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  const { base, path } = requestTarget(environ);
+  const query = environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "";
+  req.url = path + query;
+  // At its own mount point ("/app", PATH_INFO empty) the public path has no trailing slash.
+  req.originalUrl = (base !== "" && environ.PATH_INFO === "" ? base : base + path) + query;
+  req.baseUrl = base;
   const [major, minor] = httpVersion(environ.SERVER_PROTOCOL);
   req.httpVersionMajor = major;
   req.httpVersionMinor = minor;
