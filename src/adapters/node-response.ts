@@ -6,7 +6,7 @@
 
 import { STATUS_CODES, ServerResponse, type IncomingMessage } from "node:http";
 import { isHopByHop } from "../headers.js";
-import type { Body, Environ, HeaderList, StartResponse } from "../types.js";
+import type { Body, Environ, HeaderList, StartResponse, Write } from "../types.js";
 import { ChunkQueue } from "./chunk-queue.js";
 import { bodyWasRead } from "./node-request.js";
 import type { BridgeSocket } from "./node-socket.js";
@@ -14,6 +14,8 @@ import type { BridgeSocket } from "./node-socket.js";
 type Callback = (error?: Error | null) => void;
 type Encoding = BufferEncoding | null | undefined;
 type ClosableBody = Body & { close(): void };
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * One response: `body` resolves, at the application's first write() or its
@@ -26,6 +28,8 @@ export class ResponseBridge {
   private resolveBody!: (body: Body) => void;
   private rejectBody!: (error: unknown) => void;
   private delivered = false;
+  /** The engine's write(), for flushHeaders(): an empty chunk through it sends the headers now. */
+  private engineWrite: Write | undefined;
   private queue: ChunkQueue | undefined;
   private finishEmitted = false;
   /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
@@ -91,6 +95,11 @@ export class ResponseBridge {
     }
   }
 
+  /** The client went away: the application learns it at once (node:http's 'aborted' and 'close'). */
+  clientLeft(): void {
+    if (!this.finishEmitted) this.abort();
+  }
+
   private replaceOutputMethods(): void {
     const res = this.res;
     res.write = ((chunk: unknown, encoding?: Encoding | Callback, callback?: Callback): boolean => {
@@ -110,6 +119,8 @@ export class ResponseBridge {
     res.flushHeaders = () => {
       if (!res.headersSent) implicitHeader(res);
       this.streaming();
+      // An empty chunk through the engine sends the head now (SPEC: write.flush); a later error cuts it off.
+      void this.engineWrite?.(EMPTY);
     };
   }
 
@@ -138,7 +149,8 @@ export class ResponseBridge {
         return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
       if (!res.headersSent) implicitHeader(res);
       const bytes = toBytes(chunk, encoding);
-      if (this.queue) this.queue.push(bytes);
+      // An application's own Transfer-Encoding asks for no Content-Length: streamed, the gateway frames it.
+      if (this.queue || res.hasHeader("transfer-encoding")) this.streaming().push(bytes);
       else this.deliver(this.completeBody([bytes]));
     } else if (res.writableEnded) {
       if (callback) {
@@ -187,7 +199,7 @@ export class ResponseBridge {
     if (this.delivered) return;
     this.delivered = true;
     try {
-      this.startResponse(statusLine(this.res), headerList(this.res));
+      this.engineWrite = this.startResponse(statusLine(this.res), headerList(this.res));
     } catch (error) {
       this.rejectBody(error);
       this.abort();
