@@ -63,14 +63,15 @@ export class BridgeSocket extends Duplex {
     };
   }
 
-  // Connection tuning that has nothing to act on here.
-  setTimeout(_ms: number, _callback?: () => void): this {
+  // Connection tuning (setTimeout(ms, callback), setNoDelay(on), setKeepAlive(on, delay)) that has
+  // nothing to act on here: the arguments are ignored.
+  setTimeout(): this {
     return this;
   }
-  setNoDelay(_noDelay?: boolean): this {
+  setNoDelay(): this {
     return this;
   }
-  setKeepAlive(_enable?: boolean, _delay?: number): this {
+  setKeepAlive(): this {
     return this;
   }
   ref(): this {
