@@ -17,16 +17,19 @@ type ClosableBody = Body & { close(): void };
 
 const EMPTY = new Uint8Array(0);
 
+/** The body or error handed over before anyone waited for it (a handler that answered at once). */
+type Settled = { body: Body } | { error: unknown };
+
 /**
- * One response: `body` resolves, at the application's first write() or its
- * end(), to what the engine iterates — the one chunk given to end() (so the
- * engine can add Content-Length), or a queue of written chunks.
+ * One response: body() gives, at the application's first write() or its
+ * end(), what the engine iterates — the one chunk given to end() (so the
+ * engine can add Content-Length), or a queue of written chunks; a promise of
+ * it while the handler has not responded yet.
  */
 export class ResponseBridge {
   readonly res: ServerResponse;
-  readonly body: Promise<Body>;
-  private resolveBody!: (body: Body) => void;
-  private rejectBody!: (error: unknown) => void;
+  private settled: Settled | undefined;
+  private waiting: { resolve: (body: Body) => void; reject: (error: unknown) => void } | undefined;
   private delivered = false;
   /** The engine's write(), for flushHeaders(): an empty chunk through it sends the headers now. */
   private engineWrite: Write | undefined;
@@ -43,15 +46,13 @@ export class ResponseBridge {
     private readonly environ: Environ,
     private readonly startResponse: StartResponse,
   ) {
-    this.body = new Promise((resolve, reject) => {
-      this.resolveBody = resolve;
-      this.rejectBody = reject;
-    });
     const res = new ServerResponse(req);
     // writeHead(code, headers) keeps its headers where getHeaders() sees them only
     // once some header has been set; otherwise it renders them straight to text.
     res.setHeader("x-tsgi", "");
     res.removeHeader("x-tsgi");
+    // The head is never rendered to text here: the engine sends the headers from node:http's store.
+    (res as OwnHead)._storeHeader = markHeadStored;
     res.assignSocket(socket as unknown as Parameters<ServerResponse["assignSocket"]>[0]);
     this.res = res;
     this.replaceOutputMethods();
@@ -77,6 +78,25 @@ export class ResponseBridge {
       if (!this.closingSocket) this.destroyedByApplication();
     });
     this.res.on("error", (error: Error) => this.responseError(error));
+  }
+
+  /** What the application returns: the body, or a promise of it while the handler has not responded. */
+  body(): Body | Promise<Body> {
+    const settled = this.settled;
+    if (settled === undefined)
+      return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+    if ("error" in settled) throw settled.error;
+    return settled.body;
+  }
+
+  private resolveBody(body: Body): void {
+    if (this.waiting) this.waiting.resolve(body);
+    else this.settled = { body };
+  }
+
+  private rejectBody(error: unknown): void {
+    if (this.waiting) this.waiting.reject(error);
+    else this.settled = { error };
   }
 
   /**
@@ -183,15 +203,16 @@ export class ResponseBridge {
 
   /** A body that is all there: an array (the engine adds Content-Length to one chunk) that notes when it was iterated to the end. */
   private completeBody(chunks: Uint8Array[]): ClosableBody {
-    let exhausted = false;
-    const iterate = function* () {
-      yield* chunks;
-      exhausted = true;
-    };
-    return Object.defineProperties([...chunks], {
-      [Symbol.iterator]: { value: iterate },
-      close: { value: () => this.closed(exhausted) },
-    }) as unknown as ClosableBody;
+    const body = chunks as CompleteBody;
+    body[BRIDGE] = this;
+    (body as { [Symbol.iterator]: unknown })[Symbol.iterator] = iterateComplete;
+    body.close = closeComplete;
+    return body;
+  }
+
+  /** The engine is done with a complete body: see closed(). */
+  completeBodyClosed(exhausted: boolean): void {
+    this.closed(exhausted);
   }
 
   /** Hands the engine the status, headers and body; the headers are final by now (writeHead has run). */
@@ -280,6 +301,46 @@ export class ResponseBridge {
       process.nextTick(() => this.res.emit("error", error));
     else if (state === "ended") this.log(error.message);
   }
+}
+
+const BRIDGE = Symbol("tsgi.bridge");
+const EXHAUSTED = Symbol("tsgi.exhausted");
+
+type CompleteBody = Uint8Array[] & {
+  [BRIDGE]: ResponseBridge;
+  [EXHAUSTED]?: true;
+  close(): void;
+};
+
+/** The iterator of a complete body: its chunks, then a note that the engine took them all. Shared by every response. */
+function iterateComplete(this: CompleteBody): Iterator<Uint8Array> {
+  let index = 0;
+  return {
+    next: () => {
+      if (index < this.length) return { done: false, value: this[index++] };
+      this[EXHAUSTED] = true;
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+function closeComplete(this: CompleteBody): void {
+  this[BRIDGE].completeBodyClosed(this[EXHAUSTED] === true);
+}
+
+type OwnHead = ServerResponse & { _storeHeader(firstLine: string, headers: unknown): void };
+
+/**
+ * In place of node:http's _storeHeader (what writeHead() ends with), which
+ * renders the head to text for a socket: here the headers stay in the store
+ * (where writeHead put them, see the constructor) and only `headersSent`
+ * needs to turn true.
+ */
+function markHeadStored(
+  this: ServerResponse & { _header: string | null },
+  firstLine: string,
+): void {
+  this._header = firstLine;
 }
 
 /** What node:http does before the first body byte: writeHead(statusCode), through whatever wraps writeHead. */

@@ -32,7 +32,6 @@ export function fromNodeHandler(handler: NodeHandler): Application {
     });
     const req = incomingMessageFromEnviron(environ, socket);
     const bridge = new ResponseBridge(req, socket, environ, startResponse);
-    watchClient(environ["tsgi.signal"], bridge);
     try {
       const result = handler(req, bridge.res);
       // An async handler's rejection is an error before the response, as a throw is.
@@ -40,7 +39,9 @@ export function fromNodeHandler(handler: NodeHandler): Application {
     } catch (error) {
       bridge.fail(error);
     }
-    return bridge.body;
+    // A response ended at once is in the engine's hands; only one still to come needs the client watched.
+    if (!bridge.res.writableEnded) watchClient(environ["tsgi.signal"], bridge);
+    return bridge.body();
   };
 }
 
