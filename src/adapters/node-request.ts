@@ -133,6 +133,20 @@ function readInput(this: BodyRequest): void {
   input.once("error", (error: Error) => this.destroy(error));
 }
 
+/**
+ * The response is over and the application never read its body: the request
+ * ends without it, as node:http's does. The input is not read here: every
+ * gateway drops what the application did not read (the FastCGI and HTTP
+ * gateways as the request ends, the CGI gateway before the process exits).
+ */
+export function dropUnreadBody(req: IncomingMessage): void {
+  req._read = readNothing;
+  req.push(null);
+  req.resume();
+}
+
+function readNothing(): void {}
+
 /** Whether the application has started reading the body. */
 export function bodyWasRead(req: IncomingMessage): boolean {
   return req.readableFlowing !== null || req.readableDidRead || req.readableEnded || req.destroyed;

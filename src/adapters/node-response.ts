@@ -8,8 +8,8 @@ import { STATUS_CODES, ServerResponse, type IncomingMessage } from "node:http";
 import { isHopByHop } from "../headers.js";
 import type { Body, Environ, HeaderList, StartResponse, Write } from "../types.js";
 import { ChunkQueue } from "./chunk-queue.js";
-import { bodyWasRead } from "./node-request.js";
-import type { BridgeSocket } from "./node-socket.js";
+import { bodyWasRead, dropUnreadBody } from "./node-request.js";
+import type { BridgeSocket, SocketOwner } from "./node-socket.js";
 
 type Callback = (error?: Error | null) => void;
 type Encoding = BufferEncoding | null | undefined;
@@ -26,7 +26,7 @@ type Settled = { body: Body } | { error: unknown };
  * engine can add Content-Length), or a queue of written chunks; a promise of
  * it while the handler has not responded yet.
  */
-export class ResponseBridge {
+export class ResponseBridge implements SocketOwner {
   readonly res: ServerResponse;
   private settled: Settled | undefined;
   private waiting: { resolve: (body: Body) => void; reject: (error: unknown) => void } | undefined;
@@ -37,8 +37,6 @@ export class ResponseBridge {
   private finishEmitted = false;
   /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
   private closingSocket = false;
-  /** The error the stand-in socket was destroyed with (res.destroy(error), req.destroy(error), pipeline). */
-  private socketError: Error | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -62,22 +60,22 @@ export class ResponseBridge {
   /**
    * node:http's server listens for errors on every socket it serves, so an
    * application that destroys its response with an error loses only that
-   * response. The stand-in socket needs the same: without a listener an 'error'
-   * event throws and ends the whole process. Here an error on the socket, or
-   * one on the response that the application does not handle itself, ends this
-   * one request: a 500 before the response started, else the response cut off,
-   * with a log line either way.
+   * response; the stand-in socket tells this bridge instead (socketDestroyed).
+   * An error on the response that the application does not handle itself ends
+   * this one request too: a 500 before the response started, else the response
+   * cut off, with a log line either way.
    */
   private listenForErrors(): void {
-    // res.destroy(error), req.destroy(error) on an unfinished body, and stream.pipeline()
-    // with a failing source all end in socket.destroy(error): 'error', then 'close'.
-    this.socket.on("error", (error: Error) => {
-      this.socketError ??= error;
-    });
-    this.socket.once("close", () => {
-      if (!this.closingSocket) this.destroyedByApplication();
-    });
+    this.socket.owner = this;
     this.res.on("error", (error: Error) => this.responseError(error));
+  }
+
+  /**
+   * res.destroy(error), req.destroy(error) on an unfinished body, and
+   * stream.pipeline() with a failing source all end in socket.destroy(error).
+   */
+  socketDestroyed(error: Error | undefined): void {
+    if (!this.closingSocket) this.destroyedByApplication(error);
   }
 
   /** What the application returns: the body, or a promise of it while the handler has not responded. */
@@ -236,8 +234,8 @@ export class ResponseBridge {
       this.finishEmitted = true;
       this.res.emit("finish");
       this.closeSocket();
-      // As node:http does, an unread body is read and dropped so that the request still ends and closes.
-      if (!bodyWasRead(this.req)) this.req.resume();
+      // As node:http does, an unread body is dropped so that the request still ends and closes.
+      if (!bodyWasRead(this.req)) dropUnreadBody(this.req);
     });
   }
 
@@ -254,8 +252,7 @@ export class ResponseBridge {
   }
 
   /** res.destroy() or req.socket.destroy() before end(): the response is cut off. */
-  private destroyedByApplication(): void {
-    const error = this.socketError;
+  private destroyedByApplication(error: Error | undefined): void {
     if (this.res.writableEnded) {
       if (error) this.log(`error after the response ended: ${describeError(error)}`);
       return;
