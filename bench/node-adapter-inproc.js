@@ -84,15 +84,35 @@ const OPTIONS = {
 };
 
 /**
+ * A module of a build given on the command line, typed by the caller.
+ * @param {string} url
+ * @returns {Promise<unknown>}
+ */
+async function importUnknown(url) {
+  /** @type {unknown} */
+  const module = await import(url);
+  return module;
+}
+
+/**
  * One build's connection serving the Express app; run(n) serves n requests and gives requests/s.
  * @param {string} dist
  */
 async function load(dist) {
   const base = pathToFileURL(resolve(dist)).href;
-  const { FastCgiConnection } = await import(`${base}/fastcgi/connection.js`);
-  const records = await import(`${base}/fastcgi/records.js`);
-  const protocol = await import(`${base}/fastcgi/protocol.js`);
-  const { fromNodeHandler } = await import(`${base}/adapters/index.js`);
+  // Every build has the modules of this one (../dist), maybe with other insides.
+  const { FastCgiConnection } = /** @type {typeof import("../dist/fastcgi/connection.js")} */ (
+    await importUnknown(`${base}/fastcgi/connection.js`)
+  );
+  const records = /** @type {typeof import("../dist/fastcgi/records.js")} */ (
+    await importUnknown(`${base}/fastcgi/records.js`)
+  );
+  const protocol = /** @type {typeof import("../dist/fastcgi/protocol.js")} */ (
+    await importUnknown(`${base}/fastcgi/protocol.js`)
+  );
+  const { fromNodeHandler } = /** @type {typeof import("../dist/adapters/index.js")} */ (
+    await importUnknown(`${base}/adapters/index.js`)
+  );
   const { RecordType, Role, FCGI_KEEP_CONN } = protocol;
   const request = Buffer.concat([
     records.encodeRecord(
@@ -124,7 +144,12 @@ async function load(dist) {
     connectionClosed() {},
     shuttingDown: false,
   };
-  new FastCgiConnection(socket, OPTIONS, hooks, fromNodeHandler(app));
+  new FastCgiConnection(
+    /** @type {import("node:net").Socket} */ (/** @type {unknown} */ (socket)),
+    OPTIONS,
+    hooks,
+    fromNodeHandler(app),
+  );
   return {
     socket,
     /** @param {number} n */
