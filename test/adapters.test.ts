@@ -489,6 +489,35 @@ describe("fromNodeHandler", () => {
     expect(await run.outcome).toBe("cut");
   });
 
+  it("makes res.flushHeaders() after the end, or after the client left, a no-op as under node:http", async () => {
+    const calls: string[] = [];
+    const ended = start(
+      fromNodeHandler((_req, res) => {
+        res.end("done");
+        res.flushHeaders();
+        calls.push("after end");
+      }),
+    );
+    expect(await ended.outcome).toBe("complete");
+    expect(ended.sink.body()).toBe("done");
+    expect(ended.sink.header("content-length")).toBe("4");
+    const closed = deferred();
+    const left = start(
+      fromNodeHandler((_req, res) => {
+        res.on("close", () => {
+          res.flushHeaders();
+          calls.push("after the client left");
+          closed.resolve();
+        });
+      }),
+    );
+    await settleTicks();
+    left.sink.controller.abort(new ConnectionClosedError("gone"));
+    await within(closed.promise, 2000, "the response's 'close'");
+    expect(await left.outcome).toBe("aborted");
+    expect(calls).toEqual(["after end", "after the client left"]);
+  });
+
   it("emits 'finish' and then 'close' on the response once it went out", async () => {
     const events: string[] = [];
     const closed = deferred();

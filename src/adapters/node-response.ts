@@ -135,11 +135,21 @@ export class ResponseBridge implements SocketOwner {
       return res;
     }) as ServerResponse["end"];
     res.flushHeaders = () => {
+      // As under node:http, too late is a no-op: the head went out with the response, or never will.
+      if (res.writableEnded || res.destroyed) return;
       if (!res.headersSent) implicitHeader(res);
       this.streaming();
-      // An empty chunk through the engine sends the head now (SPEC: write.flush); a later error cuts it off.
-      void this.engineWrite?.(EMPTY);
+      this.flushHead();
     };
+  }
+
+  /** An empty chunk through the engine sends the head now (SPEC: write.flush); a later error cuts it off. */
+  private flushHead(): void {
+    try {
+      void this.engineWrite?.(EMPTY);
+    } catch {
+      // The engine is done with this response (the client left): there is nothing left to send.
+    }
   }
 
   private write(chunk: unknown, encoding: Encoding, callback: Callback | undefined): boolean {
