@@ -4,7 +4,7 @@
 // broke it and the rule's id.
 //
 // The rules are those of docs/SPEC.md, where each has an id in brackets. Each
-// check below carries, in a comment, the id and the sentence of the rule it
+// check in these files carries, in a comment, the id and the sentence of the rule it
 // enforces, word for word as in the spec (test/spec-rules.test.ts holds the two
 // together), so the spec is the list of what is checked here.
 //

@@ -29,8 +29,11 @@ export interface BodyState {
   closed: boolean;
 }
 
+/** How the checks of one request report to the validator() that wraps the application. */
 export interface Recorder {
+  /** Records the violation and throws it. */
   fail: Fail;
+  /** The gateway received a body; it must close it (found out when it is collected). */
   opened(body: object, state: BodyState): void;
   closed(state: BodyState): void;
 }
