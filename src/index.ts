@@ -27,7 +27,12 @@ export {
   type FastCgiServer,
   type FastCgiStats,
 } from "./fastcgi/server.js";
-export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";
+export {
+  validator,
+  ValidationError,
+  type Side,
+  type ValidatedApplication,
+} from "./validator/index.js";
 export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
 export { makeServer, type ServerOptions } from "./http/server.js";
 export {

@@ -11,7 +11,7 @@ import { cgiVariables } from "../src/http/environ.js";
 import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
 import { makeServer } from "../src/http/server.js";
 import type { Application, Body, Environ } from "../src/types.js";
-import { validator } from "../src/validator.js";
+import { validator } from "../src/validator/index.js";
 import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
 import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
 

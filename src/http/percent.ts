@@ -2,8 +2,8 @@
 // target, and the decoded byte string (one Latin-1 code point per byte) that
 // environ holds in PATH_INFO and SCRIPT_NAME.
 
-// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range tested for
-const NOT_LATIN1 = /[^\x00-\xff]/;
+import { NOT_LATIN1 } from "../environ.js";
+
 // What must be encoded in a path: all but RFC 3986 unreserved, sub-delims, ":", "@" and "/".
 const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
 // What must be encoded in a query: all but visible ASCII other than "#" ("%" stays: the query is still encoded).
