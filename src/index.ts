@@ -27,6 +27,10 @@ export {
   type FastCgiServer,
   type FastCgiStats,
 } from "./fastcgi/server.js";
+export { serveScgi, type ScgiOptions, type ScgiServer } from "./scgi/server.js";
+export { serveUwsgi, type UwsgiOptions, type UwsgiServer } from "./uwsgi/server.js";
+export type { GatewayServerOptions } from "./server/options.js";
+export type { RunningServer } from "./server/serve.js";
 export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";
 export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
 export { makeServer, type ServerOptions } from "./http/server.js";

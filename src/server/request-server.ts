@@ -1,0 +1,40 @@
+// A server for a one-request-per-connection protocol (SCGI, uwsgi): the
+// gateway-neutral core with a RequestConnection per accepted socket.
+
+import type { Application } from "../types.js";
+import {
+  coreOptions,
+  defaultMultiprocess,
+  requestTimes,
+  type GatewayServerOptions,
+  type ProtocolIdentity,
+} from "./options.js";
+import { RequestConnection, type RequestFormat } from "./request-connection.js";
+import { gatewayLog, serveConnections, type RunningServer } from "./serve.js";
+
+export interface RequestServerOptions extends GatewayServerOptions {
+  /** Largest request header block taken; a larger one is answered 431. Default 64 KiB. */
+  maxHeaderBytes?: number;
+}
+
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+
+export function serveRequests(
+  app: Application,
+  options: RequestServerOptions,
+  protocol: ProtocolIdentity,
+  format: RequestFormat,
+): Promise<RunningServer> {
+  const core = coreOptions(protocol, options);
+  const settings = {
+    maxHeadBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+    errors: core.errors,
+    multiprocess: defaultMultiprocess(options),
+    log: gatewayLog(core.errors, protocol.name),
+    ...requestTimes(options),
+  };
+  return serveConnections(core, ({ hooks, pages }) => {
+    const withPages = { ...settings, pages };
+    return (socket) => new RequestConnection(socket, withPages, hooks, app, format);
+  });
+}
