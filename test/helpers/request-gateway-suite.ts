@@ -1,0 +1,237 @@
+// The end-to-end tests `tsgi scgi` and `tsgi uwsgi` share (one request per
+// connection, the same server core): the real process, raw sockets, the FastCGI
+// fixture app. Each protocol file runs them with its own encoder and parser.
+
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ParsedResponse } from "./cgi.js";
+import { sha256, streamPattern } from "./bytes.js";
+import { ProcessGroup, sleep, waitForListening } from "./processes.js";
+import {
+  exchange,
+  type ExchangeOptions,
+  type RawReply,
+  type RequestShape,
+  type ServerAddress,
+} from "./scgi-client.js";
+import { startTsgiServer, type TsgiFcgi } from "./tsgi.js";
+
+export interface GatewayUnderTest {
+  command: "scgi" | "uwsgi";
+  /** The request bytes nginx would send for `shape`. */
+  encode(shape: RequestShape): Buffer;
+  parse(bytes: Buffer): ParsedResponse;
+  /** A header block the protocol cannot parse, with the bytes that follow it. */
+  malformed: Buffer;
+}
+
+export const MAX_HEADER_BYTES = 4096;
+
+/** Sends `request`, then checks that the server still serves /hello on a new connection. */
+export async function stillServes(gateway: GatewayUnderTest, address: ServerAddress) {
+  const reply = await exchange(address, gateway.encode({ uri: "/hello" }));
+  expect(gateway.parse(reply.bytes).body.toString()).toBe("hello\n");
+}
+
+export function send(
+  gateway: GatewayUnderTest,
+  address: ServerAddress,
+  shape: RequestShape,
+  options?: ExchangeOptions,
+): Promise<RawReply> {
+  return exchange(address, gateway.encode(shape), options);
+}
+
+export function describeGatewayProcess(gateway: GatewayUnderTest): void {
+  const group = new ProcessGroup();
+  afterAll(() => group.cleanUp());
+  let server: TsgiFcgi;
+  beforeAll(async () => {
+    server = await startTsgiServer(group, gateway.command, {
+      listen: "tcp",
+      args: ["--receive-timeout", "0.5", "--max-header-bytes", String(MAX_HEADER_BYTES)],
+    });
+  });
+
+  describe(`tsgi ${gateway.command}: requests`, () => {
+    it("a GET is answered and the connection closed cleanly", async () => {
+      const reply = await send(gateway, server.address, { uri: "/hello" });
+      expect(reply.ending).toBe("close");
+      const response = gateway.parse(reply.bytes);
+      expect(response.status).toBe("200 OK");
+      expect(response.body.toString()).toBe("hello\n");
+    });
+
+    it("status and custom header go out as given", async () => {
+      const response = gateway.parse(
+        (await send(gateway, server.address, { uri: "/status" })).bytes,
+      );
+      expect(response.status).toBe("418 I'm a teapot");
+      expect(response.headers).toContainEqual(["X-Custom", "tea; kind=green"]);
+    });
+
+    it("a POST body reaches the application whole (SHA-256)", async () => {
+      const body = Buffer.from("a=1&b=" + "x".repeat(5000));
+      const reply = await send(gateway, server.address, { method: "POST", uri: "/sha256", body });
+      expect(JSON.parse(gateway.parse(reply.bytes).body.toString())).toEqual({
+        length: body.length,
+        sha256: sha256(body),
+      });
+    });
+
+    it("an 8 MiB upload streams to the application, and an 8 MiB response back", async () => {
+      const body = streamPattern(8 * 1024 * 1024);
+      const up = await send(gateway, server.address, { method: "PUT", uri: "/sha256", body });
+      expect(JSON.parse(gateway.parse(up.bytes).body.toString())).toEqual({
+        length: body.length,
+        sha256: sha256(body),
+      });
+      const down = await send(gateway, server.address, { uri: `/stream?bytes=${body.length}` });
+      const response = gateway.parse(down.bytes);
+      expect(response.body.length).toBe(body.length);
+      expect(sha256(response.body)).toBe(sha256(body));
+    });
+
+    it("an exception before the headers is a 500, and state is kept between requests", async () => {
+      const failed = gateway.parse((await send(gateway, server.address, { uri: "/throw" })).bytes);
+      expect(failed.status).toBe("500 Internal Server Error");
+      const first = gateway.parse((await send(gateway, server.address, { uri: "/counter" })).bytes);
+      const second = gateway.parse(
+        (await send(gateway, server.address, { uri: "/counter" })).bytes,
+      );
+      expect(Number(second.body.toString())).toBe(Number(first.body.toString()) + 1);
+    });
+
+    it("a response that fails after its headers is cut off with a reset", async () => {
+      const reply = await send(gateway, server.address, { uri: "/fail-midway" });
+      expect(reply.ending).toBe("reset");
+      await stillServes(gateway, server.address);
+    });
+
+    it("a connection that closes without sending anything is dropped quietly", async () => {
+      const before = server.proc.stderr.length;
+      const reply = await exchange(server.address, Buffer.alloc(0), { endAfterSend: true });
+      expect(reply.bytes.length).toBe(0);
+      await stillServes(gateway, server.address);
+      expect(server.proc.stderr.slice(before)).not.toMatch(/\[tsgi\]/);
+    });
+  });
+
+  describe(`tsgi ${gateway.command}: bad input (each: an answer or a close, a log line, the next request served)`, () => {
+    it("a malformed header block: 400", async () => {
+      const reply = await exchange(server.address, gateway.malformed);
+      expect(gateway.parse(reply.bytes).status).toBe("400 Bad Request");
+      await server.proc.waitForStderr(/bad request, answered 400: malformed/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a header block over --max-header-bytes: 431", async () => {
+      const extra: [string, string][] = [["HTTP_X_BIG", "x".repeat(MAX_HEADER_BYTES)]];
+      const reply = await send(gateway, server.address, { uri: "/hello", extra });
+      expect(gateway.parse(reply.bytes).status).toBe("431 Request Header Fields Too Large");
+      await server.proc.waitForStderr(/answered 431: header block of \d+ bytes is over the limit/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a CONTENT_LENGTH that is no number: 400", async () => {
+      const extra: [string, string][] = [["CONTENT_LENGTH", "12abc"]];
+      const reply = await send(gateway, server.address, { uri: "/hello", extra });
+      expect(gateway.parse(reply.bytes).status).toBe("400 Bad Request");
+      await server.proc.waitForStderr(/CONTENT_LENGTH "12abc" is no length/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a body shorter than CONTENT_LENGTH (the peer half-closes): 400", async () => {
+      const full = gateway.encode({ method: "POST", uri: "/sha256", body: Buffer.alloc(1000, 1) });
+      const reply = await exchange(server.address, full.subarray(0, full.length - 900), {
+        endAfterSend: true,
+      });
+      expect(gateway.parse(reply.bytes).status).toBe("400 Bad Request");
+      await server.proc.waitForStderr(/request body ended 900 bytes short of CONTENT_LENGTH/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a header block that stalls: 408 after --receive-timeout", async () => {
+      const request = gateway.encode({ uri: "/hello" });
+      const reply = await exchange(server.address, Buffer.alloc(0), {
+        drive: (socket) => void socket.write(request.subarray(0, 10)),
+      });
+      expect(gateway.parse(reply.bytes).status).toBe("408 Request Timeout");
+      await server.proc.waitForStderr(/no input for 0\.5 s in its header block/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a body that stalls while the application reads it: 408", async () => {
+      const full = gateway.encode({ method: "POST", uri: "/sha256", body: Buffer.alloc(1000, 1) });
+      const reply = await exchange(server.address, Buffer.alloc(0), {
+        drive: (socket) => void socket.write(full.subarray(0, full.length - 500)),
+      });
+      expect(gateway.parse(reply.bytes).status).toBe("408 Request Timeout");
+      await server.proc.waitForStderr(/no input for 0\.5 s in its body, giving up/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a connection cut in the middle of its header block is closed with a log line", async () => {
+      const request = gateway.encode({ uri: "/hello" });
+      const reply = await exchange(server.address, request.subarray(0, 12), { endAfterSend: true });
+      expect(reply.bytes.length).toBe(0);
+      await server.proc.waitForStderr(/connection closed in the middle of a header block/);
+      await stillServes(gateway, server.address);
+    });
+  });
+
+  describe(`tsgi ${gateway.command}: process management`, () => {
+    it("SIGTERM: the request in flight finishes, then the process exits 0", async () => {
+      const own = await startTsgiServer(group, gateway.command, { listen: "tcp" });
+      const pending = send(gateway, own.address, { uri: "/slow?ms=800" });
+      await sleep(300);
+      own.proc.signal("SIGTERM");
+      const response = gateway.parse((await pending).bytes);
+      expect(response.body.toString()).toBe("slept 800\n");
+      expect((await own.proc.waitForExit()).code).toBe(0);
+      await expect(connectRefused(own.address)).resolves.toBe(true);
+    });
+
+    it("--workers 2: two worker processes serve on the shared socket", async () => {
+      const own = await startTsgiServer(group, gateway.command, {
+        args: ["--workers", "2"],
+        waitReady: false,
+      });
+      await waitForListening(own.address, 10_000, () => own.proc.running);
+      const pids = new Set<number>();
+      for (let i = 0; i < 40 && pids.size < 2; i++) {
+        const requests = Array.from({ length: 4 }, () =>
+          send(gateway, own.address, { uri: "/inspect" }),
+        );
+        for (const reply of await Promise.all(requests))
+          pids.add((JSON.parse(gateway.parse(reply.bytes).body.toString()) as { pid: number }).pid);
+      }
+      expect(pids.size).toBe(2);
+      expect(pids.has(own.proc.pid ?? 0)).toBe(false);
+    });
+  });
+}
+
+function connectRefused(address: ServerAddress): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(address);
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on("error", () => resolve(true));
+  });
+}
+
+/** What the application saw of its request (the fixture's /inspect route). */
+export async function inspect(
+  gateway: GatewayUnderTest,
+  address: ServerAddress,
+  shape: RequestShape,
+  options?: ExchangeOptions,
+): Promise<Record<string, string>> {
+  const reply = await send(gateway, address, shape, options);
+  return (
+    JSON.parse(gateway.parse(reply.bytes).body.toString()) as { environ: Record<string, string> }
+  ).environ;
+}
