@@ -27,8 +27,13 @@ export {
   type FastCgiServer,
   type FastCgiStats,
 } from "./fastcgi/server.js";
-export { serveScgi, type ScgiOptions, type ScgiServer } from "./scgi/server.js";
-export { serveUwsgi, type UwsgiOptions, type UwsgiServer } from "./uwsgi/server.js";
+export { serveScgi } from "./scgi/server.js";
+export { serveUwsgi } from "./uwsgi/server.js";
+export type {
+  RequestServerOptions as ScgiOptions,
+  RequestServerOptions as UwsgiOptions,
+  RequestServerOptions,
+} from "./server/request-server.js";
 export type { GatewayServerOptions } from "./server/options.js";
 export type { RunningServer } from "./server/serve.js";
 export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";

@@ -14,7 +14,6 @@ import {
 } from "./helpers/request-gateway-suite.js";
 import {
   encodeUwsgiRequest,
-  encodeUwsgiVars,
   exchange,
   parseHttpResponse,
   uwsgiVars,

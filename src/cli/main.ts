@@ -27,8 +27,8 @@ export function buildProgram() {
     .showHelpAfterError();
   addCgiCommand(program);
   addFcgiCommand(program);
-  addScgiCommand(program);
-  addUwsgiCommand(program);
+  addRequestGatewayCommand(program, "scgi");
+  addRequestGatewayCommand(program, "uwsgi");
   addBuildCommand(program);
   addServeCommand(program);
   return program;
@@ -60,29 +60,21 @@ function addFcgiCommand(program: Command): void {
   });
 }
 
-function addScgiCommand(program: Command): void {
-  const command = program
-    .command("scgi")
-    .description(
-      "run a long-lived SCGI server for nginx (scgi_pass), Apache (mod_proxy_scgi) or lighttpd (mod_scgi)",
-    )
-    .argument("<module>", MODULE_HELP);
-  serverCommandOptions(headerLimitOption(command)).action(async (module, options) => {
-    const { runScgiCommand } = await import("./request-gateways.js");
-    await runScgiCommand(module, options);
-  });
-}
+const REQUEST_GATEWAYS = {
+  scgi: "run a long-lived SCGI server for nginx (scgi_pass), Apache (mod_proxy_scgi) or lighttpd (mod_scgi)",
+  uwsgi:
+    "run a long-lived uwsgi-protocol server for nginx (uwsgi_pass), Apache (mod_proxy_uwsgi) or lighttpd",
+};
 
-function addUwsgiCommand(program: Command): void {
+/** `tsgi scgi` and `tsgi uwsgi`: the protocols of one request per connection. */
+function addRequestGatewayCommand(program: Command, name: keyof typeof REQUEST_GATEWAYS): void {
   const command = program
-    .command("uwsgi")
-    .description(
-      "run a long-lived uwsgi-protocol server for nginx (uwsgi_pass), Apache (mod_proxy_uwsgi) or lighttpd",
-    )
+    .command(name)
+    .description(REQUEST_GATEWAYS[name])
     .argument("<module>", MODULE_HELP);
   serverCommandOptions(headerLimitOption(command)).action(async (module, options) => {
-    const { runUwsgiCommand } = await import("./request-gateways.js");
-    await runUwsgiCommand(module, options);
+    const { runRequestGatewayCommand } = await import("./request-gateways.js");
+    await runRequestGatewayCommand(name, module, options);
   });
 }
 

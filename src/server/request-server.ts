@@ -19,7 +19,31 @@ export interface RequestServerOptions extends GatewayServerOptions {
 
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 
-export function serveRequests(
+/** A protocol of one request per connection: its name, its wire format, and what its command needs. */
+export interface RequestProtocol extends RequestFormat {
+  name: string;
+}
+
+/** What to do when fd 0 is no listening socket, for `tsgi <command>` without --listen. */
+export function inheritedSocketHint(command: string): string {
+  return (
+    `tsgi ${command} without --listen expects a listening socket as fd 0; ` +
+    "to run it yourself, give --listen /path/to.sock or --listen host:port"
+  );
+}
+
+/** The `serve` function of a protocol of one request per connection. */
+export function requestGateway(
+  protocol: RequestProtocol,
+): (app: Application, options?: RequestServerOptions) => Promise<RunningServer> {
+  const identity = {
+    name: protocol.name,
+    inheritedSocketHint: inheritedSocketHint(protocol.name),
+  };
+  return (app, options = {}) => serveRequests(app, options, identity, protocol);
+}
+
+function serveRequests(
   app: Application,
   options: RequestServerOptions,
   protocol: ProtocolIdentity,
