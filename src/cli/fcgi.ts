@@ -13,7 +13,6 @@ export function runFcgiCommand(spec: string, options: FcgiCommandOptions): Promi
   return runServerCommand(spec, options, {
     name: "fastcgi",
     inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
-    // This process is ours: its V8 flags may be set (see fastcgi/reclaim.ts).
-    serve: (app, serveOptions) => serveFastCgi(app, { ...serveOptions, reclaimBodyMemory: true }),
+    serve: serveFastCgi,
   });
 }

@@ -131,6 +131,8 @@ function serve<O extends ServerCommandOptions>(
       // Workers share the socket; otherwise the server decides from where it listens.
       multiprocess: inWorker || options.multiprocess ? true : undefined,
       onRetire,
+      // This process is ours: its V8 flags may be set (see server/reclaim.ts).
+      reclaimBodyMemory: true,
       clusterStatus: inWorker ? askPrimaryForStatus : undefined,
     })
     .then((server) => (running = server));

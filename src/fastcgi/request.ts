@@ -28,7 +28,7 @@ import {
   encodeStream,
   encodeWholeResponse,
 } from "./records.js";
-import { bodyBytesReceived } from "./reclaim.js";
+import { bodyBytesReceived } from "../server/reclaim.js";
 import { builtInPage } from "../server/status.js";
 import { statusApplication, timeoutMessage, watchRequest } from "../server/request-watch.js";
 

@@ -31,13 +31,6 @@ export interface FastCgiOptions extends GatewayServerOptions {
   multiplex?: boolean;
   /** Send tsgi.errors to the web server as FCGI_STDERR records instead. Default false. */
   stderrToWebServer?: boolean;
-  /**
-   * Run a minor garbage collection after every 2 MiB of request body, which
-   * keeps the memory of large uploads small. It turns on V8's `--expose-gc` for
-   * the whole process (at the first collection), so it is off by default;
-   * `tsgi fcgi` sets it. Default false.
-   */
-  reclaimBodyMemory?: boolean;
 }
 
 /** A running FastCGI server. */

@@ -26,6 +26,13 @@ export interface GatewayServerOptions {
   /** Where tsgi.errors and tsgi's own log lines go. Default process.stderr. */
   errors?: Writable;
   /**
+   * Run a minor garbage collection after every 2 MiB of request body, which
+   * keeps the memory of large uploads small. It turns on V8's `--expose-gc` for
+   * the whole process (at the first collection), so it is off by default;
+   * the `tsgi` server commands set it. Default false.
+   */
+  reclaimBodyMemory?: boolean;
+  /**
    * The value of tsgi.multiprocess: whether other processes may be serving the
    * same application. Default true when listening on the socket inherited on
    * fd 0 (mod_fcgid and lighttpd `bin-path` start several processes on one such

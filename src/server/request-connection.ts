@@ -10,6 +10,7 @@ import { ConnectionClosedError, runApplication, type Outcome } from "../engine.j
 import { fillPathFromUri, makeEnviron, parseContentLength } from "../environ.js";
 import type { Application, Environ, HeaderList } from "../types.js";
 import { BodyInput } from "./body-input.js";
+import { bodyBytesReceived } from "./reclaim.js";
 import {
   statusApplication,
   timeoutMessage,
@@ -48,6 +49,8 @@ export interface RequestConnectionSettings extends WatchSettings {
   receiveTimeout: number;
   errors: Writable;
   multiprocess: boolean;
+  /** Run a minor collection now and then while request bodies arrive (see reclaim.ts). */
+  reclaimBodyMemory: boolean;
   pages: BuiltInPages | undefined;
   log: (message: string) => void;
 }
@@ -217,6 +220,7 @@ export class RequestConnection implements ServerConnection {
   #feedBody(chunk: Buffer): void {
     const input = this.#input;
     if (input === undefined || input.complete) return;
+    if (this.#settings.reclaimBodyMemory) bodyBytesReceived(chunk.length);
     if (!input.add(chunk).more) {
       this.#paused = true;
       this.#socket.pause();

@@ -54,6 +54,7 @@ function serveRequests(
     maxHeadBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
     errors: core.errors,
     multiprocess: defaultMultiprocess(options),
+    reclaimBodyMemory: options.reclaimBodyMemory ?? false,
     log: gatewayLog(core.errors, protocol.name),
     ...requestTimes(options),
   };

@@ -2,17 +2,19 @@
 // connection, the same server core): the real process, raw sockets, the FastCGI
 // fixture app. Each protocol file runs them with its own encoder and parser.
 
+import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ParsedResponse } from "./cgi.js";
 import { sha256, streamPattern } from "./bytes.js";
-import { ProcessGroup, sleep, waitForListening } from "./processes.js";
+import { ProcessGroup, sampleRss, sleep, waitForListening } from "./processes.js";
 import {
   exchange,
   type ExchangeOptions,
   type RawReply,
   type RequestShape,
   type ServerAddress,
+  streamBody,
 } from "./scgi-client.js";
 import { startTsgiServer, type TsgiFcgi } from "./tsgi.js";
 
@@ -177,6 +179,98 @@ export function describeGatewayProcess(gateway: GatewayUnderTest): void {
       expect(reply.bytes.length).toBe(0);
       await server.proc.waitForStderr(/connection closed in the middle of a header block/);
       await stillServes(gateway, server.address);
+    });
+  });
+
+  describe(`tsgi ${gateway.command}: bounded memory`, () => {
+    it("a 100 MiB upload streams through with backpressure (RSS at most 16 MiB above where it started)", async () => {
+      const size = 100 * 1024 * 1024;
+      // The length goes in again after the usual variables: the last one counts.
+      const withLength = gateway.encode({
+        method: "POST",
+        uri: "/sha256",
+        body: Buffer.alloc(0),
+        extra: [["CONTENT_LENGTH", String(size)]],
+      });
+      const before = server.proc.rssKb() ?? 0;
+      const rss = sampleRss(server.proc);
+      const hash = createHash("sha256");
+      const reply = await exchange(server.address, Buffer.alloc(0), {
+        timeoutMs: 60_000,
+        drive: streamBody(withLength, size, (chunk, offset) =>
+          hash.update(chunk.fill((offset >>> 20) & 0xff)),
+        ),
+      });
+      const growthMb = (rss.stop() - before) / 1024;
+      expect(JSON.parse(gateway.parse(reply.bytes).body.toString())).toEqual({
+        length: size,
+        sha256: hash.digest("hex"),
+      });
+      expect(growthMb).toBeLessThanOrEqual(16);
+    }, 60_000);
+
+    it("a peer that stops reading a 2 GiB response: the server does not buffer it (RSS growth < 100 MB)", async () => {
+      const from = server.proc.stderr.length;
+      const before = server.proc.rssKb() ?? 0;
+      const rss = sampleRss(server.proc);
+      const socket = connect(server.address);
+      let received = 0;
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > 1024 * 1024) socket.pause();
+      });
+      socket.on("error", () => {});
+      socket.write(gateway.encode({ uri: `/stream?bytes=${2 * 1024 * 1024 * 1024}&tag=stalled` }));
+      await sleep(1500);
+      expect(received).toBeLessThan(64 * 1024 * 1024);
+      expect((rss.stop() - before) / 1024).toBeLessThan(100);
+      socket.destroy();
+      await server.proc.waitForStderr(/stream finally tag=stalled/, 3000, from);
+      await stillServes(gateway, server.address);
+    });
+  });
+
+  describe(`tsgi ${gateway.command}: operations options`, () => {
+    let own: TsgiFcgi;
+    beforeAll(async () => {
+      own = await startTsgiServer(group, gateway.command, {
+        listen: "tcp",
+        args: [
+          ...["--status-path", "/tsgi-status", "--ping-path", "/ping"],
+          ...["--request-timeout", "0.4", "--slow-request", "0.2"],
+        ],
+      });
+    });
+
+    it("--ping-path and --status-path are answered by tsgi itself", async () => {
+      const ping = gateway.parse((await send(gateway, own.address, { uri: "/ping" })).bytes);
+      expect(ping.body.toString()).toBe("pong\n");
+      const status = gateway.parse(
+        (await send(gateway, own.address, { uri: "/tsgi-status?json" })).bytes,
+      );
+      expect(JSON.parse(status.body.toString())).toMatchObject({
+        "process manager": "single process",
+      });
+    });
+
+    it("--slow-request logs, --request-timeout answers 504", async () => {
+      const reply = await send(gateway, own.address, { uri: "/slow?ms=3000" });
+      expect(gateway.parse(reply.bytes).status).toBe("504 Gateway Timeout");
+      await own.proc.waitForStderr(/slow request: still running after 0\.2 s: GET \/slow/);
+      await own.proc.waitForStderr(
+        /request timed out after 0\.\d s \(--request-timeout\), answered 504/,
+      );
+      await stillServes(gateway, own.address);
+    });
+
+    it("--max-requests 3: a single process exits 0 after its third request", async () => {
+      const retiring = await startTsgiServer(group, gateway.command, {
+        listen: "tcp",
+        args: ["--max-requests", "3"],
+      });
+      for (let i = 0; i < 3; i++) await stillServes(gateway, retiring.address);
+      expect((await retiring.proc.waitForExit()).code).toBe(0);
+      await retiring.proc.waitForStderr(/served 3 requests \(--max-requests\)/);
     });
   });
 

@@ -163,3 +163,34 @@ export function parseHttpResponse(bytes: Buffer): ParsedResponse {
 export function parseScgiResponse(bytes: Buffer): ParsedResponse {
   return parseCgiResponse(bytes);
 }
+
+/**
+ * Writes `head`, then `size` body bytes in 1 MiB chunks (each filled by `fill`
+ * before it goes), waiting for the socket to drain between them, so memory on
+ * this side stays flat: for uploads far larger than a test should hold.
+ */
+export function streamBody(
+  head: Uint8Array,
+  size: number,
+  fill: (chunk: Buffer, offset: number) => void,
+): (socket: Socket) => Promise<void> {
+  return async (socket) => {
+    socket.write(head);
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let offset = 0; offset < size; offset += chunk.length) {
+      const piece = chunk.subarray(0, Math.min(chunk.length, size - offset));
+      fill(piece, offset);
+      if (!socket.write(piece))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            socket.off("drain", done);
+            socket.off("close", done);
+            resolve();
+          };
+          socket.on("drain", done);
+          socket.on("close", done);
+        });
+      if (socket.destroyed) return;
+    }
+  };
+}
