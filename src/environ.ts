@@ -105,6 +105,8 @@ export function defineValue(target: object, key: string, value: unknown): void {
  * SCRIPT_NAME is empty. When either is sent, the variables stay as they are.
  */
 export function fillPathFromUri(vars: Record<string, string | undefined>): void {
+  // [stream.path] When the web server sends neither `SCRIPT_NAME` nor `PATH_INFO`, `PATH_INFO` is the
+  // percent-decoded path of `DOCUMENT_URI` (else of `REQUEST_URI`) and `SCRIPT_NAME` is `""`.
   if (vars.SCRIPT_NAME !== undefined || vars.PATH_INFO !== undefined) return;
   const uri = vars.DOCUMENT_URI ?? vars.REQUEST_URI;
   if (uri === undefined) return;

@@ -9,6 +9,9 @@ const INPUT_HIGH_WATER_MARK = 64 * 1024;
 
 function ignoreError(): void {}
 
+// [stream.input] `tsgi.input` streams exactly `CONTENT_LENGTH` bytes of the body (none when it is absent or
+// empty) with backpressure on the connection; a body that ends short is answered `400`, or cut off once output
+// started.
 export class BodyInput extends Readable {
   #remaining: number;
   #paused = false;

@@ -137,6 +137,8 @@ export class RequestConnection implements ServerConnection {
     let vars: Record<string, string>;
     let length: number;
     try {
+      // [stream.environ] environ: the variables of the request's header block (the SCGI netstring, the uwsgi
+      // vars block), decoded by the Latin-1 rule; a variable sent twice keeps its last value.
       vars = this.#format.parseHead(head);
       length = contentLength(vars.CONTENT_LENGTH);
     } catch (error) {
@@ -158,6 +160,7 @@ export class RequestConnection implements ServerConnection {
   }
 
   #environ(vars: Record<string, string>): Environ {
+    // [stream.flags] `tsgi.run_once` and `tsgi.multithread` are `false`; `tsgi.multiprocess` is as for FastCGI.
     return makeEnviron(vars, {
       input: this.#input,
       errors: this.#settings.errors,
@@ -168,6 +171,8 @@ export class RequestConnection implements ServerConnection {
   }
 
   /** Bad input: a log line, then an answer (400, 408, 431, ...) or, without a status, the connection closed. */
+  // [stream.bad-input] A malformed or oversized header block, or one that stalls, is answered `400`, `431` or
+  // `408` with a log line; other connections are not affected.
   #refuse(error: unknown): void {
     const status = error instanceof BadRequest ? error.status : "400 Bad Request";
     const message = error instanceof Error ? error.message : String(error);

@@ -14,6 +14,9 @@ const JOIN_LIMIT = 16 * 1024;
 
 export type HeadFormatter = (status: string, headers: HeaderList) => Buffer;
 
+// [stream.response] SCGI answers with a CGI-style head (`Status: 200 OK`), uwsgi with an HTTP status line
+// (`HTTP/1.1 200 OK`); the connection closes after every response, and a response cut off after its headers ends
+// with a connection reset.
 export class StreamResponse implements ResponseSink {
   readonly #socket: Socket;
   readonly #formatHead: HeadFormatter;

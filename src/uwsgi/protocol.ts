@@ -21,6 +21,8 @@ export function uwsgiHeadSize(start: Buffer): number | undefined {
 
 /** The variables of a whole packet head, by its modifier1; a variable sent twice keeps its last value. */
 export function parseUwsgiHead(head: Buffer): Record<string, string> {
+  // [uwsgi.modifier] uwsgi `modifier1` `0` and `30` are served, `30` with `SCRIPT_NAME` taken off the front of
+  // `PATH_INFO`; any other `modifier1` is answered `501` with a log line.
   const modifier1 = head[0];
   if (modifier1 !== MODIFIER_WSGI && modifier1 !== MODIFIER_STRIP_SCRIPT_NAME)
     throw new BadRequest(
