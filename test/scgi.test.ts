@@ -122,6 +122,7 @@ const SCGI: GatewayUnderTest = {
   encode: (shape) => encodeScgiRequest(scgiVars(shape), shape.body),
   parse: parseCgiResponse,
   malformed: Buffer.from("12x:CONTENT_LENGTH\x000\x00,", "latin1"),
+  hugePrefix: Buffer.from("999999999:CONTENT_LENGTH\x000\x00"),
 };
 
 describeGatewayProcess(SCGI);

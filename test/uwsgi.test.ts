@@ -152,6 +152,7 @@ const UWSGI: GatewayUnderTest = {
   parse: parseHttpResponse,
   // A name length of 200 in a block of 8 bytes.
   malformed: Buffer.from([0, 8, 0, 0, 200, 0, 0x41, 0x42, 2, 0, 0x43, 0x44]),
+  hugePrefix: Buffer.from([0, 0xff, 0xff, 0]),
 };
 
 describeGatewayProcess(UWSGI);

@@ -25,6 +25,8 @@ export interface GatewayUnderTest {
   parse(bytes: Buffer): ParsedResponse;
   /** A header block the protocol cannot parse, with the bytes that follow it. */
   malformed: Buffer;
+  /** The first bytes of a header block that declare it far larger than --max-header-bytes. */
+  hugePrefix: Buffer;
 }
 
 export const MAX_HEADER_BYTES = 4096;
@@ -132,6 +134,14 @@ export function describeGatewayProcess(gateway: GatewayUnderTest): void {
       const reply = await send(gateway, server.address, { uri: "/hello", extra });
       expect(gateway.parse(reply.bytes).status).toBe("431 Request Header Fields Too Large");
       await server.proc.waitForStderr(/answered 431: header block of \d+ bytes is over the limit/);
+      await stillServes(gateway, server.address);
+    });
+
+    it("a header block declared far over the limit is answered 431 from its first bytes", async () => {
+      const reply = await exchange(server.address, Buffer.alloc(0), {
+        drive: (socket) => void socket.write(gateway.hugePrefix),
+      });
+      expect(gateway.parse(reply.bytes).status).toBe("431 Request Header Fields Too Large");
       await stillServes(gateway, server.address);
     });
 
@@ -261,6 +271,20 @@ export function describeGatewayProcess(gateway: GatewayUnderTest): void {
         /request timed out after 0\.\d s \(--request-timeout\), answered 504/,
       );
       await stillServes(gateway, own.address);
+    });
+
+    it("beyond --concurrency, a request is answered 503 and logged; later ones are served", async () => {
+      const busy = await startTsgiServer(group, gateway.command, {
+        listen: "tcp",
+        args: ["--concurrency", "1"],
+      });
+      const slow = send(gateway, busy.address, { uri: "/slow?ms=600" });
+      await sleep(200);
+      const refused = await send(gateway, busy.address, { uri: "/hello" });
+      expect(gateway.parse(refused.bytes).status).toBe("503 Service Unavailable");
+      await busy.proc.waitForStderr(/overloaded: answered 503/);
+      expect(gateway.parse((await slow).bytes).body.toString()).toBe("slept 600\n");
+      await stillServes(gateway, busy.address);
     });
 
     it("--max-requests 3: a single process exits 0 after its third request", async () => {
