@@ -21,11 +21,11 @@ import type { ServerConnection, ServerHooks } from "./serve.js";
 import { builtInPage, type BuiltInPages } from "./status.js";
 import { StreamResponse } from "./stream-response.js";
 
-/** Bad input: answered with `status` while nothing went out, or (status undefined) the connection is closed. */
+/** Bad input, answered with `status` (e.g. "400 Bad Request"). */
 export class BadRequest extends Error {
   override name = "BadRequest";
   constructor(
-    readonly status: string | undefined,
+    readonly status: string,
     message: string,
   ) {
     super(message);
@@ -148,7 +148,9 @@ export class RequestConnection implements ServerConnection {
     this.#active = true;
     this.#input = new BodyInput(length, () => this.#resumeReading());
     if (!this.#hooks.admit()) {
-      this.#settings.log(`overloaded: answered 503: ${vars.REQUEST_METHOD} ${vars.REQUEST_URI}`);
+      this.#settings.log(
+        `overloaded: answered 503: ${vars.REQUEST_METHOD} ${vars.REQUEST_URI ?? ""}`,
+      );
       this.#run(statusApplication("503 Service Unavailable"), this.#environ(noRequest()));
     } else {
       this.#admitted = true;
@@ -170,21 +172,15 @@ export class RequestConnection implements ServerConnection {
     });
   }
 
-  /** Bad input: a log line, then an answer (400, 408, 431, ...) or, without a status, the connection closed. */
+  /** Bad input: a log line, then an answer (400, 408, 431, ...). */
   // [stream.bad-input] A malformed or oversized header block, or one that stalls, is answered `400`, `431` or
   // `408` with a log line; other connections are not affected.
   #refuse(error: unknown): void {
     const status = error instanceof BadRequest ? error.status : "400 Bad Request";
     const message = error instanceof Error ? error.message : String(error);
-    this.#settings.log(
-      `bad request, ${status ? `answered ${status.slice(0, 3)}` : "closing"}: ${message}`,
-    );
+    this.#settings.log(`bad request, answered ${status.slice(0, 3)}: ${message}`);
     this.#head = NO_BODY;
     this.#active = true;
-    if (status === undefined) {
-      this.#socket.destroy();
-      return;
-    }
     this.#input = new BodyInput(0, () => {});
     this.#run(statusApplication(status), this.#environ(noRequest()));
   }
