@@ -7,7 +7,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ParsedResponse } from "./cgi.js";
 import { sha256, streamPattern } from "./bytes.js";
-import { ProcessGroup, sampleRss, sleep, waitForListening } from "./processes.js";
+import { alive, ProcessGroup, sampleRss, sleep, waitForListening } from "./processes.js";
 import {
   exchange,
   type ExchangeOptions,
@@ -310,7 +310,7 @@ export function describeGatewayProcess(gateway: GatewayUnderTest): void {
       await expect(connectRefused(own.address)).resolves.toBe(true);
     });
 
-    it("--workers 2: two worker processes serve on the shared socket", async () => {
+    it("--workers 2: two worker processes serve on the shared socket; SIGHUP replaces them", async () => {
       const own = await startTsgiServer(group, gateway.command, {
         args: ["--workers", "2"],
         waitReady: false,
@@ -326,6 +326,15 @@ export function describeGatewayProcess(gateway: GatewayUnderTest): void {
       }
       expect(pids.size).toBe(2);
       expect(pids.has(own.proc.pid ?? 0)).toBe(false);
+      // SIGHUP: new workers take over and the old ones exit.
+      own.proc.signal("SIGHUP");
+      await own.proc.waitForStderr(/SIGHUP: starting new workers/);
+      const deadline = Date.now() + 10_000;
+      while ([...pids].some((pid) => alive(pid)) && Date.now() < deadline) await sleep(100);
+      expect([...pids].filter((pid) => alive(pid))).toEqual([]);
+      const after = await send(gateway, own.address, { uri: "/inspect" });
+      const pid = (JSON.parse(gateway.parse(after.bytes).body.toString()) as { pid: number }).pid;
+      expect(pids.has(pid)).toBe(false);
     });
   });
 }
