@@ -35,7 +35,11 @@ export type {
   RequestServerOptions,
 } from "./server/request-server.js";
 export type { GatewayServerOptions } from "./server/options.js";
-export type { RunningServer } from "./server/serve.js";
+export type {
+  RunningServer,
+  RunningServer as ScgiServer,
+  RunningServer as UwsgiServer,
+} from "./server/serve.js";
 export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";
 export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
 export { makeServer, type ServerOptions } from "./http/server.js";

@@ -1,6 +1,7 @@
 // SCGI: the netstring parser and the response head byte for byte, then the
 // real `tsgi scgi` process over raw sockets (run `npm run build` first).
 
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { formatCgiHead } from "../src/headers.js";
 import { BadRequest } from "../src/server/request-connection.js";
@@ -11,7 +12,7 @@ import {
   inspect,
   type GatewayUnderTest,
 } from "./helpers/request-gateway-suite.js";
-import { encodeScgiRequest, scgiVars } from "./helpers/scgi-client.js";
+import { encodeScgiRequest, exchange, scgiVars } from "./helpers/scgi-client.js";
 
 // The example request of the SCGI specification (python.ca/scgi/protocol.txt).
 const SPEC_EXAMPLE = Buffer.from(
@@ -157,6 +158,33 @@ describe("tsgi scgi: environ from what the front ends send", () => {
       expect(repeated.PATH_INFO).toBe("/inspect");
     } finally {
       await group.cleanUp();
+    }
+  });
+});
+
+describe("serveScgi from code", () => {
+  it("listens where told, serves, counts in stats(), and closes", async () => {
+    const { serveScgi } = await import("../src/index.js");
+    const errors = new PassThrough();
+    const server = await serveScgi(
+      (environ, startResponse) => {
+        startResponse("200 OK", [["Content-Type", "text/plain"]]);
+        return [`${environ.REQUEST_METHOD} ${environ.PATH_INFO}`];
+      },
+      { listen: "127.0.0.1:0", errors },
+    );
+    try {
+      const [host, port] = server.where.split(":");
+      const reply = await exchange(
+        { host, port: Number(port) },
+        encodeScgiRequest(scgiVars({ uri: "/a%2Fb" })),
+      );
+      expect(reply.bytes.toString()).toBe(
+        "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nGET /a/b",
+      );
+      expect(server.stats()).toMatchObject({ requestsServed: 1, inFlight: 0, errors: 0 });
+    } finally {
+      await server.close(1);
     }
   });
 });
