@@ -106,7 +106,9 @@ export class StreamResponse implements ResponseSink {
     this.#finished = true;
     // Not at once: a reset in the same turn of the event loop as the last write
     // went out as a clean close in tests (Node 20, Linux), which would pass the
-    // cut response off as whole.
+    // cut response off as whole. Even so, with much output still unsent, or a
+    // peer that has not read the last bytes yet, the peer may see a clean end:
+    // a response with a Content-Length is still seen short; one without may not be.
     setTimeout(() => {
       if (!this.#socket.destroyed) this.#socket.resetAndDestroy();
     }, 0);
