@@ -848,7 +848,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 30_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (server/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   });
 
@@ -888,7 +888,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 60_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (server/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   }, 60_000);
 });
