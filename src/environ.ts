@@ -3,15 +3,7 @@
 
 import type { Environ, InputStream } from "./types.js";
 import type { Writable } from "node:stream";
-import { decodePath } from "./http/percent.js";
-
-/**
- * Matches a character no byte decodes to, where an environ string must hold
- * only U+0000..U+00FF (see decodeEnvironBytes). No `g` flag: it keeps no state
- * between calls, so every module can share it.
- */
-// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range
-export const NOT_LATIN1 = /[^\x00-\xff]/;
+import { decodePath } from "./percent.js";
 
 export const TSGI_VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 

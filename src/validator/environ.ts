@@ -1,7 +1,8 @@
 // The environ checks (docs/SPEC.md, "The environ"): what a gateway hands the
 // application, checked before the application sees it.
 
-import { NOT_LATIN1, parseContentLength } from "../environ.js";
+import { parseContentLength } from "../environ.js";
+import { NOT_LATIN1 } from "../percent.js";
 import { streamModule } from "../lazy-stream.js";
 import type { Environ } from "../types.js";
 import { describe } from "../values.js";
