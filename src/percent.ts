@@ -4,7 +4,7 @@
 
 /**
  * Matches a character no byte decodes to, where an environ string must hold
- * only U+0000..U+00FF (see decodeEnvironBytes). No `g` flag: it keeps no state
+ * only U+0000..U+00FF (see decodeEnvironBytes in environ.ts). No `g` flag: it keeps no state
  * between calls, so every module can share it.
  */
 // eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range

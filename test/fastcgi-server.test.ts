@@ -307,6 +307,23 @@ describe("requests on one connection", () => {
     expect(client.socket.errored).toBeNull();
   });
 
+  it("a web server that closes a kept connection (nginx, when its client leaves) aborts tsgi.signal at once, before the app writes again", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/long-poll?tag=kept"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0), true);
+    await client.waitForRecords(
+      (records) =>
+        Buffer.concat(records.filter((r) => r.type === RecordType.STDOUT).map((r) => r.content))
+          .toString("latin1")
+          .includes("waiting\n"),
+      3000,
+    );
+    client.end();
+    await main.proc.waitForStderr(/long-poll aborted tag=kept/, 2000, from);
+  });
+
   it("an app that reads its body only after answering gets an error at once (the unread input was dropped), never a hang; the kept connection serves on", async () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
