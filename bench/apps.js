@@ -30,9 +30,9 @@ import {
   machineLine,
   measureRounds,
   medianRatio,
-  nginxErrors,
   requireTools,
   runStopping,
+  sideProblems,
   spawnListening,
   startFront,
   startTargets,
@@ -168,26 +168,6 @@ function printMarkdown(table, chosen) {
     );
 }
 
-/**
- * What went wrong on the side: non-2xx answers, socket errors, nginx error lines.
- * @param {Running[]} running
- * @param {Map<string, Samples>} samples
- * @param {string} dir
- */
-function problems(running, samples, dir) {
-  return running.flatMap((target) => {
-    const s = /** @type {Samples} */ (samples.get(target.key));
-    const errors = nginxErrors(dir, target);
-    return [
-      ...(s.non2xx ? [`${target.name}: ${s.non2xx} non-2xx/3xx responses`] : []),
-      ...(s.socketErrors.length ? [`${target.name}: socket errors ${s.socketErrors[0]}`] : []),
-      ...(errors.length
-        ? [`${target.name}: ${errors.length} nginx [error] lines: ${errors[0]}`]
-        : []),
-    ];
-  });
-}
-
 const chosen = options();
 const group = new ProcessGroup();
 await runStopping(SCRIPT, group, async () => {
@@ -205,7 +185,7 @@ await runStopping(SCRIPT, group, async () => {
   await measureRounds(pairs, { rounds: 1, duration: 1, connections: 16, latency: false });
   const samples = await measureRounds(pairs, { ...chosen, connections: 16, latency: true });
   const table = rows(chosen.frameworks, samples);
-  const found = problems(running, samples, dir);
+  const found = sideProblems(running, samples, dir);
   if (chosen.json) {
     console.log(JSON.stringify({ setup, ...chosen, results: table, problems: found }, null, 2));
     return;

@@ -6,7 +6,7 @@
 // run back to back. The processes are started through the launchers the
 // end-to-end tests use (test/helpers/).
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -58,20 +58,30 @@ const TEMPLATES = {
 export const cleanEnv = () => ({ PATH: CLEAN_PATH });
 
 /**
- * Spawns a backend and waits until it accepts on 127.0.0.1:port.
+ * Spawns a backend and waits until it accepts on 127.0.0.1:port. With
+ * `stderrFile`, its stderr goes to that file instead of into memory (for a
+ * backend that logs every request).
  * @param {ProcessGroup} group
  * @param {string} name
  * @param {string} command
  * @param {string[]} args
  * @param {number} port
+ * @param {{ stderrFile?: string; env?: Record<string, string> }} [options] `env`: added to the clean one
  */
-export async function spawnListening(group, name, command, args, port) {
-  const proc = group.spawn(name, command, args, { env: cleanEnv() });
+export async function spawnListening(group, name, command, args, port, options = {}) {
+  const file = options.stderrFile;
+  const fd = file === undefined ? undefined : openSync(file, "w");
+  /** @type {import("node:child_process").StdioOptions} */
+  const stdio = ["ignore", "pipe", fd ?? "pipe"];
+  const env = { ...cleanEnv(), ...options.env };
+  const proc = group.spawn(name, command, args, { env, stdio });
+  if (fd !== undefined) closeSync(fd);
   try {
     await waitForListening({ host: "127.0.0.1", port }, 20_000, () => proc.running);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${name}: ${message}:\n${tail(proc)}`, { cause: error });
+    const output = file === undefined ? tail(proc) : readFileSync(file, "utf8").slice(-4000);
+    throw new Error(`${name}: ${message}:\n${output}`, { cause: error });
   }
   return proc;
 }
@@ -194,13 +204,33 @@ function get(port) {
  * @param {string} dir
  * @param {Running} target
  */
-export function nginxErrors(dir, target) {
+function nginxErrors(dir, target) {
   try {
     const text = readFileSync(join(dir, `error-${target.key}.log`), "utf8");
     return text.split("\n").filter((line) => /\[(error|crit|alert|emerg)\]/.test(line));
   } catch {
     return [];
   }
+}
+
+/**
+ * What went wrong on the side: non-2xx answers, socket errors, nginx error lines.
+ * @param {Running[]} running
+ * @param {Map<string, Samples>} samples
+ * @param {string} dir
+ */
+export function sideProblems(running, samples, dir) {
+  return running.flatMap((target) => {
+    const s = /** @type {Samples} */ (samples.get(target.key));
+    const errors = nginxErrors(dir, target);
+    return [
+      ...(s.non2xx ? [`${target.name}: ${s.non2xx} non-2xx/3xx responses`] : []),
+      ...(s.socketErrors.length ? [`${target.name}: socket errors ${s.socketErrors[0]}`] : []),
+      ...(errors.length
+        ? [`${target.name}: ${errors.length} nginx [error] lines: ${errors[0]}`]
+        : []),
+    ];
+  });
 }
 
 /**
