@@ -8,10 +8,10 @@ import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { cgiVariables } from "../src/http/environ.js";
-import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
+import { decodePath, encodePath, encodeQuery } from "../src/percent.js";
 import { makeServer } from "../src/http/server.js";
 import type { Application, Body, Environ } from "../src/types.js";
-import { validator } from "../src/validator.js";
+import { validator } from "../src/validator/index.js";
 import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
 import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
 
@@ -438,6 +438,30 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
       "the access log line",
     );
     expect(accessLog.lines[0]).toMatch(/"GET \/ticks HTTP\/1\.1" 200 \d+ [\d.]+ms \(aborted\)$/);
+  });
+
+  it("sends the head at once when the application writes an empty chunk through write() [write.flush]", async () => {
+    const release = deferred();
+    const port = await serve(async (_environ, startResponse) => {
+      const write = startResponse("200 OK", [["Content-Type", "text/event-stream"]]);
+      await write("");
+      await release.promise;
+      return ["data: 1\n\n"];
+    });
+    const reply = await within(
+      new Promise<IncomingMessage>((resolve, reject) =>
+        httpRequest({ host: "127.0.0.1", port, path: "/", agent: false }, resolve)
+          .on("error", reject)
+          .end(),
+      ),
+      2000,
+      "the response head",
+    );
+    expect(reply.headers["content-type"]).toBe("text/event-stream");
+    release.resolve();
+    let body = "";
+    for await (const chunk of reply) body += String(chunk);
+    expect(body).toBe("data: 1\n\n");
   });
 
   it("cuts the connection when the application fails after the headers went out", async () => {

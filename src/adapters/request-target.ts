@@ -3,12 +3,15 @@
 // PEP 3333 and RFC 3875 §4.1.5 do; a Node or fetch application routes on the
 // rest, so it works unchanged under any prefix, behind a rewrite, or in mount().
 //
+// [adapter.mount] An adapted application routes on `PATH_INFO`, relative to where it is mounted, so the same
+// application serves at the root, under a prefix, behind a rewrite and inside `mount()`.
+//
 // The environ holds both parts decoded. Re-encoding them loses what the client
 // meant by "%2F" (an escaped slash is not a separator) and repairs a lone "%"
 // the framework should refuse, so where the raw REQUEST_URI still decodes to
 // the same path, its raw form is used instead.
 
-import { decodePath, encodePath } from "../http/percent.js";
+import { decodePath, encodePath } from "../percent.js";
 import type { Environ } from "../types.js";
 
 const NOT_VISIBLE_ASCII = /[^\x21-\x7e]/;
