@@ -22,6 +22,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { ProcessGroup, REPO, TSGI_BIN, tempDir } from "../test/helpers/processes.js";
+import { startTsgiServer } from "../test/helpers/tsgi.js";
 import { commandLine, positive } from "./lib/cli.js";
 import {
   checkHello,
@@ -118,14 +119,14 @@ function tsgiGateway(group, command) {
       key: `tsgi-${command}`,
       name: `tsgi ${command} (${command}_pass)`,
       front: command,
-      start: (port) =>
-        spawnListening(
-          group,
-          `tsgi ${command}`,
-          process.execPath,
-          [TSGI_BIN, command, TSGI_APP, "--listen", `127.0.0.1:${port}`, "--grace", "1"],
-          port,
-        ),
+      start: async (port) =>
+        (
+          await startTsgiServer(group, command, {
+            app: TSGI_APP,
+            listen: `127.0.0.1:${port}`,
+            args: ["--grace", "1"],
+          })
+        ).proc,
     },
   ];
 }
