@@ -6,6 +6,9 @@
 // each as a ratio to `node -e ""`. Then the cold-cache start of hello.ts
 // (compiling it), a few times, each with an empty cache. Also an Express and a
 // Hono app (bench/apps/) under `tsgi cgi` next to the one file `tsgi build` makes.
+// And the Express hello of bench/apps.js under `tsgi cgi` against node only
+// importing that app file, and against importing express alone: the difference
+// in ms is what the gateway adds to a real app's start.
 //
 // usage: node bench/cgi-startup.js [rounds]   (default 40; also --rounds N)
 //
@@ -79,6 +82,35 @@ const frameworks = ["express", "hono"].flatMap((name) => {
 
 /** @typedef {{ name: string; args: string[]; env?: Record<string, string>; expect?: string }} Command */
 
+// The Express hello of bench/apps.js (plain JavaScript) under `tsgi cgi`, next
+// to node importing that same file, which loads what the app itself imports
+// (Express and the tsgi adapter) and nothing of the gateway: the difference is
+// what `tsgi cgi` adds to a real app's start. And importing Express alone.
+const expressHello = join(root, "bench/apps/hello/express.tsgi.js");
+/** @param {string} specifier */
+const importOnly = (specifier) => [
+  "--input-type=module",
+  "-e",
+  `import ${JSON.stringify(specifier)};`,
+];
+/** @type {Command} */
+const expressCgi = {
+  name: "tsgi cgi bench/apps/hello/express.tsgi.js",
+  args: tsgi(expressHello),
+  env: { SCRIPT_NAME: "", PATH_INFO: "/", REQUEST_URI: "/" },
+  expect: "Hello, world!",
+};
+/** @type {Command} */
+const expressImport = {
+  name: "node --input-type=module -e 'import \"bench/apps/hello/express.tsgi.js\"'",
+  args: importOnly(expressHello),
+};
+/** @type {Command} */
+const expressBare = {
+  name: "node --input-type=module -e 'import \"express\"'",
+  args: importOnly("express"),
+};
+
 /** @type {Command} */
 const helloCompiled = {
   name: "tsgi cgi examples/hello.ts compiled to .js",
@@ -114,6 +146,9 @@ const commands = [
   helloCompiled,
   helloWarm,
   ...frameworks,
+  expressCgi,
+  expressImport,
+  expressBare,
 ];
 
 /** @param {Command} command */
@@ -172,6 +207,18 @@ const pairRatios = warmTimes.map((time, round) => time / (compiledTimes[round] ?
 console.log(
   `\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
     `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`,
+);
+
+const cgiTimes = times[commands.indexOf(expressCgi)] ?? [];
+const importTimes = times[commands.indexOf(expressImport)] ?? [];
+const bareTimes = times[commands.indexOf(expressBare)] ?? [];
+/** @param {number[]} a @param {number[]} b */
+const pairDifference = (a, b) => median(a.map((time, round) => time - (b[round] ?? NaN)));
+console.log(
+  `\nExpress hello: tsgi cgi costs ${(median(cgiTimes) - median(importTimes)).toFixed(1)} ms more than importing the app file ` +
+    `(difference of medians; median of per-round differences ${pairDifference(cgiTimes, importTimes).toFixed(1)} ms; target: at most 5 ms), ` +
+    `${(median(cgiTimes) - median(bareTimes)).toFixed(1)} ms more than importing express alone, ` +
+    `${(median(cgiTimes) - base).toFixed(1)} ms more than node -e ""`,
 );
 
 // Cold: every run gets an empty cache, so it loads esbuild and compiles.

@@ -1,0 +1,5 @@
+// The Express hello as a TSGI application, through tsgi's Node adapter.
+import { fromNodeHandler } from "tsgi";
+import { create } from "./express.js";
+
+export default fromNodeHandler(create());

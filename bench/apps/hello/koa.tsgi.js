@@ -1,0 +1,5 @@
+// The Koa hello as a TSGI application, through tsgi's Node adapter.
+import { fromNodeHandler } from "tsgi";
+import { create } from "./koa.js";
+
+export default fromNodeHandler(create().callback());
