@@ -41,6 +41,7 @@ export {
   fromFetchHandler,
   fromNodeHandler,
   type FetchHandler,
+  type FetchOptions,
   type NodeHandler,
 } from "./adapters/index.js";
 export {
