@@ -230,3 +230,145 @@ describe("a Hono application through fromFetchHandler", () => {
     });
   });
 });
+
+/** The Request a plain handler is given for `vars` (and body), after the handler has run. */
+async function requestFor(
+  vars: Record<string, string>,
+  body?: string,
+  use: (request: Request) => unknown = () => {},
+): Promise<{ request: Request; used: unknown }> {
+  let request: Request | undefined;
+  let used: unknown;
+  const app = fromFetchHandler(async (given) => {
+    request = given;
+    used = await use(given);
+    return new Response("ok");
+  });
+  await serve(app, vars, body);
+  return { request: request!, used };
+}
+
+describe("fromFetchHandler: the Request, built lazily", () => {
+  it("is an instance of Request whose URL reads as the URL parser would give it", async () => {
+    const cases: Record<string, string>[] = [
+      { HTTP_HOST: "Example.TEST:80", PATH_INFO: "/a" },
+      { HTTP_HOST: "example.test:0080", PATH_INFO: "/a" },
+      { HTTP_HOST: "1.2.3", PATH_INFO: "/a" },
+      { HTTP_HOST: "[0:0::1]:8080", PATH_INFO: "/a" },
+      { HTTP_HOST: "h.test", PATH_INFO: "/a/./b/../c" },
+      { HTTP_HOST: "h.test", PATH_INFO: "/x", REQUEST_URI: "/%2e%2E/x" },
+      { HTTP_HOST: "h.test", PATH_INFO: "/a'b", QUERY_STRING: "q='x'&r=\"<>`" },
+      { HTTP_HOST: "h.test", PATH_INFO: "//double", QUERY_STRING: "a=%zz" },
+      { HTTPS: "on", HTTP_HOST: "h.test:443", PATH_INFO: "/" },
+    ];
+    for (const vars of cases) {
+      const { request } = await requestFor(vars);
+      expect(request).toBeInstanceOf(Request);
+      expect(request.url).toBe(new Request(request.url).url);
+      expect(request.url).toBe(new URL(request.url).href);
+    }
+    expect((await requestFor({ HTTP_HOST: "Example.TEST:80", PATH_INFO: "/a" })).request.url).toBe(
+      "http://example.test/a",
+    );
+  });
+
+  it("gives method, headers, body and signal as a real Request does", async () => {
+    const { request, used } = await requestFor(
+      {
+        REQUEST_METHOD: "post",
+        HTTP_HOST: "h.test",
+        PATH_INFO: "/p",
+        CONTENT_TYPE: "text/plain",
+        CONTENT_LENGTH: "5",
+        HTTP_X_ONE: "1",
+      },
+      "hello",
+      async (given) => ({
+        method: given.method,
+        header: given.headers.get("x-one"),
+        text: await given.text(),
+        bodyUsed: given.bodyUsed,
+        aborted: given.signal.aborted,
+        tag: Object.prototype.toString.call(given),
+      }),
+    );
+    expect(used).toEqual({
+      method: "POST",
+      header: "1",
+      text: "hello",
+      bodyUsed: true,
+      aborted: false,
+      tag: "[object Request]",
+    });
+    expect(request.method).toBe("POST");
+  });
+
+  it("keeps a method's case where fetch does, and can be cloned or wrapped in a new Request", async () => {
+    const { used } = await requestFor(
+      { REQUEST_METHOD: "purge", HTTP_HOST: "h.test", PATH_INFO: "/w", CONTENT_LENGTH: "3" },
+      "abc",
+      async (given) => {
+        const clone = given.clone();
+        const wrapped = new Request(given, { headers: { "x-added": "1" } });
+        return {
+          method: given.method,
+          wrapped: [wrapped.method, wrapped.url, wrapped.headers.get("x-added")],
+          body: await wrapped.text(),
+          clone: [clone.url, await clone.text()],
+        };
+      },
+    );
+    expect(used).toEqual({
+      method: "purge",
+      wrapped: ["purge", "http://h.test/w", "1"],
+      body: "abc",
+      clone: ["http://h.test/w", "abc"],
+    });
+  });
+
+  it("answers 400 to a Host the URL parser refuses", async () => {
+    const run = start(
+      fromFetchHandler(() => new Response("never")),
+      { HTTP_HOST: "a%zz" },
+    );
+    expect(await run.outcome).toBe("complete");
+    expect(run.sink.status).toBe("400 Bad Request");
+  });
+});
+
+describe("fromFetchHandler: a Response made from a string or bytes", () => {
+  const bodies: [string, () => Response, string][] = [
+    ["a string", () => new Response("héllo"), "héllo"],
+    ["a Uint8Array", () => new Response(new TextEncoder().encode("bytes")), "bytes"],
+    ["an ArrayBuffer", () => new Response(new TextEncoder().encode("buffer").buffer), "buffer"],
+    ["Response.json", () => Response.json({ a: 1 }), '{"a":1}'],
+    ["a Blob", () => new Response(new Blob(["blob"])), "blob"],
+  ];
+  for (const [name, make, text] of bodies) {
+    it(`sends ${name} whole, with its Content-Length`, async () => {
+      const run = start(fromFetchHandler(make));
+      expect(await run.outcome).toBe("complete");
+      expect(run.sink.body()).toBe(text);
+      expect(run.sink.header("content-length")).toBe(String(Buffer.byteLength(text)));
+    });
+  }
+
+  it("sends what is left of a body the app already began to read, not its source again", async () => {
+    const run = start(
+      fromFetchHandler(async () => {
+        const response = new Response("abc");
+        const reader = response.body!.getReader();
+        await reader.read();
+        reader.releaseLock();
+        return response;
+      }),
+    );
+    expect(await run.outcome).toBe("complete");
+    expect(run.sink.body()).toBe("");
+    const used = new Response("consumed");
+    await used.text();
+    const failing = start(fromFetchHandler(() => used));
+    // A used body cannot be sent again: the app's error, not the first source sent twice.
+    expect(await failing.outcome).not.toBe("complete");
+  });
+});

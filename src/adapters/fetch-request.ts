@@ -1,5 +1,7 @@
 // Turns an environ into a fetch API Request, for applications written against
 // Request/Response (Hono, plain fetch handlers). The body streams from tsgi.input.
+// The URL is given in the form `new Request(url).url` would give it, without
+// parsing it when that form is plain to see (see light-request.ts).
 
 import type { Environ, InputStream } from "../types.js";
 import { encodeQuery } from "../http/percent.js";
@@ -7,6 +9,13 @@ import { requestTarget } from "./request-target.js";
 
 // A Host value that cannot move the path: a registered name or IP literal, and a port.
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
+// A path and query the URL parser leaves exactly as they are: only characters it
+// does not escape, and no dot segment ("/." or an escaped dot) or backslash to resolve.
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-_~!$&'()*+,;=:@/%.]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*)?$/;
+const DOT_SEGMENT = /\/\.|%2e/i;
+
+/** The last origin parsed: a server is mostly asked for by one Host. */
+let lastOrigin = { scheme: "", authority: "", origin: "" };
 
 /**
  * The request URL: scheme, Host (else SERVER_NAME:SERVER_PORT), the path and
@@ -20,7 +29,19 @@ export function requestUrl(environ: Environ, fullPath = false): string {
   // At the mount point itself (PATH_INFO "") the public path is the base alone, without a slash added.
   const full = environ.PATH_INFO === "" && base !== "" ? base : base + path;
   const query = environ.QUERY_STRING ? "?" + encodeQuery(environ.QUERY_STRING) : "";
-  return `${scheme}://${authority(environ)}${fullPath ? full : path}${query}`;
+  const target = (fullPath ? full : path) + query;
+  const origin = originOf(scheme, authority(environ));
+  if (PLAIN_TARGET.test(target) && !DOT_SEGMENT.test(target)) return origin + target;
+  return new URL(origin + target).href;
+}
+
+/** "scheme://host[:port]" as the URL parser writes it (lower case, default port left out, IP canonical). */
+function originOf(scheme: string, authority: string): string {
+  if (lastOrigin.scheme !== scheme || lastOrigin.authority !== authority) {
+    const url = new URL(`${scheme}://${authority}/`);
+    lastOrigin = { scheme, authority, origin: `${url.protocol}//${url.host}` };
+  }
+  return lastOrigin.origin;
 }
 
 function authority(environ: Environ): string {
@@ -62,15 +83,10 @@ export function requestHeaders(environ: Environ): Headers {
   return headers;
 }
 
-/** Builds the Request; throws TypeError for what fetch cannot represent (a TRACE or CONNECT method, say). */
-export function requestFromEnviron(environ: Environ, fullPath = false): Request {
-  const method = environ.REQUEST_METHOD;
-  const init: RequestInit & { duplex?: "half" } = { method, headers: requestHeaders(environ) };
-  if (hasBody(environ)) {
-    init.body = streamFromInput(environ["tsgi.input"]);
-    init.duplex = "half";
-  }
-  return new Request(requestUrl(environ, fullPath), init);
+/** The body part of the RequestInit: a stream from tsgi.input when the request has a body. */
+export function requestInit(environ: Environ): RequestInit & { duplex?: "half" } {
+  if (!hasBody(environ)) return {};
+  return { body: streamFromInput(environ["tsgi.input"]), duplex: "half" };
 }
 
 /** A body is there when CONTENT_LENGTH says so, or when it comes chunked with no length. */

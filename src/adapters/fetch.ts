@@ -4,7 +4,9 @@
 import { STATUS_CODES } from "node:http";
 import { isHopByHop } from "../headers.js";
 import type { Application, Body, Environ, HeaderList, StartResponse } from "../types.js";
-import { requestFromEnviron } from "./fetch-request.js";
+import { requestUrl } from "./fetch-request.js";
+import { lightRequest } from "./light-request.js";
+import { wholeBody } from "./response-body.js";
 import { bodyFromWebStream } from "./web-stream-body.js";
 
 /**
@@ -37,7 +39,8 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
   return async (environ, startResponse) => {
     let request: Request;
     try {
-      request = requestFromEnviron(environ, fullPath);
+      // Throws TypeError for what fetch cannot represent (a TRACE method, a Host that is no host).
+      request = lightRequest(environ, requestUrl(environ, fullPath));
     } catch (error) {
       return badRequest(environ, startResponse, error);
     }
@@ -48,7 +51,9 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
       );
     }
     startResponse(statusLine(response.status), responseHeaders(response.headers));
-    return response.body === null ? [] : bodyFromWebStream(response.body);
+    if (response.body === null) return [];
+    const whole = wholeBody(response);
+    return whole === undefined ? bodyFromWebStream(response.body) : [whole];
   };
 }
 
