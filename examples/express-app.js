@@ -2,7 +2,7 @@
 // `tsgi cgi`, `tsgi fcgi` and `tsgi serve` (try: tsgi serve examples/express-app.js).
 
 import express from "express";
-import { fromNodeHandler } from "tsgi";
+import { fromNodeHandler } from "tsgi/node";
 
 const app = express();
 app.use(express.json());

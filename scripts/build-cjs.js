@@ -1,8 +1,9 @@
-// The CommonJS build, run by `npm run build` after tsc: what `require("tsgi")`
-// and `require("tsgi/cgi")` load (package.json "exports", "require" condition).
-// Node before 20.19 cannot require() an ES module, so each entry gets its own
-// esbuild bundle (dist/index.cjs, dist/cgi/gateway.cjs), and each declaration
-// file an entry reaches gets a .d.cts twin. TypeScript reads a .d.ts in this
+// The CommonJS build, run by `npm run build` after tsc: what `require("tsgi")`,
+// `require("tsgi/cgi")`, `require("tsgi/node")` and `require("tsgi/fetch")`
+// load (package.json "exports", "require" condition). Node before 20.19 cannot
+// require() an ES module, so each entry gets its own esbuild bundle
+// (dist/index.cjs, dist/cgi/gateway.cjs, dist/node.cjs, dist/fetch.cjs), and
+// each declaration file an entry reaches gets a .d.cts twin. TypeScript reads a .d.ts in this
 // "type": "module" package as an ES module and refuses to let CommonJS code
 // require it (TS1479 under `module: node16`); a .d.cts is CommonJS.
 
@@ -13,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ENTRIES = ["index", "cgi/gateway"];
+const ENTRIES = ["index", "cgi/gateway", "node", "fetch"];
 
 await build({
   entryPoints: ENTRIES.map((entry) => join(ROOT, "src", `${entry}.ts`)),

@@ -59,6 +59,7 @@ export {
   fromFetchHandler,
   fromNodeHandler,
   type FetchHandler,
+  type FetchOptions,
   type NodeHandler,
 } from "./adapters/index.js";
 export {

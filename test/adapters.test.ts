@@ -96,7 +96,7 @@ describe("fromFetchHandler", () => {
       return new Response("ok");
     });
 
-  it("builds the URL from the scheme, Host, SCRIPT_NAME + PATH_INFO re-encoded, and QUERY_STRING", async () => {
+  it("builds the URL from the scheme, Host, PATH_INFO re-encoded, and QUERY_STRING", async () => {
     let url = "";
     const run = start(
       seeRequest((request) => void (url = request.url)),
@@ -110,7 +110,7 @@ describe("fromFetchHandler", () => {
       },
     );
     expect(await run.outcome).toBe("complete");
-    expect(url).toBe("https://example.test:8443/app/caf%C3%A9/100%25%20off?q=%C3%A9&raw=%FF");
+    expect(url).toBe("https://example.test:8443/caf%C3%A9/100%25%20off?q=%C3%A9&raw=%FF");
   });
 
   it("uses SERVER_NAME and a non-default SERVER_PORT without a usable Host", async () => {

@@ -1,6 +1,6 @@
 // The Express app bench/cgi-startup.js starts, under `tsgi cgi` and built by `tsgi build`.
 import express from "express";
-import { fromNodeHandler } from "tsgi";
+import { fromNodeHandler } from "tsgi/node";
 
 const app = express();
 app.use(express.json());

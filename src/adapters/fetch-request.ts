@@ -1,18 +1,47 @@
 // Turns an environ into a fetch API Request, for applications written against
 // Request/Response (Hono, plain fetch handlers). The body streams from tsgi.input.
+// The URL is given in the form `new Request(url).url` would give it, without
+// parsing it when that form is plain to see (see light-request.ts).
 
 import type { Environ, InputStream } from "../types.js";
-import { encodePath, encodeQuery } from "../percent.js";
+import { encodeQuery } from "../percent.js";
+import { requestTarget } from "./request-target.js";
 
 // A Host value that cannot move the path: a registered name or IP literal, and a port.
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
+// A path and query the URL parser leaves exactly as they are: only characters it
+// does not escape, and no dot segment ("/." or an escaped dot) or backslash to resolve.
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-_~!$&'()*+,;=:@/%.]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*)?$/;
+const DOT_SEGMENT = /\/\.|%2e/i;
 
-/** The request URL: scheme, Host (else SERVER_NAME:SERVER_PORT), SCRIPT_NAME + PATH_INFO re-encoded, QUERY_STRING. */
-export function requestUrl(environ: Environ): string {
+/** The last origin parsed: a server is mostly asked for by one Host. */
+let lastOrigin = { scheme: "", authority: "", origin: "" };
+
+/**
+ * The request URL: scheme, Host (else SERVER_NAME:SERVER_PORT), the path and
+ * QUERY_STRING. The path is what the application routes on, PATH_INFO ("/"
+ * when empty), so it runs unchanged under any mount point; with `fullPath`
+ * it is the public path, SCRIPT_NAME + PATH_INFO (for Hono's basePath).
+ */
+export function requestUrl(environ: Environ, fullPath = false): string {
   const scheme = environ["tsgi.url_scheme"];
-  const path = encodePath(environ.SCRIPT_NAME + environ.PATH_INFO);
+  const { base, path } = requestTarget(environ);
+  // At the mount point itself (PATH_INFO "") the public path is the base alone, without a slash added.
+  const full = environ.PATH_INFO === "" && base !== "" ? base : base + path;
   const query = environ.QUERY_STRING ? "?" + encodeQuery(environ.QUERY_STRING) : "";
-  return `${scheme}://${authority(environ)}${path.startsWith("/") ? path : "/" + path}${query}`;
+  const target = (fullPath ? full : path) + query;
+  const origin = originOf(scheme, authority(environ));
+  if (PLAIN_TARGET.test(target) && !DOT_SEGMENT.test(target)) return origin + target;
+  return new URL(origin + target).href;
+}
+
+/** "scheme://host[:port]" as the URL parser writes it (lower case, default port left out, IP canonical). */
+function originOf(scheme: string, authority: string): string {
+  if (lastOrigin.scheme !== scheme || lastOrigin.authority !== authority) {
+    const url = new URL(`${scheme}://${authority}/`);
+    lastOrigin = { scheme, authority, origin: `${url.protocol}//${url.host}` };
+  }
+  return lastOrigin.origin;
 }
 
 function authority(environ: Environ): string {
@@ -25,7 +54,12 @@ function authority(environ: Environ): string {
   return port && port !== defaultPort && /^[0-9]+$/.test(port) ? `${name}:${port}` : name;
 }
 
-/** Request headers from HTTP_* (HTTP_X_FOO → x-foo), CONTENT_TYPE and CONTENT_LENGTH. */
+/**
+ * Request headers from HTTP_* (HTTP_X_FOO → x-foo), CONTENT_TYPE and
+ * CONTENT_LENGTH. A front end may pass a header both ways (nginx sends
+ * HTTP_CONTENT_TYPE beside CONTENT_TYPE); the CGI variable wins, else the
+ * app would see "a, a" and fail to parse its form.
+ */
 export function requestHeaders(environ: Environ): Headers {
   const headers = new Headers();
   const add = (name: string, value: unknown) => {
@@ -36,23 +70,23 @@ export function requestHeaders(environ: Environ): Headers {
       // A value fetch refuses (NUL, CR, LF) would fail the whole request; without it the app can still answer.
     }
   };
+  const contentType = environ.CONTENT_TYPE;
+  const contentLength = environ.CONTENT_LENGTH;
   for (const [key, value] of Object.entries(environ)) {
-    if (key.startsWith("HTTP_")) add(key.slice(5).toLowerCase().replaceAll("_", "-"), value);
+    if (!key.startsWith("HTTP_")) continue;
+    if (key === "HTTP_CONTENT_TYPE" && contentType) continue;
+    if (key === "HTTP_CONTENT_LENGTH" && contentLength) continue;
+    add(key.slice(5).toLowerCase().replaceAll("_", "-"), value);
   }
-  if (environ.CONTENT_TYPE) add("content-type", environ.CONTENT_TYPE);
-  if (environ.CONTENT_LENGTH) add("content-length", environ.CONTENT_LENGTH);
+  if (contentType) add("content-type", contentType);
+  if (contentLength) add("content-length", contentLength);
   return headers;
 }
 
-/** Builds the Request; throws TypeError for what fetch cannot represent (a TRACE or CONNECT method, say). */
-export function requestFromEnviron(environ: Environ): Request {
-  const method = environ.REQUEST_METHOD;
-  const init: RequestInit & { duplex?: "half" } = { method, headers: requestHeaders(environ) };
-  if (hasBody(environ)) {
-    init.body = streamFromInput(environ["tsgi.input"]);
-    init.duplex = "half";
-  }
-  return new Request(requestUrl(environ), init);
+/** The body part of the RequestInit: a stream from tsgi.input when the request has a body. */
+export function requestInit(environ: Environ): RequestInit & { duplex?: "half" } {
+  if (!hasBody(environ)) return {};
+  return { body: streamFromInput(environ["tsgi.input"]), duplex: "half" };
 }
 
 /** A body is there when CONTENT_LENGTH says so, or when it comes chunked with no length. */

@@ -4,37 +4,56 @@
 import { STATUS_CODES } from "node:http";
 import { isHopByHop } from "../headers.js";
 import type { Application, Body, Environ, HeaderList, StartResponse } from "../types.js";
-import { requestFromEnviron } from "./fetch-request.js";
+import { requestUrl } from "./fetch-request.js";
+import { lightRequest } from "./light-request.js";
+import { wholeBody } from "./response-body.js";
 import { bodyFromWebStream } from "./web-stream-body.js";
 
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
+/**
+ * A fetch-style application. The environ comes as the second argument, where
+ * Hono puts its `c.env`: the app can read SCRIPT_NAME, REQUEST_URI, REMOTE_ADDR.
+ */
+export type FetchHandler = (request: Request, environ: Environ) => Response | Promise<Response>;
 
-const NOT_LATIN1 = /[^\x00-\xff]/;
+export interface FetchOptions {
+  /**
+   * Give the Request URL the public path, SCRIPT_NAME + PATH_INFO, instead of
+   * PATH_INFO alone: for an app that knows where it is mounted (Hono's basePath).
+   */
+  fullPath?: boolean;
+}
+
+// Any UTF-16 code unit above U+00FF (surrogates included) is beyond Latin-1.
+const NOT_LATIN1 = /[\u0100-\uffff]/;
 
 /**
  * The application that serves each request by calling `handler` with a
- * Request built from the environ (URL from the scheme, Host, SCRIPT_NAME +
- * PATH_INFO and QUERY_STRING; body streamed from tsgi.input) and sending the
- * Response it returns, body streamed.
+ * Request built from the environ (URL from the scheme, Host, PATH_INFO — or
+ * SCRIPT_NAME + PATH_INFO with `fullPath` — and QUERY_STRING; body streamed
+ * from tsgi.input) and the environ, and sending the Response it returns.
  */
-export function fromFetchHandler(handler: FetchHandler): Application {
+export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = {}): Application {
   if (typeof handler !== "function")
     throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
+  const fullPath = options.fullPath === true;
   return async (environ, startResponse) => {
     let request: Request;
     try {
-      request = requestFromEnviron(environ);
+      // Throws TypeError for what fetch cannot represent (a TRACE method, a Host that is no host).
+      request = lightRequest(environ, requestUrl(environ, fullPath));
     } catch (error) {
       return badRequest(environ, startResponse, error);
     }
-    const response: unknown = await handler(request);
+    const response: unknown = await handler(request, environ);
     if (!isResponse(response)) {
       throw new TypeError(
         `the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`,
       );
     }
     startResponse(statusLine(response.status), responseHeaders(response.headers));
-    return response.body === null ? [] : bodyFromWebStream(response.body);
+    if (response.body === null) return [];
+    const whole = wholeBody(response);
+    return whole === undefined ? bodyFromWebStream(response.body) : [whole];
   };
 }
 

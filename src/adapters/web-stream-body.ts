@@ -64,17 +64,8 @@ class StreamBody implements AsyncIterable<Chunk>, AsyncIterator<Chunk> {
 
 /** Resolves to the read, or to PENDING if it does not settle within this turn of the event loop. */
 function unlessSlow(read: Promise<Read>): Promise<Read | typeof PENDING> {
-  return new Promise((resolve, reject) => {
-    const timer = setImmediate(() => resolve(PENDING));
-    read.then(
-      (result) => {
-        clearImmediate(timer);
-        resolve(result);
-      },
-      (error: unknown) => {
-        clearImmediate(timer);
-        reject(error);
-      },
-    );
-  });
+  let timer: NodeJS.Immediate | undefined;
+  const slow = new Promise<typeof PENDING>((resolve) => (timer = setImmediate(resolve, PENDING)));
+  // A failed read rejects with the stream's own reason, whatever it is.
+  return Promise.race([read, slow]).finally(() => clearImmediate(timer));
 }
