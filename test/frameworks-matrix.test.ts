@@ -147,6 +147,8 @@ function matrixCases(framework: Framework, app: () => Deployment): void {
     const result = await get("/stream");
     expect(result.status).toBe(200);
     expect(result.headers["content-type"]).toMatch(/^text\/plain/);
+    // Sent as written: no length is known up front.
+    expect(result.headers["content-length"]).toBeUndefined();
     expect(result.body.toString("utf8")).toBe("part 1\npart 2\npart 3\n");
   });
 
@@ -168,6 +170,7 @@ function matrixCases(framework: Framework, app: () => Deployment): void {
     const before = logged();
     const result = await get("/throw");
     expect(result.status).toBe(500);
+    expect(result.body.toString("utf8")).toMatch(framework.errorBody);
     const deadline = Date.now() + 5000;
     while (logged() === before && Date.now() < deadline) await sleep(50);
     expect(logged(), `the log holds:\n${app().log().slice(-2000)}`).toBeGreaterThan(before);

@@ -21,16 +21,26 @@ export interface Framework {
   app: string;
   /** A Node-style app (fromNodeHandler), which sees req.baseUrl/originalUrl; else a fetch app (fromFetchHandler). */
   node: boolean;
+  /** The body of the framework's own 500 for an exception in a route (tsgi's own is "Internal Server Error\n"). */
+  errorBody: RegExp;
 }
 
-const FIXTURES = join(REPO, "test", "fixtures", "frameworks");
+const fixture = (name: string) => join(REPO, "test", "fixtures", "frameworks", name);
+const EXPRESS_500 = (name: string) =>
+  new RegExp(`^<!DOCTYPE html>[\\s\\S]*<pre>Error: frameworks-fixture: boom in ${name}<br>`);
 
 export const FRAMEWORKS: Framework[] = [
-  { name: "express4", app: join(FIXTURES, "express4.ts"), node: true },
-  { name: "express5", app: join(FIXTURES, "express5.ts"), node: true },
-  { name: "koa", app: join(FIXTURES, "koa.ts"), node: true },
-  { name: "fastify", app: join(FIXTURES, "fastify.ts"), node: true },
-  { name: "hono", app: join(FIXTURES, "hono.ts"), node: false },
+  // Express's development error page shows the stack (NODE_ENV is unset in the servers' environment).
+  { name: "express4", app: fixture("express4.ts"), node: true, errorBody: EXPRESS_500("express4") },
+  { name: "express5", app: fixture("express5.ts"), node: true, errorBody: EXPRESS_500("express5") },
+  { name: "koa", app: fixture("koa.ts"), node: true, errorBody: /^Internal Server Error$/ },
+  {
+    name: "fastify",
+    app: fixture("fastify.ts"),
+    node: true,
+    errorBody: /^\{"statusCode":500,.*"message":"frameworks-fixture: boom in fastify"\}$/,
+  },
+  { name: "hono", app: fixture("hono.ts"), node: false, errorBody: /^Internal Server Error$/ },
 ];
 
 /** A response being received: what has arrived so far, and whether it has ended. */
