@@ -103,11 +103,12 @@ export const GATEWAYS: Gateway[] = [
 // ---------------------------------------------------------------------------
 // HTTP gateways
 
-function httpDeployment(base: string, mount: string, log: () => string): Deployment {
+/** A deployment reached over HTTP at `origin`; the paths given to it start with the mount point. */
+function httpDeployment(origin: string, mount: string, log: () => string): Deployment {
   return {
     mount,
-    request: (path, options) => fetchHttp(base + path, options),
-    open: (path) => openHttp(base + path),
+    request: (path, options) => fetchHttp(origin + path, options),
+    open: (path) => openHttp(origin + path),
     log,
   };
 }
@@ -147,7 +148,7 @@ function startBehindNginx(
     site = startNginxFor(context, framework);
     nginxSites.set(framework.name, site);
   }
-  return site.then(({ url, log }) => httpDeployment(url + mount, mount, log));
+  return site.then(({ url, log }) => httpDeployment(url, mount, log));
 }
 
 async function startNginxFor(context: Context, framework: Framework) {
