@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readText, sha256 } from "./helpers/frontends.js";
+import { readText, sha256, type HttpResult } from "./helpers/frontends.js";
 import {
   FRAMEWORKS,
   GATEWAYS,
@@ -104,13 +104,34 @@ function knownGap(gateway: Gateway, framework: Framework, name: Case): string | 
   )?.cause;
 }
 
-function matrixCases(gateway: Gateway, framework: Framework, app: () => Deployment): void {
+/** One framework under one gateway, with the shorthands its cases use. */
+interface Cell {
+  framework: Framework;
+  app: () => Deployment;
   /** `it`, or `it.fails` for a known gap (see KNOWN_GAPS). */
-  const test = (name: Case) => (knownGap(gateway, framework, name) ? it.fails : it);
-  const get = (path: string) => app().request(app().mount + path);
-  const post = (path: string, type: string, body: Buffer) =>
-    app().request(app().mount + path, { method: "POST", body, headers: { "Content-Type": type } });
+  test: (name: Case) => (title: string, body: () => Promise<void>) => void;
+  get: (path: string) => Promise<HttpResult>;
+  post: (path: string, type: string, body: Buffer) => Promise<HttpResult>;
+}
 
+function cellFor(gateway: Gateway, framework: Framework, app: () => Deployment): Cell {
+  return {
+    framework,
+    app,
+    test: (name) => (title, body) =>
+      knownGap(gateway, framework, name) ? it.fails(title, body) : it(title, body),
+    get: (path) => app().request(app().mount + path),
+    post: (path, type, body) =>
+      app().request(app().mount + path, {
+        method: "POST",
+        body,
+        headers: { "Content-Type": type },
+      }),
+  };
+}
+
+/** Routing below the mount point, and what the app is told about it. */
+function routingCases({ framework, app, get }: Cell): void {
   it("routes on the path below the mount point, with the query string", async () => {
     const result = await get("/hello/world?x=1&y=%C3%A9");
     expect(result.status, result.body.toString("utf8").slice(0, 300)).toBe(200);
@@ -138,7 +159,10 @@ function matrixCases(gateway: Gateway, framework: Framework, app: () => Deployme
       else expect(json(result.body)).toMatchObject({ scriptName: mount });
     },
   );
+}
 
+/** JSON, urlencoded and multipart request bodies. */
+function requestBodyCases({ test, post }: Cell): void {
   it("a JSON POST is parsed by the framework", async () => {
     const sent = { list: [1, 2], text: "café" };
     const result = await post("/json", "application/json", Buffer.from(JSON.stringify(sent)));
@@ -166,7 +190,10 @@ function matrixCases(gateway: Gateway, framework: Framework, app: () => Deployme
       });
     },
   );
+}
 
+/** Cookies, redirects, HEAD and a streamed response. */
+function responseCases({ app, get }: Cell): void {
   it("several Set-Cookie headers stay apart", async () => {
     const result = await get("/cookies");
     expect(result.status).toBe(200);
@@ -201,7 +228,10 @@ function matrixCases(gateway: Gateway, framework: Framework, app: () => Deployme
     expect(result.headers["content-length"]).toBeUndefined();
     expect(result.body.toString("utf8")).toBe("part 1\npart 2\npart 3\n");
   });
+}
 
+/** Server-Sent Events, an exception, and the client going away. */
+function streamingCases({ framework, app, test, get }: Cell): void {
   it("Server-Sent Events: the first event arrives while the stream is still open", async () => {
     const stream = await app().open(app().mount + "/sse?wait=1200");
     expect(stream.status).toBe(200);
@@ -252,7 +282,11 @@ for (const gateway of GATEWAYS) {
         beforeAll(async () => {
           deployment = await gateway.start(context, framework);
         }, 30_000);
-        matrixCases(gateway, framework, () => deployment);
+        const cell = cellFor(gateway, framework, () => deployment);
+        routingCases(cell);
+        requestBodyCases(cell);
+        responseCases(cell);
+        streamingCases(cell);
       });
     }
   });
