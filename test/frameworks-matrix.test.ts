@@ -95,6 +95,12 @@ const KNOWN_GAPS: { cases: Case[]; gateways: RegExp; frameworks: RegExp; cause: 
   },
 ];
 
+// Not listed, because it does not fail every time: under `tsgi cgi`, Express 4 and 5
+// log a route's exception from finalhandler on setImmediate after the 500 is sent,
+// and [cgi.run-once] may end the process before that runs, so the exception case
+// for Express under CGI can fail (no log line) until the CGI gateway lets pending
+// immediates run before it exits.
+
 function knownGap(gateway: Gateway, framework: Framework, name: Case): string | undefined {
   return KNOWN_GAPS.find(
     (gap) =>
