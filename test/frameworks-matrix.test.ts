@@ -239,10 +239,10 @@ function responseCases({ app, get }: Cell): void {
 /** Server-Sent Events, an exception, and the client going away. */
 function streamingCases({ framework, app, test, get }: Cell): void {
   it("Server-Sent Events: the first event arrives while the stream is still open", async () => {
-    const stream = await app().open(app().mount + "/sse?wait=1200");
+    const stream = await app().open(app().mount + "/sse?wait=1000");
     expect(stream.status).toBe(200);
     expect(stream.headers["content-type"]).toMatch(/^text\/event-stream/);
-    await stream.waitFor("data: first", 1000);
+    await stream.waitFor("data: first", 800);
     expect(stream.ended).toBe(false);
     expect(stream.received().toString("utf8")).not.toContain("data: second");
     await Promise.race([stream.finished, sleep(5000)]);
@@ -273,7 +273,7 @@ function streamingCases({ framework, app, test, get }: Cell): void {
       await stream.waitFor("started\n", 3000);
       stream.abandon();
       // The app waits 8 s before it writes again: the event must come from the gateway seeing the client leave.
-      const event = await eventFor(id, 3000);
+      const event = await eventFor(id, 2000);
       expect(event, "the app never learned that the client left").toBeDefined();
       expect(event).toBe(framework.node ? `${id} close ended=false` : `${id} abort`);
     },
