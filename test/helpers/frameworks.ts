@@ -223,7 +223,9 @@ function startCgi(context: Context, framework: Framework): Promise<Deployment> {
     mount: CGI_SCRIPT,
     log: () => log,
     request: async (path, options = {}) => {
-      const body = options.body as Buffer | undefined;
+      const body = options.body;
+      if (typeof body === "function")
+        throw new Error("the CGI deployment sends bodies given as bytes only");
       const proc = spawnFor(path, options, body?.length);
       proc.child.stdin!.end(body);
       const exit = await Promise.race([proc.exited, sleep(options.timeoutMs ?? 20_000)]);
