@@ -7,7 +7,7 @@
 // (compiling it), a few times, each with an empty cache. Also an Express and a
 // Hono app (bench/apps/) under `tsgi cgi` next to the one file `tsgi build` makes.
 //
-// usage: node bench/cgi-startup.js [rounds]   (default 40)
+// usage: node bench/cgi-startup.js [rounds]   (default 40; also --rounds N)
 //
 // Every command runs in a clean environment (PATH plus the CGI variables), as
 // a web server runs a CGI child: an inherited NODE_OPTIONS or
@@ -19,9 +19,18 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { transformSync } from "esbuild";
+import { commandLine, positive } from "./lib/cli.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const rounds = Number(process.argv[2] ?? 40);
+const SCRIPT = "bench/cgi-startup.js";
+const USAGE = "usage: node bench/cgi-startup.js [rounds]   (default 40; also --rounds N)";
+const { values, positionals } = commandLine(SCRIPT, USAGE, { rounds: { type: "string" } }, 1);
+const rounds = positive(values.rounds ?? positionals[0], 40, {
+  script: SCRIPT,
+  usage: USAGE,
+  name: "rounds",
+  whole: true,
+});
 const node = process.execPath;
 
 const env = {
@@ -48,6 +57,7 @@ writeFileSync(
   transformSync(readFileSync(helloTs, "utf8"), { loader: "ts", format: "esm" }).code,
 );
 const warmCache = join(scratch, "cache");
+/** @param {string} app */
 const tsgi = (app) => [join(root, "bin/tsgi.js"), "cgi", app];
 
 // An Express and a Hono app in TypeScript (bench/apps/), each run by
@@ -67,11 +77,15 @@ const frameworks = ["express", "hono"].flatMap((name) => {
   ];
 });
 
+/** @typedef {{ name: string; args: string[]; env?: Record<string, string>; expect?: string }} Command */
+
+/** @type {Command} */
 const helloCompiled = {
   name: "tsgi cgi examples/hello.ts compiled to .js",
   args: tsgi(join(scratch, "hello.js")),
   expect: "Hello, world!",
 };
+/** @type {Command} */
 const helloWarm = {
   name: "tsgi cgi examples/hello.ts (warm cache)",
   args: tsgi(helloTs),
@@ -79,6 +93,7 @@ const helloWarm = {
   expect: "Hello, world!",
 };
 
+/** @type {Command[]} */
 const commands = [
   { name: 'node -e ""', args: ["-e", ""] },
   {
@@ -101,6 +116,7 @@ const commands = [
   ...frameworks,
 ];
 
+/** @param {Command} command */
 function runOnce(command) {
   const start = process.hrtime.bigint();
   const result = spawnSync(node, command.args, {
@@ -113,49 +129,53 @@ function runOnce(command) {
     (command.expect && !result.stdout.toString().includes(command.expect))
   ) {
     throw new Error(
-      `${command.name} failed: exit ${result.status}\n${result.stdout}\n${result.stderr}`,
+      `${command.name} failed: exit ${result.status}\n${result.stdout.toString()}\n${result.stderr.toString()}`,
     );
   }
   return elapsed;
 }
 
+/** @param {number[]} values */
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  const high = sorted[middle] ?? NaN;
+  return sorted.length % 2 ? high : ((sorted[middle - 1] ?? NaN) + high) / 2;
 };
 
 for (const command of commands) for (let i = 0; i < 3; i++) runOnce(command); // warm the file cache
+/** @type {number[][]} */
 const times = commands.map(() => []);
 for (let round = 0; round < rounds; round++) {
   // Rotate the order so no command always runs right after another.
   for (let k = 0; k < commands.length; k++) {
     const index = (round + k) % commands.length;
-    times[index].push(runOnce(commands[index]));
+    times[index]?.push(runOnce(/** @type {Command} */ (commands[index])));
   }
 }
 
-const base = median(times[0]);
+const base = median(times[0] ?? []);
 console.log(`CGI start-up, ${rounds} rounds, node ${process.version}`);
 console.log('| command | median ms | ratio to node -e "" |');
 console.log("|---|---:|---:|");
 for (let i = 0; i < commands.length; i++) {
-  const m = median(times[i]);
-  console.log(`| ${commands[i].name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}× |`);
+  const m = median(times[i] ?? []);
+  console.log(`| ${commands[i]?.name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}× |`);
 }
-const compiledTimes = times[commands.indexOf(helloCompiled)];
-const warmTimes = times[commands.indexOf(helloWarm)];
+const compiledTimes = times[commands.indexOf(helloCompiled)] ?? [];
+const warmTimes = times[commands.indexOf(helloWarm)] ?? [];
 const compiled = median(compiledTimes);
 const warm = median(warmTimes);
 // Also the median of each round's own ratio: the two run back to back, so load from elsewhere on the machine, which
 // moves both, cancels out better than in the ratio of the medians.
-const pairRatios = warmTimes.map((time, round) => time / compiledTimes[round]);
+const pairRatios = warmTimes.map((time, round) => time / (compiledTimes[round] ?? NaN));
 console.log(
   `\nhello.ts from a warm cache vs compiled to .js beforehand: ${(warm / compiled).toFixed(3)}× ratio of medians, ` +
     `${median(pairRatios).toFixed(3)}× median of per-round ratios (target: at most 1.05×)`,
 );
 
 // Cold: every run gets an empty cache, so it loads esbuild and compiles.
+/** @type {number[]} */
 const coldTimes = [];
 for (let i = 0; i < 5; i++) {
   coldTimes.push(runOnce({ ...helloWarm, env: { TSGI_CACHE_DIR: join(scratch, `cold-${i}`) } }));

@@ -4,7 +4,7 @@
 // connection over a fake socket, and the app's response is collected. Stable
 // enough to compare changes to the request path; not a throughput figure.
 //
-// usage: node bench/fastcgi-inproc.js [requests]   (default 200000; run `npm run build` first)
+// usage: node bench/fastcgi-inproc.js [requests]   (default 200000, also --requests N; run `npm run build` first)
 
 import { EventEmitter } from "node:events";
 import { FastCgiConnection } from "../dist/fastcgi/connection.js";
@@ -15,8 +15,19 @@ import {
   Role,
   FCGI_KEEP_CONN,
 } from "../dist/fastcgi/protocol.js";
+import { commandLine, positive } from "./lib/cli.js";
 
-const count = Number(process.argv[2] ?? 200000);
+const SCRIPT = "bench/fastcgi-inproc.js";
+const USAGE =
+  "usage: node bench/fastcgi-inproc.js [requests]   (default 200000; also --requests N)";
+const { values, positionals } = commandLine(SCRIPT, USAGE, { requests: { type: "string" } }, 1);
+const count = positive(values.requests ?? positionals[0], 200000, {
+  script: SCRIPT,
+  usage: USAGE,
+  name: "requests",
+  whole: true,
+});
+/** @type {[string, string][]} */
 const params = [
   ["SCRIPT_FILENAME", "/srv/www/index"],
   ["QUERY_STRING", ""],
@@ -52,6 +63,7 @@ class FakeSocket extends EventEmitter {
   writableLength = 0;
   writableNeedDrain = false;
   written = 0;
+  /** @param {Buffer} bytes */
   write(bytes) {
     this.written += bytes.length;
     return true;
@@ -64,7 +76,8 @@ class FakeSocket extends EventEmitter {
   resume() {}
 }
 
-const app = (environ, startResponse) => {
+/** @type {import("../src/types.js").Application} */
+const app = (_environ, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain; charset=utf-8"]]);
   return ["Hello, world!\n"];
 };
@@ -72,7 +85,7 @@ const app = (environ, startResponse) => {
 let done = 0;
 const options = {
   maxConnections: 1024,
-  maxRequests: 1024,
+  concurrency: 1024,
   maxRequestsPerConnection: 64,
   maxParamsBytes: 1 << 20,
   multiplex: true,
@@ -80,8 +93,14 @@ const options = {
   errors: process.stderr,
   stderrToWebServer: false,
   multiprocess: false,
+  // What serveFastCgi sets when its options leave them out.
+  reclaimBodyMemory: false,
+  requestTimeout: 0,
+  slowRequest: 0,
+  pages: undefined,
 };
-let resolveAll;
+/** @type {() => void} */
+let resolveAll = () => {};
 const hooks = {
   admit: () => true,
   release: () => {
@@ -92,11 +111,18 @@ const hooks = {
   shuttingDown: false,
 };
 const socket = new FakeSocket();
-new FastCgiConnection(socket, options, hooks, app);
+new FastCgiConnection(
+  /** @type {import("node:net").Socket} */ (/** @type {unknown} */ (socket)),
+  options,
+  hooks,
+  app,
+);
 
 // One request at a time, as nginx sends them on a kept connection.
+/** @param {number} n */
 async function run(n) {
   done = 0;
+  /** @type {Promise<void>} */
   const finished = new Promise((resolve) => (resolveAll = resolve));
   const pump = () => {
     socket.emit("data", request);
@@ -116,5 +142,5 @@ const rounds = [];
 for (let i = 0; i < 5; i++) rounds.push(await run(count / 5));
 rounds.sort((a, b) => a - b);
 console.log(
-  `median ${rounds[2].toFixed(2)} µs per request (rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}), ${socket.written} bytes written`,
+  `median ${(rounds[2] ?? NaN).toFixed(2)} µs per request (rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}), ${socket.written} bytes written`,
 );

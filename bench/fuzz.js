@@ -14,28 +14,17 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { commandLine, positive, usageExit } from "./lib/cli.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-function usage(message) {
-  if (message) process.stderr.write(`bench/fuzz.js: ${message}\n`);
-  process.stderr.write("usage: node bench/fuzz.js [--minutes 5]\n");
-  process.exit(message ? 2 : 0);
-}
-
-let minutes = 5;
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === "--minutes") {
-    const value = Number(argv[++i]);
-    if (!Number.isFinite(value) || value <= 0) usage("--minutes needs a positive number");
-    minutes = value;
-  } else if (argv[i] === "-h" || argv[i] === "--help") usage();
-  else usage(`unknown argument ${argv[i]}`);
-}
+const SCRIPT = "bench/fuzz.js";
+const USAGE = "usage: node bench/fuzz.js [--minutes 5]";
+const { values } = commandLine(SCRIPT, USAGE, { minutes: { type: "string" } });
+const minutes = positive(values.minutes, 5, { script: SCRIPT, usage: USAGE, name: "--minutes" });
 
 if (!existsSync(join(root, "dist", "cli", "main.js")))
-  usage("dist/ is missing: run `npm run build` first");
+  usageExit(SCRIPT, USAGE, "dist/ is missing: run `npm run build` first");
 
 const tmp = mkdtempSync(join(tmpdir(), "tsgi-fuzz-"));
 const bundle = join(tmp, "long-run.mjs");
@@ -53,14 +42,17 @@ await build({
   },
 });
 
-// Ctrl-C: exit through process.exit, whose "exit" handlers (test/helpers/servers.ts) kill the servers started.
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+// Ctrl-C: exit through process.exit, whose "exit" handlers (test/helpers/processes.js) kill the servers started.
+for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"]))
+  process.on(signal, () => process.exit(130));
 
 const started = Date.now();
 console.log(`fuzzing for ${minutes} minute(s), node ${process.version}`);
-let ok = false;
+let ok;
 try {
-  const { longRun } = await import(pathToFileURL(bundle).href);
+  /** @type {unknown} */
+  const loaded = await import(pathToFileURL(bundle).href);
+  const { longRun } = /** @type {typeof import("../test/fuzz/long-run.js")} */ (loaded);
   ok = await longRun({ minutes, log: (line) => console.log(line) });
 } finally {
   rmSync(tmp, { recursive: true, force: true });

@@ -22,149 +22,69 @@
 // asked at every 10% mark (those requests are not counted in --requests). A
 // leak shows as heap-after-GC growing; V8 resizing only shows in RSS.
 
-import { spawn } from "node:child_process";
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { findBinary } from "../test/helpers/available.js";
+import { startNginx } from "../test/helpers/nginx.js";
+import { ProcessGroup, REPO, freePort, memoryKb, tempDir } from "../test/helpers/processes.js";
+import { startTsgiFcgi } from "../test/helpers/tsgi.js";
+import { commandLine, positive, usageExit } from "./lib/cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const root = REPO.replace(/\/$/, "");
 const HELLO = "Hello, world!\n";
 
 // ---------------------------------------------------------------- arguments
 
-function usage(message) {
-  if (message) process.stderr.write(`bench/soak.js: ${message}\n`);
-  process.stderr.write(
-    "usage: node bench/soak.js [--requests 1000000] [--concurrency 32] [--samples 100] [--transport unix|tcp] [--app bench/fastcgi/tsgi-app.js] [--node-options FLAGS]\n",
-  );
-  process.exit(message ? 2 : 0);
+const SCRIPT = "bench/soak.js";
+const USAGE =
+  "usage: node bench/soak.js [--requests 1000000] [--concurrency 32] [--samples 100] [--transport unix|tcp] [--app bench/fastcgi/tsgi-app.js] [--node-options FLAGS]\n";
+
+function parseOptions() {
+  const { values } = commandLine(SCRIPT, USAGE, {
+    requests: { type: "string" },
+    concurrency: { type: "string" },
+    samples: { type: "string" },
+    transport: { type: "string" },
+    app: { type: "string" },
+    "node-options": { type: "string" },
+  });
+  const count = (
+    /** @type {string | undefined} */ value,
+    /** @type {number} */ fallback,
+    /** @type {string} */ name,
+  ) => positive(value, fallback, { script: SCRIPT, usage: USAGE, name, whole: true });
+  const transport = values.transport ?? "unix";
+  if (transport !== "unix" && transport !== "tcp")
+    usageExit(SCRIPT, USAGE, "--transport is unix or tcp");
+  const requests = count(values.requests, 1_000_000, "--requests");
+  return {
+    requests,
+    concurrency: count(values.concurrency, 32, "--concurrency"),
+    samples: Math.min(count(values.samples, 100, "--samples"), requests),
+    transport,
+    app: values.app === undefined ? join(root, "bench/fastcgi/tsgi-app.js") : resolve(values.app),
+    nodeOptions: (values["node-options"] ?? "").split(/\s+/).filter(Boolean),
+  };
 }
 
-const options = {
-  requests: 1_000_000,
-  concurrency: 32,
-  samples: 100,
-  transport: "unix",
-  app: join(root, "bench/fastcgi/tsgi-app.js"),
-  nodeOptions: [],
-};
-{
-  const argv = process.argv.slice(2);
-  const count = (i, name) => {
-    const value = argv[i + 1];
-    if (!/^[0-9]+$/.test(value ?? "") || Number(value) < 1)
-      usage(`${name} needs a whole number of at least 1`);
-    return Number(value);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--requests") options.requests = count(i++, arg);
-    else if (arg === "--concurrency") options.concurrency = count(i++, arg);
-    else if (arg === "--samples") options.samples = count(i++, arg);
-    else if (arg === "--transport") {
-      options.transport = argv[++i];
-      if (options.transport !== "unix" && options.transport !== "tcp")
-        usage("--transport is unix or tcp");
-    } else if (arg === "--app") options.app = resolve(argv[++i] ?? usage("--app needs a path"));
-    else if (arg === "--node-options")
-      options.nodeOptions = (argv[++i] ?? usage("--node-options needs flags"))
-        .split(/\s+/)
-        .filter(Boolean);
-    else if (arg === "-h" || arg === "--help") usage();
-    else usage(`unknown argument ${arg}`);
-  }
-  options.samples = Math.min(options.samples, options.requests);
-}
+const options = parseOptions();
 if (!existsSync(join(root, "dist/cli/main.js")))
-  usage("dist/ is missing: run `npm run build` first");
+  usageExit(SCRIPT, USAGE, "dist/ is missing: run `npm run build` first");
+const nginxBinary = findBinary("nginx", "nginx");
+if (!nginxBinary) usageExit(SCRIPT, USAGE, "nginx not found: apt-get install nginx");
 
 // ------------------------------------------------------ processes and cleanup
 
-const tmp = mkdtempSync(join(tmpdir(), "tsgi-soak-"));
-const children = new Set();
+/** Every process started here, stopped at the end, also on failure or Ctrl-C. */
+const group = new ProcessGroup();
+const tmp = tempDir(group, "tsgi-soak-");
+for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"]))
+  process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
 
-function start(name, command, args) {
-  const log = join(tmp, `${name}.log`);
-  const fd = openSync(log, "a");
-  const child = spawn(command, args, {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    stdio: ["ignore", fd, fd],
-  });
-  closeSync(fd);
-  child.log = log;
-  child.label = name;
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  return child;
-}
-
-async function stop(child, signal) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill(signal);
-  if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false)
-    child.kill("SIGKILL");
-}
-
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-  rmSync(tmp, { recursive: true, force: true });
-});
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
-
-function tail(file) {
-  try {
-    return readFileSync(file, "utf8").split("\n").slice(-20).join("\n");
-  } catch {
-    return "";
-  }
-}
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Resolves once `address` accepts connections; bounded, and fails early if `child` exits. */
-async function waitForListening(address, child, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`${child.label} exited before listening:\n${tail(child.log)}`);
-    const ok = await new Promise((resolve) => {
-      const socket = connect(address);
-      socket.once("connect", () => (socket.destroy(), resolve(true)));
-      socket.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`${child.label} did not listen within ${timeoutMs} ms:\n${tail(child.log)}`);
-    await sleep(50);
-  }
-}
-
-function rssKiB(pid) {
-  try {
-    return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"))[1]);
-  } catch {
-    return NaN;
-  }
-}
+/** @param {number} pid */
+const rssKiB = (pid) => memoryKb(pid)?.rss ?? NaN;
 
 // ------------------------------------------------------------------- set-up
 
@@ -184,51 +104,28 @@ export default function soak(environ, startResponse) {
 }
 `,
 );
-const tsgi = start("tsgi", process.execPath, [
-  "--expose-gc",
-  ...options.nodeOptions,
-  join(root, "bin/tsgi.js"),
-  "fcgi",
-  wrapper,
-  "--listen",
-  backendAddress,
-  "--socket-mode",
-  "666",
-]);
-await waitForListening(
-  options.transport === "unix"
-    ? { path: backendAddress }
-    : { host: "127.0.0.1", port: Number(backendAddress.split(":")[1]) },
-  tsgi,
-);
+const tsgi = (
+  await startTsgiFcgi(group, {
+    app: wrapper,
+    listen: backendAddress,
+    args: ["--socket-mode", "666"],
+    nodeArgs: ["--expose-gc", ...options.nodeOptions],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  })
+).proc;
 
-const port = await freePort();
 const upstream = options.transport === "unix" ? `unix:${backendAddress}` : backendAddress;
-const nginxConf = join(tmp, "nginx.conf");
-writeFileSync(
-  nginxConf,
-  `# Generated by bench/soak.js
-daemon off;
-master_process off;
-pid ${tmp}/nginx.pid;
-error_log ${tmp}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp}/client_body;
-  fastcgi_temp_path ${tmp}/fastcgi_temp;
-  proxy_temp_path ${tmp}/proxy_temp;
-  uwsgi_temp_path ${tmp}/uwsgi_temp;
-  scgi_temp_path ${tmp}/scgi_temp;
-  keepalive_requests 1000000;
+const nginx = await startNginx(group, nginxBinary, {
+  errorLogLevel: "warn",
+  accessLog: false,
+  workerConnections: 4096,
+  http: `  keepalive_requests 1000000;
   upstream tsgi {
     server ${upstream};
     keepalive 64;
     keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
+  }`,
+  server: `    location / {
       fastcgi_pass tsgi;
       fastcgi_keep_conn on;
       fastcgi_param QUERY_STRING $query_string;
@@ -245,22 +142,9 @@ http {
       fastcgi_param SERVER_ADDR $server_addr;
       fastcgi_param SERVER_PORT $server_port;
       fastcgi_param SERVER_NAME $server_name;
-    }
-  }
-}
-`,
-);
-const nginxBinary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"].find(existsSync);
-if (!nginxBinary) usage("nginx not found: apt-get install nginx");
-const nginx = start("nginx", nginxBinary, [
-  "-p",
-  tmp,
-  "-c",
-  nginxConf,
-  "-e",
-  join(tmp, "error.log"),
-]);
-await waitForListening({ host: "127.0.0.1", port }, nginx);
+    }`,
+});
+const port = nginx.port;
 
 // ---------------------------------------------------------------- the run
 
@@ -269,21 +153,37 @@ const agent = new Agent({
   maxSockets: options.concurrency,
   maxFreeSockets: options.concurrency,
 });
-const tally = { done: 0, ok: 0, non2xx: 0, wrongBody: 0, socketErrors: 0, statuses: new Map() };
+const tally = {
+  done: 0,
+  ok: 0,
+  non2xx: 0,
+  wrongBody: 0,
+  socketErrors: 0,
+  /** @type {Map<number, number>} */
+  statuses: new Map(),
+};
+/** @type {{ requests: number; rss: number; seconds: number }[]} */
 const samples = [];
 const sampleEvery = options.requests / options.samples;
 let nextSample = sampleEvery;
 let issued = 0;
 
-/** The backend's memory right after a full GC (see /__soak/heap above). */
+/** @typedef {NodeJS.MemoryUsage | undefined} Memory */
+
+/**
+ * The backend's memory right after a full GC (see /__soak/heap above).
+ * @returns {Promise<Memory>}
+ */
 function heapAfterGc() {
   return new Promise((resolve) => {
     const req = request({ host: "127.0.0.1", port, path: "/__soak/heap", agent: false }, (res) => {
       let body = "";
-      res.on("data", (chunk) => (body += chunk));
+      res.on("data", (/** @type {Buffer} */ chunk) => (body += chunk.toString("utf8")));
       res.on("end", () => {
         try {
-          resolve(JSON.parse(body));
+          /** @type {unknown} */
+          const memory = JSON.parse(body);
+          resolve(/** @type {NodeJS.MemoryUsage} */ (memory));
         } catch {
           resolve(undefined);
         }
@@ -295,16 +195,21 @@ function heapAfterGc() {
   });
 }
 
+/**
+ * One GET through nginx, counted in the tally; never rejects.
+ * @returns {Promise<void>}
+ */
 function get() {
   return new Promise((resolve) => {
     const req = request({ host: "127.0.0.1", port, path: "/", agent }, (res) => {
       let body = "";
       res.setEncoding("latin1");
-      res.on("data", (chunk) => (body += chunk));
+      res.on("data", (/** @type {string} */ chunk) => (body += chunk));
       res.on("end", () => {
-        if (res.statusCode < 200 || res.statusCode > 299) {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status > 299) {
           tally.non2xx++;
-          tally.statuses.set(res.statusCode, (tally.statuses.get(res.statusCode) ?? 0) + 1);
+          tally.statuses.set(status, (tally.statuses.get(status) ?? 0) + 1);
         } else if (body !== HELLO) tally.wrongBody++;
         else tally.ok++;
         resolve();
@@ -327,6 +232,7 @@ function get() {
 const rssAtStart = rssKiB(tsgi.pid);
 const heapAtStart = await heapAfterGc();
 /** Heap-after-GC at each 10% mark, probed once the run passes it. */
+/** @type {{ requests: number; memory: Memory }[]} */
 const heapMarks = [];
 let nextMark = options.requests / 10;
 const started = Date.now();
@@ -365,17 +271,16 @@ agent.destroy();
 
 // ------------------------------------------------------------------- report
 
-const nginxErrors = existsSync(join(tmp, "error.log"))
-  ? readFileSync(join(tmp, "error.log"), "utf8")
-      .split("\n")
-      .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line))
-  : [];
-const tsgiAlive = tsgi.exitCode === null && tsgi.signalCode === null;
-await stop(nginx, "SIGQUIT");
-await stop(tsgi, "SIGTERM");
+const nginxErrors = nginx.errorLines();
+const tsgiAlive = tsgi.running;
+await group.cleanUp({ first: "nginx", signal: "SIGQUIT" });
 
+/** @param {number} kib */
 const mib = (kib) => (kib / 1024).toFixed(1);
-const at = (fraction) => samples[Math.max(0, Math.round(fraction * samples.length) - 1)];
+const NO_SAMPLE = { requests: 0, rss: NaN, seconds: 0 };
+/** @param {number} fraction */
+const at = (fraction) =>
+  samples[Math.max(0, Math.round(fraction * samples.length) - 1)] ?? NO_SAMPLE;
 console.log(
   `soak: ${options.requests} requests, concurrency ${options.concurrency}, nginx -> tsgi fcgi over ${options.transport === "unix" ? "a unix socket" : "TCP"} (fastcgi_keep_conn on, keepalive 64)`,
 );
@@ -383,6 +288,7 @@ console.log(
   `app: ${options.app.startsWith(root) ? options.app.slice(root.length + 1) : options.app}; node ${process.version}${options.nodeOptions.length ? ` ${options.nodeOptions.join(" ")}` : ""}`,
 );
 console.log("");
+/** @param {Memory} memory */
 const heapMiB = (memory) => (memory ? (memory.heapUsed / 1024 / 1024).toFixed(2) : "–");
 console.log("| requests | % of run | backend RSS (MiB) | heap used after GC (MiB) | elapsed (s) |");
 console.log("|---:|---:|---:|---:|---:|");
@@ -394,7 +300,7 @@ for (let tenth = 1; tenth <= 10; tenth++) {
   );
 }
 const base = at(0.1).rss;
-const end = samples.at(-1).rss;
+const end = (samples.at(-1) ?? NO_SAMPLE).rss;
 const drift = ((end - base) / base) * 100;
 const heapBase = heapMarks[0]?.memory?.heapUsed;
 const heapEnd = heapMarks.at(-1)?.memory?.heapUsed;
@@ -405,7 +311,9 @@ console.log(
   `RSS drift from 10% to 100% of the run: ${drift >= 0 ? "+" : ""}${drift.toFixed(2)}% (${mib(base)} -> ${mib(end)} MiB; peak ${mib(peak)} MiB; target under 5%)`,
 );
 // One RSS reading swings by a few MiB with V8's heap resizing: medians over a tenth of the run are steadier.
-const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+/** @param {number[]} values */
+const median = (values) =>
+  values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const early = samples
   .filter(
     (sample) =>

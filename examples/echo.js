@@ -13,10 +13,9 @@ export default async function echo(environ, startResponse) {
     length += chunk.length;
   }
 
-  const lines = Object.keys(environ)
-    .filter((key) => typeof environ[key] === "string")
-    .sort()
-    .map((key) => `${key}=${environ[key]}`);
+  const lines = Object.entries(environ)
+    .flatMap(([key, value]) => (typeof value === "string" ? [`${key}=${value}`] : []))
+    .sort();
   lines.push(`body.length=${length}`, `body.sha256=${hash.digest("hex")}`);
 
   startResponse("200 OK", [["Content-Type", "text/plain; charset=utf-8"]]);

@@ -12,7 +12,9 @@ app.get("/", (req, res) => {
 });
 
 app.post("/echo", (req, res) => {
-  res.json({ youSent: req.body });
+  /** @type {unknown} */
+  const sent = req.body;
+  res.json({ youSent: sent });
 });
 
 app.get("/login", (req, res) => {

@@ -39,12 +39,12 @@ for (const entry of ENTRIES) writeCommonJsDeclarations(join(ROOT, "dist", `${ent
  * Writes `x.d.cts` beside `x.d.ts` for `entry` and every declaration file it
  * imports, relative imports renamed from `./y.js` to `./y.cjs` (which
  * TypeScript resolves to `./y.d.cts`), so the whole graph is CommonJS.
+ * @param {string} entry
  */
 function writeCommonJsDeclarations(entry) {
   const pending = [entry];
   const written = new Set();
-  while (pending.length > 0) {
-    const file = pending.pop();
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
     if (written.has(file)) continue;
     written.add(file);
     const text = readFileSync(file, "utf8");
@@ -65,9 +65,16 @@ function writeCommonJsDeclarations(entry) {
   }
 }
 
-/** The relative module names in a declaration file (import, export ... from, import("...") types), in order. */
+/**
+ * The relative module names in a declaration file (import, export ... from,
+ * import("...") types), in order.
+ * @param {ts.SourceFile} source
+ * @returns {ts.StringLiteral[]}
+ */
 function relativeSpecifiers(source) {
+  /** @type {ts.Expression[]} */
   const found = [];
+  /** @param {ts.Node} node */
   const visit = (node) => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier) {
       found.push(node.moduleSpecifier);
@@ -78,6 +85,7 @@ function relativeSpecifiers(source) {
   };
   visit(source);
   return found.filter(
+    /** @returns {specifier is ts.StringLiteral} */
     (specifier) => ts.isStringLiteral(specifier) && specifier.text.startsWith("."),
   );
 }

@@ -5,6 +5,7 @@
 //
 // A gateway supplies only the environ and a ResponseSink (where bytes go).
 
+import { requestLine } from "./environ.js";
 import {
   ApplicationError,
   declaredContentLength,
@@ -23,6 +24,7 @@ import type {
   StartResponse,
   Write,
 } from "./types.js";
+import { describe, isThenable } from "./values.js";
 
 /** Where a gateway sends a response. Writes to a peer that went away throw ConnectionClosedError. */
 export interface ResponseSink {
@@ -127,7 +129,7 @@ class Exchange {
     if (excInfo !== undefined) {
       // [start.exc-rethrow] After the headers went out, a call with `excInfo` throws `excInfo` itself, which
       // normally ends the application and cuts the response off (see Errors).
-      if (this.headersSent) throw excInfo;
+      if (this.headersSent) throw excInfo; // eslint-disable-line @typescript-eslint/only-throw-error -- as given
     } else if (this.status !== undefined) {
       throw new ApplicationError("startResponse() called a second time without excInfo");
     }
@@ -303,7 +305,7 @@ class Exchange {
     if (this.usedWrite || this.headersSent || this.status === undefined) return false;
     let length = 0;
     for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
+      const chunk = chunks[i];
       length +=
         typeof chunk === "string"
           ? chunk.length === 0
@@ -476,14 +478,12 @@ class Exchange {
 
   private log(what: string, error: unknown): void {
     const env = this.environ;
-    const target =
-      (env.SCRIPT_NAME ?? "") +
-      (env.PATH_INFO ?? "") +
-      (env.QUERY_STRING ? "?" + env.QUERY_STRING : "");
     // [error.log-line] A log line names the request: `[tsgi] GET /script/path?query: error in application:
     // <stack>`.
-    let text = `[tsgi] ${env.REQUEST_METHOD} ${target}: ${what}`;
+    let text = `[tsgi] ${requestLine(env)}: ${what}`;
     if (error !== undefined)
+      // A thrown value that is not an Error is logged as String() shows it, whatever it is.
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string
       text += ": " + (error instanceof Error ? (error.stack ?? String(error)) : String(error));
     try {
       env["tsgi.errors"].write(text + "\n");
@@ -502,7 +502,7 @@ function readyChunks(body: Body): Chunk[] | undefined {
   if (!Array.isArray(body) || (body as unknown[])[Symbol.iterator] !== ARRAY_ITERATOR)
     return undefined;
   const source = body as unknown[];
-  const chunks: Chunk[] = new Array(source.length);
+  const chunks = new Array<Chunk>(source.length);
   for (let i = 0; i < source.length; i++) {
     const chunk = source[i];
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) return undefined;
@@ -538,20 +538,6 @@ export function toBytes(chunk: unknown): Uint8Array {
   );
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
-  return typeof value === "undefined" ? "undefined" : `a ${typeof value}`;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    typeof value === "object" &&
-    typeof (value as PromiseLike<unknown>).then === "function"
-  );
-}
-
 /** A body that arrives after the request was given up still gets its close(). */
 function closeWhenSettled(result: PromiseLike<Body>, onError: (error: unknown) => void): void {
   Promise.resolve(result).then(
@@ -581,6 +567,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
       },
       (error) => {
         signal.removeEventListener("abort", onAbort);
+        // The iterator's own rejection, passed on unchanged.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         reject(error);
       },
     );

@@ -77,3 +77,22 @@ export function parseContentLength(value: string | undefined): number | undefine
   if (!/^[0-9]{1,15}$/.test(value)) return "invalid";
   return Number(value);
 }
+
+/** The request as log lines and messages name it: `GET /script/path?query`. */
+export function requestLine(environ: Environ): string {
+  const target =
+    (environ.SCRIPT_NAME ?? "") +
+    (environ.PATH_INFO ?? "") +
+    (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
+  return `${environ.REQUEST_METHOD} ${target}`;
+}
+
+/** Makes `key` a plain, writable own value of `target`, replacing a getter it had there. */
+export function defineValue(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}

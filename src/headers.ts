@@ -85,7 +85,7 @@ export function isHopByHop(name: string): boolean {
 export function declaredContentLength(headers: HeaderList): number | undefined {
   let declared: string | undefined;
   for (let i = 0; i < headers.length; i++) {
-    const [name, value] = headers[i]!;
+    const [name, value] = headers[i];
     if (name.length !== 14 || name.toLowerCase() !== "content-length") continue;
     if (!/^[0-9]{1,15}$/.test(value)) {
       throw new ApplicationError(

@@ -3,6 +3,7 @@
 // the application mounted at the longest matching path prefix.
 
 import type { Application, Body, Environ, StartResponse } from "./types.js";
+import { defineValue } from "./environ.js";
 
 /** Takes an application and returns one that wraps it. */
 export type Middleware = (app: Application) => Application;
@@ -89,13 +90,7 @@ export function copyEnviron(environ: Environ): Environ {
       configurable: true,
       get: () => (environ as unknown as Record<string, unknown>)[key],
       // Setting the key replaces it on the copy only.
-      set: (value: unknown) =>
-        Object.defineProperty(copy, key, {
-          value,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        }),
+      set: (value: unknown) => defineValue(copy, key, value),
     });
   }
   return copy;

@@ -11,9 +11,8 @@
 // The application sees a shallow copy of the environ whose tsgi.input and
 // tsgi.errors are checking wrappers; the gateway's own environ is not changed.
 
-import { createRequire } from "node:module";
 import type { Readable, Writable } from "node:stream";
-import { parseContentLength } from "./environ.js";
+import { parseContentLength, requestLine } from "./environ.js";
 import {
   ApplicationError,
   declaredContentLength,
@@ -34,6 +33,8 @@ import type {
   StartResponse,
   Write,
 } from "./types.js";
+import { streamModule } from "./lazy-stream.js";
+import { describe, isThenable } from "./values.js";
 
 /** Which side of the interface broke a rule. */
 export type Side = "app" | "gateway";
@@ -74,6 +75,7 @@ const REQUIRED_STRINGS: Record<string, string> = {
   SERVER_PROTOCOL: "env.server",
 };
 const BOOLEAN_KEYS = ["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"] as const;
+// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range checked for
 const NOT_LATIN1 = /[^\x00-\xff]/;
 // Enough to see what went wrong in a server nobody asks; bounded so such a server does not grow.
 const MAX_KEPT_VIOLATIONS = 100;
@@ -185,7 +187,7 @@ class CheckedRequest {
     // Read from the gateway's environ: the application may change its copy.
     this.isHead = environ.REQUEST_METHOD === "HEAD";
 
-    const request = `${environ.REQUEST_METHOD} ${environ.SCRIPT_NAME}${environ.PATH_INFO}`;
+    const request = requestLine(environ);
     const result = app(checked, this.checkedStartResponse(startResponse as StartResponse));
     return isThenable(result)
       ? Promise.resolve(result).then((body) => this.wrapBody(body, request))
@@ -424,6 +426,8 @@ class CheckedIterator {
     try {
       return this.advance();
     } catch (error) {
+      // An async iterator's next() reports a failure as a rejection, whatever was thrown.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       return Promise.reject(error);
     }
   }
@@ -807,7 +811,7 @@ function checkedErrors(
       }
     },
   });
-  const write = errors.write;
+  const write = errors.write.bind(errors) as (...args: unknown[]) => boolean;
   // [env.errors-use] The application writes only strings and `Uint8Array`s to `tsgi.errors` and never ends it: the
   // stream belongs to the gateway (pipe into it with `{ end: false }`).
   errors.write = function (this: Writable, chunk: unknown, ...rest: unknown[]): boolean {
@@ -819,7 +823,7 @@ function checkedErrors(
         `tsgi.errors.write() was given ${describe(chunk)}; it takes strings and Uint8Arrays`,
       );
     }
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    return write(chunk, ...rest);
   } as Writable["write"];
   errors.end = function (): never {
     fail(
@@ -831,34 +835,9 @@ function checkedErrors(
   return errors;
 }
 
-// node:stream is loaded when a request is validated, not when tsgi is imported:
-// a CGI process pays for every module it loads.
-let nodeStream: typeof import("node:stream") | undefined;
-function streamModule(): typeof import("node:stream") {
-  return (nodeStream ??= createRequire(import.meta.url)(
-    "node:stream",
-  ) as typeof import("node:stream"));
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    typeof value === "object" &&
-    typeof (value as PromiseLike<unknown>).then === "function"
-  );
-}
-
 /** `U+20AC` for "€". */
 function codePoint(character: string): string {
   return "U+" + character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (typeof value === "object")
-    return `an object (${(value as object).constructor?.name ?? "Object"})`;
-  return `a ${typeof value}`;
 }
 
 function describeValue(value: unknown): string {

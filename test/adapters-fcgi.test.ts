@@ -11,7 +11,8 @@ import {
   type Framework,
 } from "./fixtures/http/scenarios.js";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/servers.js";
+import { ProcessGroup } from "./helpers/processes.js";
+import { fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());

@@ -18,8 +18,10 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fromFetchHandler, fromNodeHandler, toNodeHandler } from "../src/adapters/index.js";
 import { ConnectionClosedError, type Outcome } from "../src/engine.js";
 import type { Application, Environ } from "../src/types.js";
-import { REPO, parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
-import { RecordingSink, deferred, start, within, type Run } from "./fixtures/http/harness.js";
+import { REPO } from "./helpers/processes.js";
+import { parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
+import { RecordingSink } from "./helpers/sinks.js";
+import { deferred, start, within, type Run } from "./helpers/engine-harness.js";
 import {
   FRAMEWORK_APPS,
   SCENARIOS,
@@ -155,11 +157,11 @@ describe("fromFetchHandler", () => {
     const app = fromFetchHandler(async (request) => {
       const reader = request.body!.getReader();
       const first = await reader.read();
-      firstPieceRead.resolve(Buffer.from(first.value!).toString());
+      firstPieceRead.resolve(Buffer.from(first.value).toString());
       let rest = "";
       for (let step = await reader.read(); !step.done; step = await reader.read())
         rest += Buffer.from(step.value).toString();
-      return new Response(`first=${Buffer.from(first.value!).toString()} rest=${rest}`);
+      return new Response(`first=${Buffer.from(first.value).toString()} rest=${rest}`);
     });
     const run = start(app, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "10" }, input);
     input.write("hello");
@@ -252,7 +254,7 @@ describe("fromFetchHandler", () => {
       },
       cancel: (reason) => cancelled.resolve(reason),
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     sink.onWrite = (_data, index) => {
       if (index === 2) {
         sink.controller.abort();
@@ -379,7 +381,7 @@ describe("fromNodeHandler", () => {
       await firstSent.promise;
       res.end("second");
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     sink.onWrite = (_data, index) => {
       if (index === 0) firstSent.resolve();
     };
@@ -405,7 +407,7 @@ describe("fromNodeHandler", () => {
       }
       res.end();
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     // The client is slow: the engine cannot hand on the first chunk until released.
     sink.onWrite = (_data, index) => (index === 0 ? release.promise : undefined);
     const run = start(app, {}, undefined, sink);
@@ -465,7 +467,7 @@ describe("fromNodeHandler", () => {
       });
       res.write("first");
     });
-    const sink = new RecordingSink();
+    const sink = new RecordingSink(true);
     const run = start(app, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "100" }, input, sink);
     await new Promise((resolve) => setTimeout(resolve, 20));
     sink.controller.abort();
@@ -518,21 +520,15 @@ describe("fromNodeHandler", () => {
   it("keeps its output methods under middleware that wraps them, as compression does", async () => {
     const app = express();
     app.use((_req, res, next) => {
-      const write = res.write;
-      const end = res.end;
-      res.write = function (this: typeof res, chunk: unknown, ...rest: unknown[]) {
-        return (write as (...args: unknown[]) => boolean).call(
-          this,
-          String(chunk).toUpperCase(),
-          ...rest,
-        );
+      const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+      const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
+      const upper = (chunk: unknown) =>
+        (Buffer.isBuffer(chunk) ? chunk.toString("utf8") : (chunk as string)).toUpperCase();
+      res.write = function (chunk: unknown, ...rest: unknown[]) {
+        return write(upper(chunk), ...rest);
       } as typeof res.write;
-      res.end = function (this: typeof res, chunk?: unknown, ...rest: unknown[]) {
-        return (end as (...args: unknown[]) => typeof res).call(
-          this,
-          chunk === undefined ? chunk : String(chunk).toUpperCase(),
-          ...rest,
-        );
+      res.end = function (chunk?: unknown, ...rest: unknown[]) {
+        return end(chunk === undefined ? chunk : upper(chunk), ...rest);
       } as typeof res.end;
       next();
     });
@@ -676,7 +672,7 @@ describe("toNodeHandler", () => {
   const listen = async (handler: RequestListener): Promise<number> => {
     server = createServer(handler);
     await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-    return (server!.address() as AddressInfo).port;
+    return (server.address() as AddressInfo).port;
   };
 
   const get = (port: number, path: string): Promise<{ status: number; body: string }> =>

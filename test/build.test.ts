@@ -6,9 +6,11 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FIXTURES, REPO, TSGI_BIN, runCgi } from "./helpers/cgi.js";
-import { startApache, writeFile, type Apache } from "./helpers/frontends.js";
-import { ProcessGroup, findBinary, tempDir } from "./helpers/servers.js";
+import { FIXTURES, ProcessGroup, REPO, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { runCgi } from "./helpers/cgi.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { writeFile } from "./helpers/frontends.js";
+import { findBinary } from "./helpers/available.js";
 
 const BUILD_FIXTURES = join(FIXTURES, "build");
 const group = new ProcessGroup();
@@ -282,7 +284,7 @@ describe.skipIf(!apacheBinary)("tsgi build: the bundle under Apache mpm_prefork 
       body,
       signal: AbortSignal.timeout(20_000),
     });
-    expect(await post.json()).toEqual({ received: JSON.parse(body) });
+    expect(await post.json()).toEqual({ received: JSON.parse(body) as unknown });
     expect(apache.errorLog()).toContain("loading the application");
   });
 });

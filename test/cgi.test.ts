@@ -6,19 +6,11 @@
 import { createHash } from "node:crypto";
 import { chmodSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { within } from "./fixtures/http/harness.js";
-import { utf8 } from "../src/environ.js";
-import {
-  CLEAN_PATH,
-  REPO,
-  TSGI_BIN,
-  fixture,
-  parseCgiResponse,
-  runCgi,
-  spawnCgi,
-  type CgiResult,
-} from "./helpers/cgi.js";
+import { within } from "./helpers/engine-harness.js";
+import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
+import { fixture, parseCgiResponse, runCgi, spawnCgi, type CgiResult } from "./helpers/cgi.js";
 import { sha256 } from "./helpers/bytes.js";
+import { utf8 } from "../src/environ.js";
 
 interface InspectReport {
   environ: Record<string, string>;
@@ -150,7 +142,7 @@ describe("CGI environ", () => {
       },
     });
     expect(report.environ.PATH_INFO).toBe("/caf\u00c3\u00a9");
-    expect(utf8(report.environ.PATH_INFO!)).toBe("/café");
+    expect(utf8(report.environ.PATH_INFO)).toBe("/café");
     expect(report.environ.QUERY_STRING).toBe("q=\u00c3\u00a9&r=\u00e9");
   });
 

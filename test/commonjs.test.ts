@@ -9,7 +9,8 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { REPO, fixture, runCgi } from "./helpers/cgi.js";
+import { REPO } from "./helpers/processes.js";
+import { fixture, runCgi } from "./helpers/cgi.js";
 
 const run = promisify(execFile);
 

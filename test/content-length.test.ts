@@ -6,17 +6,13 @@
 import { Agent } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FIXTURES, runCgi } from "./helpers/cgi.js";
-import { trackClients, paramsFor } from "./helpers/fastcgi-client.js";
+import { FIXTURES, ProcessGroup } from "./helpers/processes.js";
+import { runCgi } from "./helpers/cgi.js";
 import { fetchHttp } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  findBinary,
-  startNginx,
-  startTsgiFcgi,
-  type Nginx,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginx, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
+import { trackClients, paramsFor } from "./helpers/fastcgi-client.js";
 
 const APP = join(FIXTURES, "content-length-app.js");
 const nginxBinary = findBinary("nginx", "nginx");

@@ -1,83 +1,14 @@
 // Unit tests for the shared response engine (src/engine.ts): runApplication
 // drives an application into an in-memory sink, and the bytes are compared in
-// the CGI format. Cases and exact bytes follow anchors.md section B1.
+// the CGI format. Each case names the rule of docs/SPEC.md it checks.
 
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import {
-  ConnectionClosedError,
-  runApplication,
-  type Outcome,
-  type ResponseSink,
-} from "../src/engine.js";
+import { ConnectionClosedError, runApplication, type Outcome } from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
-import { ApplicationError, formatCgiHead } from "../src/headers.js";
+import { ApplicationError } from "../src/headers.js";
 import type { Application, Body, Chunk, Environ, HeaderList } from "../src/types.js";
-
-type SinkEvent =
-  | { kind: "headers"; status: string; headers: HeaderList }
-  | { kind: "write"; data: Buffer }
-  | { kind: "end" }
-  | { kind: "abort"; reason: unknown }
-  | { kind: "whole"; status: string; headers: HeaderList; data: Buffer };
-
-/** Records what the engine sends; `output()` is the response as a CGI gateway would write it. */
-class RecordingSink implements ResponseSink {
-  readonly events: SinkEvent[] = [];
-  readonly controller = new AbortController();
-  /** Replaces the default synchronous write, e.g. to simulate backpressure or a client that left. */
-  onWrite: ((data: Buffer, index: number) => void | Promise<void>) | undefined;
-  private writes = 0;
-
-  constructor(private readonly withSignal = false) {}
-
-  get signal(): AbortSignal | undefined {
-    return this.withSignal ? this.controller.signal : undefined;
-  }
-
-  sendHeaders(status: string, headers: HeaderList): void {
-    this.events.push({
-      kind: "headers",
-      status,
-      headers: headers.map(([name, value]) => [name, value]),
-    });
-  }
-
-  write(data: Uint8Array): void | Promise<void> {
-    // A copy: the engine may hand over a buffer the application reuses.
-    const copy = Buffer.from(data);
-    this.events.push({ kind: "write", data: copy });
-    return this.onWrite?.(copy, this.writes++);
-  }
-
-  end(): void {
-    this.events.push({ kind: "end" });
-  }
-
-  abort(reason: unknown): void {
-    this.events.push({ kind: "abort", reason });
-  }
-
-  count(kind: SinkEvent["kind"]): number {
-    return this.events.filter((event) => event.kind === kind).length;
-  }
-
-  output(): Buffer {
-    const parts: Buffer[] = [];
-    for (const event of this.events) {
-      if (event.kind === "headers") parts.push(formatCgiHead(event.status, event.headers));
-      else if (event.kind === "write") parts.push(event.data);
-      else if (event.kind === "whole")
-        parts.push(formatCgiHead(event.status, event.headers), event.data);
-    }
-    return Buffer.concat(parts);
-  }
-
-  /** The output as a string of Latin-1 code points, one per byte. */
-  text(): string {
-    return this.output().toString("latin1");
-  }
-}
+import { RecordingSink, TextCollector } from "./helpers/sinks.js";
 
 /** A sink that also takes complete responses whole (as the FastCGI gateway does), or declines them. */
 class WholeSink extends RecordingSink {
@@ -106,20 +37,14 @@ class WholeSink extends RecordingSink {
 }
 
 function testEnviron(method = "GET"): { environ: Environ; errorLog: () => string } {
-  let logged = "";
-  const errors = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logged += chunk.toString("utf8");
-      callback();
-    },
-  });
+  const errors = new TextCollector();
   const input = new PassThrough();
   input.end();
   const environ = makeEnviron(
     { REQUEST_METHOD: method, SCRIPT_NAME: "/app", PATH_INFO: "/where", QUERY_STRING: "" },
     { input, errors, multithread: false, multiprocess: true, runOnce: true },
   );
-  return { environ, errorLog: () => logged };
+  return { environ, errorLog: () => errors.text };
 }
 
 interface Run {
@@ -180,14 +105,14 @@ function deferred(): {
 }
 
 describe("Content-Length", () => {
-  it("adds Content-Length to a single-chunk body (B1 #1)", async () => {
+  it("adds Content-Length to a single-chunk body [length.single-chunk]", async () => {
     const result = await run(respond("200 OK", [], [Buffer.from("http")]));
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 4\r\n\r\nhttp");
     expect(result.outcome).toBe("complete");
     expect(result.sink.count("end")).toBe(1);
   });
 
-  it("adds no Content-Length when the application used write() (B1 #2)", async () => {
+  it("adds no Content-Length when the application used write() [length.single-chunk]", async () => {
     const result = await run((_environ, startResponse) => {
       const write = startResponse("200 OK", []);
       void write("http");
@@ -197,18 +122,18 @@ describe("Content-Length", () => {
     expect(result.outcome).toBe("complete");
   });
 
-  it("adds no Content-Length to a body of two chunks (B1 #3)", async () => {
+  it("adds no Content-Length to a body of two chunks [length.single-chunk]", async () => {
     const result = await run(respond("200 OK", [], [Buffer.from("a"), Buffer.from("b")]));
     expect(result.text).toBe("Status: 200 OK\r\n\r\nab");
   });
 
-  it("sends the headers with Content-Length: 0 for an empty body (B1 #4)", async () => {
+  it("sends the headers with Content-Length: 0 for an empty body [length.empty]", async () => {
     const result = await run(respond("200 OK", [], []));
     expect(result.text).toBe("Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
     expect(result.sink.count("headers")).toBe(1);
   });
 
-  it("keeps the Content-Length an application set for a HEAD request with an empty body (B1 #5)", async () => {
+  it("keeps the Content-Length an application set for a HEAD request with an empty body [length.given]", async () => {
     const result = await run(
       respond("200 OK", [["Content-Length", "12345"]], []),
       new RecordingSink(),
@@ -243,7 +168,7 @@ describe("Content-Length", () => {
     expect(result.text).toBe("Status: 200 OK\r\ncontent-length: 4\r\n\r\nhttp");
   });
 
-  it("counts bytes, not characters, for a single string chunk (B1 #6)", async () => {
+  it("counts bytes, not characters, for a single string chunk [length.single-chunk]", async () => {
     const result = await run(respond("200 OK", [], ["тест"]));
     expect(result.sink.output()).toEqual(
       Buffer.concat([
@@ -544,7 +469,7 @@ describe("header deferral", () => {
     expect(result.text).toBe("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nx");
   });
 
-  it("turns an error after an empty first chunk into a 500, since nothing was sent (B1 #7)", async () => {
+  it("turns an error after an empty first chunk into a 500, since nothing was sent [error.before-headers]", async () => {
     const result = await run((_environ, startResponse) => {
       startResponse("200 OK", [["Content-Type", "text/plain"]]);
       return (function* () {
@@ -569,7 +494,7 @@ describe("header deferral", () => {
     expect(result.text).toBe("Status: 200 OK\r\n\r\nnowlater");
   });
 
-  it("works when startResponse is first called inside the body generator (B1 #14)", async () => {
+  it("works when startResponse is first called inside the body generator [body.lazy-start]", async () => {
     const result = await run((_environ, startResponse) =>
       (function* () {
         startResponse("201 Created", [["X-Lazy", "yes"]]);
@@ -595,7 +520,7 @@ describe("header deferral", () => {
 });
 
 describe("errors", () => {
-  it("answers 500 with a short plain body when the application throws before output; the stack goes only to tsgi.errors (B1 #8)", async () => {
+  it("answers 500 with a short plain body when the application throws before output; the stack goes only to tsgi.errors [error.before-headers]", async () => {
     const result = await run(() => {
       throw new Error("secret database password wrong");
     });
@@ -617,13 +542,14 @@ describe("errors", () => {
 
   it("answers 500 when the application throws something that is not an Error", async () => {
     const result = await run(() => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what an application may throw, which the engine must report
       throw "just a string";
     });
     expect(result.text).toBe(ERROR_RESPONSE);
     expect(result.errorLog).toContain("just a string");
   });
 
-  it("keeps what was sent, logs, and cuts the response off when the error comes after output (B1 #9)", async () => {
+  it("keeps what was sent, logs, and cuts the response off when the error comes after output [error.after-headers]", async () => {
     const result = await run((_environ, startResponse) => {
       startResponse("200 OK", []);
       return (function* () {
@@ -639,7 +565,7 @@ describe("errors", () => {
     expect(result.errorLog).toContain("too late");
   });
 
-  it("makes a second startResponse without excInfo throw, and a 500 when the app lets it escape (B1 #10)", async () => {
+  it("makes a second startResponse without excInfo throw, and a 500 when the app lets it escape [start.once]", async () => {
     let thrown: unknown;
     const caught = await run((_environ, startResponse) => {
       startResponse("200 OK", []);
@@ -662,7 +588,7 @@ describe("errors", () => {
     expect(escaped.errorLog).toContain("second time");
   });
 
-  it("lets startResponse with excInfo replace status and headers before output (B1 #11)", async () => {
+  it("lets startResponse with excInfo replace status and headers before output [start.exc-replace]", async () => {
     const result = await run((_environ, startResponse) => {
       startResponse("200 OK", [["X-Original", "1"]]);
       try {
@@ -678,7 +604,7 @@ describe("errors", () => {
     expect(result.outcome).toBe("complete");
   });
 
-  it("makes startResponse with excInfo rethrow that very error once output went out (B1 #12)", async () => {
+  it("makes startResponse with excInfo rethrow that very error once output went out [start.exc-rethrow]", async () => {
     const original = new Error("original failure");
     let rethrown: unknown;
     const result = await run((_environ, startResponse) => {
@@ -699,7 +625,7 @@ describe("errors", () => {
     expect(result.errorLog).toContain("original failure");
   });
 
-  it("answers 500 when the application returns a body without calling startResponse (B1 #13)", async () => {
+  it("answers 500 when the application returns a body without calling startResponse [body.lazy-start]", async () => {
     const nonEmpty = await run(() => ["orphan"]);
     expect(nonEmpty.text).toBe(ERROR_RESPONSE);
     expect(nonEmpty.errorLog).toContain("without calling startResponse");
@@ -712,7 +638,7 @@ describe("errors", () => {
     ["a number", [42]],
     ["a plain object", [{ toString: () => "x" }]],
     ["null", [null]],
-  ])("answers 500 before any output for a chunk that is %s (B1 #23)", async (_what, body) => {
+  ])("answers 500 before any output for a chunk that is %s [body.chunk]", async (_what, body) => {
     const result = await run(respond("200 OK", [], body as unknown as Chunk[]));
     expect(result.text).toBe(ERROR_RESPONSE);
     expect(result.errorLog).toContain("a body chunk must be a Uint8Array or a string");
@@ -731,7 +657,7 @@ describe("errors", () => {
 
 describe("status and header validity", () => {
   it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", "200 ОК", "600 Beyond", "200 \u0000"])(
-    "answers 500 for status %j and never emits it (B1 #19, #20, #22)",
+    "answers 500 for status %j and never emits it [status.format]",
     async (status) => {
       const result = await run(respond(status, [], ["body"]));
       expect(result.text).toBe(ERROR_RESPONSE);
@@ -739,7 +665,7 @@ describe("status and header validity", () => {
     },
   );
 
-  it("answers 500 for a header value with CR LF and never emits the injected header (B1 #16)", async () => {
+  it("answers 500 for a header value with CR LF and never emits the injected header [header.value]", async () => {
     const result = await run(respond("200 OK", [["Location", "a\r\nInjected: 1"]], ["body"]));
     expect(result.text).toBe(ERROR_RESPONSE);
     expect(result.text).not.toContain("Injected");
@@ -754,7 +680,7 @@ describe("status and header validity", () => {
   );
 
   it.each(["X Header", "X:Header", "X-Header:", "X\r\nHeader", "X\u0000", "", "Ĥeader", "X(y)"])(
-    "answers 500 for header name %j (B1 #17)",
+    "answers 500 for header name %j [header.name]",
     async (name) => {
       const result = await run(respond("200 OK", [[name, "value"]], ["body"]));
       expect(result.text).toBe(ERROR_RESPONSE);
@@ -770,13 +696,13 @@ describe("status and header validity", () => {
     "TE",
     "Trailer",
     "Proxy-Authenticate",
-  ])("answers 500 for the hop-by-hop header %s (B1 #18)", async (name) => {
+  ])("answers 500 for the hop-by-hop header %s [header.hop-by-hop]", async (name) => {
     const result = await run(respond("200 OK", [[name, "close"]], ["body"]));
     expect(result.text).toBe(ERROR_RESPONSE);
     expect(result.errorLog).toContain("hop-by-hop");
   });
 
-  it("answers 500 for header text outside Latin-1 (B1 #22)", async () => {
+  it("answers 500 for header text outside Latin-1 [header.value]", async () => {
     const result = await run(respond("200 OK", [["X-Greeting", "привет"]], ["body"]));
     expect(result.text).toBe(ERROR_RESPONSE);
   });
@@ -807,7 +733,7 @@ describe("close() and return()", () => {
     expect(body.closeCalls).toBe(1);
   });
 
-  it("calls close() exactly once when iteration throws (B1 #15)", async () => {
+  it("calls close() exactly once when iteration throws [close.once]", async () => {
     const generator = (function* () {
       yield "before";
       throw new Error("mid-iteration");
@@ -825,7 +751,7 @@ describe("close() and return()", () => {
     expect(body.closeCalls).toBe(1);
   });
 
-  it("calls close() once and runs the generator's finally when the sink reports the client gone (B1 #24)", async () => {
+  it("calls close() once and runs the generator's finally when the sink reports the client gone [error.abort]", async () => {
     let finallyRan = 0;
     let chunksAfterGone = 0;
     const generator = (function* () {
@@ -936,7 +862,7 @@ describe("close() and return()", () => {
       [Symbol.iterator]: () => ({
         next: () =>
           position < values.length
-            ? { done: false, value: values[position++]! }
+            ? { done: false, value: values[position++] }
             : { done: true, value: undefined },
         return: () => {
           returnCalls++;
@@ -974,7 +900,11 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
       respond("200 OK", [], body),
       environ,
       new RecordingSink(),
-      { onCleanUp: (promise) => (settled = promise) },
+      {
+        onCleanUp: (promise) => {
+          settled = promise;
+        },
+      },
     );
     expect(outcome).toBe("complete");
     let done = false;
@@ -990,7 +920,11 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
       respond("200 OK", [], closable(["x"])),
       testEnviron().environ,
       new RecordingSink(),
-      { onCleanUp: (promise) => (syncSettled = promise) },
+      {
+        onCleanUp: (promise) => {
+          syncSettled = promise;
+        },
+      },
     );
     await expect(syncSettled).resolves.toBeUndefined();
   });
@@ -1008,7 +942,9 @@ describe("onCleanUp: when the body's return() and close() have settled", () => {
     };
     let settled: Promise<unknown> | undefined;
     await runApplication(respond("200 OK", [], body), environ, new RecordingSink(), {
-      onCleanUp: (promise) => (settled = promise),
+      onCleanUp: (promise) => {
+        settled = promise;
+      },
     });
     released.resolve();
     await expect(settled).resolves.toBeDefined();
@@ -1035,7 +971,7 @@ describe("backpressure", () => {
       await settle();
       expect(sink.count("write")).toBe(index + 1);
       expect(sink.count("end")).toBe(0);
-      pending[index]!.resolve();
+      pending[index].resolve();
     }
     expect(await outcome).toBe("complete");
     expect(sink.text()).toBe("Status: 200 OK\r\n\r\nabc");

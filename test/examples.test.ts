@@ -3,24 +3,16 @@
 // (mod_cgi with the prefork MPM, mod_cgid with the event MPM), filled in and
 // started from a temporary directory.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLEAN_PATH, REPO, TSGI_BIN, runCgi } from "./helpers/cgi.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { findBinary } from "./helpers/available.js";
 import { sha256 } from "./helpers/bytes.js";
+import { runCgi } from "./helpers/cgi.js";
+import { BROKEN_APP, example, waitForLog, writeFile } from "./helpers/frontends.js";
+import { ProcessGroup, REPO, TSGI_BIN, tempDir } from "./helpers/processes.js";
 
 const EXAMPLES = join(REPO, "examples");
 const APACHE_RECIPES = join(EXAMPLES, "deploy", "apache-cgi");
@@ -91,197 +83,59 @@ describe("examples/echo.js", () => {
 // ---------------------------------------------------------------------------
 // The Apache recipes under a real Apache httpd.
 
-const APACHE_BINARY = process.env.TSGI_APACHE2 ?? "/usr/sbin/apache2";
+const apacheBinary = findBinary("apache2", "apache2");
 const APACHE_MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/modules";
-const haveApache = existsSync(APACHE_BINARY);
-const inCi = process.env.CI === "true";
-if (!haveApache && !inCi) {
-  console.warn(
-    `examples.test.ts: skipping the Apache tests: ${APACHE_BINARY} not found (Debian package apache2)`,
-  );
-}
 
-/** Replaces every `@NAME@` placeholder; fails on one left unfilled, so a renamed placeholder cannot go unnoticed. */
-function fill(template: string, values: Record<string, string>): string {
-  const filled = template.replace(/@([A-Z_]+)@/g, (match, name: string) => values[name] ?? match);
-  const left = /@[A-Z_]+@/.exec(filled);
-  if (left) throw new Error(`placeholder ${left[0]} has no value`);
-  return filled;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-interface ApacheServer {
-  process: ChildProcess;
-  root: string;
-  baseUrl: string;
-  errorLog(): string;
-}
+const group = new ProcessGroup();
+afterAll(() => group.cleanUp());
 
 /**
- * Lays out a server root in a temporary directory: the ScriptAlias recipe for
- * echo.js, an .htaccess site with echo.js and hello.js, and two broken
- * wrappers for the failure messages the README promises.
+ * Apache with the ScriptAlias recipe for echo.js, an .htaccess site with
+ * echo.js and hello.js, and two broken wrappers for the failure messages the
+ * README promises.
  */
-async function startApache(
-  mpm: "prefork" | "event",
-  cgiModule: "cgi" | "cgid",
-): Promise<ApacheServer> {
-  const root = mkdtempSync(join(tmpdir(), `tsgi-apache-${cgiModule}-`));
-  // The CGI programs run as nobody when the tests run as root: they must reach these files.
-  chmodSync(root, 0o755);
-  const cgiDir = join(root, "cgi-bin");
-  const docRoot = join(root, "htdocs");
+async function startRecipes(mpm: "prefork" | "event", cgiModule: "cgi" | "cgid"): Promise<Apache> {
+  const dir = tempDir(group, `tsgi-apache-${cgiModule}-`);
+  const cgiDir = join(dir, "cgi-bin");
+  const docRoot = join(dir, "htdocs");
   const site = join(docRoot, "site");
-  const runDir = join(root, "run");
-  for (const dir of [cgiDir, docRoot, site, runDir])
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-
-  const wrapper = readFileSync(join(APACHE_RECIPES, "app.cgi"), "utf8");
-  const writeWrapper = (path: string, values: Record<string, string>) => {
-    writeFileSync(path, fill(wrapper, { NODE: process.execPath, TSGI: TSGI_BIN, ...values }));
-    chmodSync(path, 0o755);
-  };
+  for (const each of [cgiDir, site]) mkdirSync(each, { recursive: true, mode: 0o755 });
+  const writeWrapper = (path: string, values: Record<string, string>) =>
+    writeFile(
+      path,
+      example("apache-cgi", "app.cgi", { NODE: process.execPath, TSGI: TSGI_BIN, ...values }),
+      0o755,
+    );
   writeWrapper(join(cgiDir, "app.cgi"), { APP: join(EXAMPLES, "echo.js") });
   writeWrapper(join(cgiDir, "no-node.cgi"), {
     APP: join(EXAMPLES, "echo.js"),
     NODE: "/nonexistent/bin/node",
   });
-  writeWrapper(join(cgiDir, "bad-app.cgi"), {
-    APP: join(REPO, "test", "fixtures", "throws-at-import.js"),
-  });
+  writeWrapper(join(cgiDir, "bad-app.cgi"), { APP: BROKEN_APP });
   writeWrapper(join(site, "app.cgi"), { APP: join(EXAMPLES, "echo.js") });
   writeWrapper(join(site, "hello.cgi"), { APP: join(EXAMPLES, "hello.js") });
   copyFileSync(join(APACHE_RECIPES, ".htaccess"), join(site, ".htaccess"));
-
-  const recipe = fill(readFileSync(join(APACHE_RECIPES, "tsgi-cgi.conf"), "utf8"), {
-    CGI_DIR: cgiDir,
-  });
-  writeFileSync(join(root, "tsgi-cgi.conf"), recipe);
-  writeFileSync(join(root, "mime.types"), "");
-
-  const port = await freePort();
-  const asRoot = process.getuid?.() === 0;
-  const modules = [
-    `mpm_${mpm}_module mod_mpm_${mpm}.so`,
-    "authz_core_module mod_authz_core.so",
-    "alias_module mod_alias.so",
-    "mime_module mod_mime.so",
-    "dir_module mod_dir.so",
-    `${cgiModule}_module mod_${cgiModule}.so`,
-  ];
+  const recipe = writeFile(
+    join(dir, "tsgi-cgi.conf"),
+    example("apache-cgi", "tsgi-cgi.conf", { CGI_DIR: cgiDir }),
+  );
   const config = [
-    `ServerRoot "${root}"`,
-    `Listen 127.0.0.1:${port}`,
-    "ServerName 127.0.0.1",
-    `PidFile "${join(runDir, "httpd.pid")}"`,
-    `DefaultRuntimeDir "${runDir}"`,
-    `ErrorLog "${join(root, "error.log")}"`,
-    "LogLevel warn",
-    ...modules.map((module) => `LoadModule ${module.replace(" ", ` "${APACHE_MODULES}/`)}"`),
-    ...(asRoot ? ["User nobody", "Group nogroup"] : []),
-    ...(cgiModule === "cgid" ? [`ScriptSock "${join(runDir, "cgid.sock")}"`] : []),
-    `TypesConfig "${join(root, "mime.types")}"`,
-    `DocumentRoot "${docRoot}"`,
-    "<Directory />",
-    "    AllowOverride None",
-    "    Require all denied",
-    "</Directory>",
     `<Directory "${docRoot}">`,
     // Exactly what the README says the .htaccess needs.
     "    AllowOverride Options FileInfo Indexes",
     "    Require all granted",
     "</Directory>",
-    `Include "${join(root, "tsgi-cgi.conf")}"`,
+    `Include "${recipe}"`,
     // The broken wrappers, next to the recipe's app.cgi.
     `ScriptAlias /no-node "${join(cgiDir, "no-node.cgi")}"`,
     `ScriptAlias /bad-app "${join(cgiDir, "bad-app.cgi")}"`,
-    "",
   ].join("\n");
-  const configPath = join(root, "httpd.conf");
-  writeFileSync(configPath, config);
-
-  const child = spawn(APACHE_BINARY, ["-d", root, "-f", configPath, "-DFOREGROUND"], {
-    env: { PATH: CLEAN_PATH, LANG: "C" },
-    stdio: ["ignore", "pipe", "pipe"],
-    // Its own process group: on SIGTERM Apache signals its whole group, which would otherwise include this test runner.
-    detached: true,
+  return startApache(group, apacheBinary!, APACHE_MODULES, {
+    dir,
+    mpm,
+    modules: ["alias", "dir", cgiModule],
+    config,
   });
-  let startupOutput = "";
-  child.stdout!.on("data", (chunk: Buffer) => (startupOutput += chunk.toString("utf8")));
-  child.stderr!.on("data", (chunk: Buffer) => (startupOutput += chunk.toString("utf8")));
-  const errorLog = () => {
-    try {
-      return readFileSync(join(root, "error.log"), "utf8");
-    } catch {
-      return "";
-    }
-  };
-  const server: ApacheServer = {
-    process: child,
-    root,
-    baseUrl: `http://127.0.0.1:${port}`,
-    errorLog,
-  };
-
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `apache2 exited during start-up (${child.exitCode ?? child.signalCode}):\n${startupOutput}\n${errorLog()}`,
-      );
-    }
-    try {
-      await fetch(server.baseUrl + "/", { signal: AbortSignal.timeout(1_000) });
-      return server;
-    } catch {
-      await sleep(100);
-    }
-  }
-  await stopApache(server);
-  throw new Error(`apache2 did not answer on port ${port}:\n${startupOutput}\n${errorLog()}`);
-}
-
-/** Stops the server by the PID this test started, waiting (bounded) for it to go, then removes its directory. */
-async function stopApache(server: ApacheServer | undefined): Promise<void> {
-  if (!server) return;
-  const { process: child } = server;
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.kill("SIGTERM");
-    const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-    if (!stopped) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-  }
-  rmSync(server.root, { recursive: true, force: true });
-}
-
-/** Waits (bounded) for a line to show up in the error log: Apache may log a script's stderr after answering. */
-async function errorLogContains(server: ApacheServer, text: string): Promise<string> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const log = server.errorLog();
-    if (log.includes(text)) return log;
-    await sleep(50);
-  }
-  return server.errorLog();
 }
 
 const apacheSetups = [
@@ -289,26 +143,18 @@ const apacheSetups = [
   { mpm: "event", cgiModule: "cgid" },
 ] as const;
 
-describe.skipIf(!haveApache && !inCi)(
+describe.skipIf(!apacheBinary)(
   "examples/deploy/apache-cgi under a real Apache httpd (needs the Debian package apache2)",
   () => {
     describe.each(apacheSetups)("mpm_$mpm + mod_$cgiModule", ({ mpm, cgiModule }) => {
-      let server: ApacheServer | undefined;
+      let server: Apache;
 
       beforeAll(async () => {
-        if (!haveApache)
-          throw new Error(
-            `${APACHE_BINARY} not found: install the Debian package apache2 (required when CI=true)`,
-          );
-        server = await startApache(mpm, cgiModule);
-      });
-
-      afterAll(async () => {
-        await stopApache(server);
+        server = await startRecipes(mpm, cgiModule);
       });
 
       function url(path: string): string {
-        return server!.baseUrl + path;
+        return server.url(path);
       }
 
       it("runs echo.js through ScriptAlias with PATH_INFO and the query string", async () => {
@@ -323,7 +169,7 @@ describe.skipIf(!haveApache && !inCi)(
         expect(echoed.get("PATH_INFO")).toBe("/users/café");
         expect(echoed.get("QUERY_STRING")).toBe("x=1&name=caf%C3%A9");
         expect(echoed.get("GATEWAY_INTERFACE")).toBe("CGI/1.1");
-        expect(echoed.get("SERVER_PORT")).toBe(new URL(server!.baseUrl).port);
+        expect(echoed.get("SERVER_PORT")).toBe(String(server.port));
         expect(echoed.get("tsgi.url_scheme")).toBe("http");
         expect(echoed.get("body.length")).toBe("0");
       });
@@ -380,7 +226,10 @@ describe.skipIf(!haveApache && !inCi)(
         expect(response.status).toBe(500);
         await response.arrayBuffer();
         expect(
-          await errorLogContains(server!, "tsgi: node not found at /nonexistent/bin/node"),
+          await waitForLog(
+            () => server.errorLog(),
+            "tsgi: node not found at /nonexistent/bin/node",
+          ),
         ).toContain("tsgi: node not found at /nonexistent/bin/node");
       });
 
@@ -388,7 +237,7 @@ describe.skipIf(!haveApache && !inCi)(
         const response = await fetch(url("/bad-app"));
         expect(response.status).toBe(500);
         expect(await response.text()).toContain("could not be loaded");
-        expect(await errorLogContains(server!, "configuration file missing")).toMatch(
+        expect(await waitForLog(() => server.errorLog(), "configuration file missing")).toMatch(
           /tsgi: cannot load application module .*throws-at-import\.js: configuration file missing/,
         );
       });

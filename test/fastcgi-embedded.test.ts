@@ -10,9 +10,10 @@ import { ConnectionClosedError } from "../src/engine.js";
 import { RecordType } from "../src/fastcgi/protocol.js";
 import { serveFastCgi, type FastCgiOptions, type FastCgiServer } from "../src/fastcgi/server.js";
 import type { Application } from "../src/types.js";
-import { TextCollector } from "./fixtures/http/harness.js";
+import { TextCollector } from "./helpers/sinks.js";
+import { ProcessGroup, tempDir } from "./helpers/processes.js";
+import { fcgiFixture } from "./helpers/tsgi.js";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, fcgiFixture, tempDir } from "./helpers/servers.js";
 
 const open = trackClients();
 const dir = mkdtempSync(join(tmpdir(), "tsgi-embedded-"));

@@ -7,16 +7,12 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:ht
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ProcessGroup,
-  findBinary,
-  startNginx,
-  startTsgiFcgi,
-  tempDir,
-  type Nginx,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { ProcessGroup, tempDir } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { STOCK_FASTCGI_PARAMS, startNginx, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -59,25 +55,7 @@ function fetchRaw(
 }
 
 /** nginx's stock fastcgi_params, inlined so the config does not depend on /etc/nginx, plus PATH_INFO from the split. */
-const FASTCGI_PARAMS = `
-      fastcgi_param QUERY_STRING $query_string;
-      fastcgi_param REQUEST_METHOD $request_method;
-      fastcgi_param CONTENT_TYPE $content_type;
-      fastcgi_param CONTENT_LENGTH $content_length;
-      fastcgi_param SCRIPT_NAME $fastcgi_script_name;
-      fastcgi_param PATH_INFO $fastcgi_path_info;
-      fastcgi_param REQUEST_URI $request_uri;
-      fastcgi_param DOCUMENT_URI $document_uri;
-      fastcgi_param SERVER_PROTOCOL $server_protocol;
-      fastcgi_param REQUEST_SCHEME $scheme;
-      fastcgi_param HTTPS $https if_not_empty;
-      fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-      fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
-      fastcgi_param REMOTE_ADDR $remote_addr;
-      fastcgi_param REMOTE_PORT $remote_port;
-      fastcgi_param SERVER_ADDR $server_addr;
-      fastcgi_param SERVER_PORT $server_port;
-      fastcgi_param SERVER_NAME $server_name;`;
+const FASTCGI_PARAMS = `${STOCK_FASTCGI_PARAMS}fastcgi_param PATH_INFO $fastcgi_path_info;`;
 
 /** A location that serves /app/* from `pass` (an upstream name, or unix:/path, or host:port). */
 function appLocation(prefix: string, pass: string, keepConn: boolean): string {
@@ -131,7 +109,7 @@ describe.skipIf(!nginxBinary).each(MODES)("through nginx ($name)", ({ transport,
   it("GET with PATH_INFO (fastcgi_split_path_info) and a query string: the environ holds what nginx sent", async () => {
     const result = await get("/app/inspect/some%20path/x?a=1&b=%C3%A9");
     expect(result.status).toBe(200);
-    const report = JSON.parse(result.body.toString("utf8"));
+    const report = parseReport(result.body);
     expect(report.environ).toMatchObject({
       REQUEST_METHOD: "GET",
       SCRIPT_NAME: "/app",

@@ -3,7 +3,8 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor, type FastCgiAddress } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, startTsgiFcgi, type TsgiFcgi } from "./helpers/servers.js";
+import { ProcessGroup } from "./helpers/processes.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { fileURLToPath } from "node:url";
 
 const APP = fileURLToPath(new URL("./fixtures/operations/app.js", import.meta.url));
@@ -55,11 +56,16 @@ describe("status and ping pages", () => {
     const { result } = await get(server.address, "/tsgi-status?json");
     const response = result.response();
     expect(response.headers).toContainEqual(["Content-Type", "application/json"]);
-    const status = JSON.parse(response.body.toString());
+    const status = JSON.parse(response.body.toString()) as {
+      "process manager": string;
+      "requests served": number;
+      processes: { pid: number }[];
+      "max in flight": unknown;
+    };
     expect(status["process manager"]).toBe("single process");
     expect(status["requests served"]).toBeGreaterThanOrEqual(1);
     expect(status.processes).toHaveLength(1);
-    expect(status.processes[0].pid).toBe(server.proc.child.pid);
+    expect(status.processes[0]?.pid).toBe(server.proc.child.pid);
     expect(typeof status["max in flight"]).toBe("number");
   });
 

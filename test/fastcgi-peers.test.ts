@@ -8,20 +8,21 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RecordType, encodeNameValuePairs } from "../src/fastcgi/protocol.js";
-import { CLEAN_PATH, parseCgiResponse } from "./helpers/cgi.js";
-import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
 import {
-  ProcessGroup,
-  TSGI_BIN,
-  fcgiFixture,
-  findBinary,
+  CLEAN_PATH,
   freePort,
+  ProcessGroup,
   sleep,
-  startTsgiFcgi,
   tempDir,
+  TSGI_BIN,
   waitForListening,
-} from "./helpers/servers.js";
+} from "./helpers/processes.js";
+import { parseCgiResponse } from "./helpers/cgi.js";
+import { fcgiFixture, startTsgiFcgi } from "./helpers/tsgi.js";
+import { findBinary } from "./helpers/available.js";
 import { sha256 } from "./helpers/bytes.js";
+import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
+import { parseReport } from "./helpers/reports.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
@@ -62,7 +63,7 @@ describe.skipIf(!cgiFcgi)("libfcgi's cgi-fcgi (Debian package libfcgi-bin)", () 
     expect(got.exit.code).toBe(0);
     const response = parseCgiResponse(got.stdout);
     expect(response.status).toBe("200 OK");
-    expect(JSON.parse(response.body.toString("utf8")).environ).toMatchObject({
+    expect(parseReport(response.body).environ).toMatchObject({
       REQUEST_METHOD: "GET",
       SCRIPT_NAME: "/cgi",
       PATH_INFO: "/inspect/a",
@@ -116,7 +117,7 @@ describe.skipIf(!spawnFcgi)("spawn-fcgi (Debian package spawn-fcgi)", () => {
     const client = await FastCgiClient.connect({ path: socket });
     try {
       const result = await client.request({ params: paramsFor("/inspect") });
-      expect(JSON.parse(result.response().body.toString("utf8")).pid).toBe(proc.pid);
+      expect(parseReport(result.response().body).pid).toBe(proc.pid);
     } finally {
       client.destroy();
     }
@@ -173,8 +174,8 @@ fastcgi.server = ( "/app" => ((
 
     const got = await httpGet(`http://127.0.0.1:${port}/app/inspect/x?y=1`);
     expect(got.status).toBe(200);
-    const report = JSON.parse(got.body.toString("utf8"));
-    const tsgiPid = report.pid as number;
+    const report = parseReport(got.body);
+    const tsgiPid = report.pid;
     // lighttpd, not this group, started tsgi: make sure it goes even if the test fails.
     group.onCleanUp(() => {
       try {
@@ -269,7 +270,7 @@ describe("node-fastcgi (the npm package) next to tsgi", () => {
     const client = await FastCgiClient.connect(ours.address);
     try {
       const result = await client.request({ params });
-      expect(JSON.parse(result.response().body.toString("utf8")).environ.HTTP_COOKIE).toBe(cookie);
+      expect(parseReport(result.response().body).environ.HTTP_COOKIE).toBe(cookie);
     } finally {
       client.destroy();
     }

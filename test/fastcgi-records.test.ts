@@ -405,8 +405,8 @@ describe("ParamsDecoder", () => {
     for (let request = 0; request < 300; request++) {
       const pairs: [string, string][] = [];
       for (let i = 0; i < 40; i++) {
-        const name = names[next(names.length)]!;
-        const value = "ab"[next(2)]! + String(next(3)) + (next(10) === 0 ? "x".repeat(70) : "");
+        const name = names[next(names.length)];
+        const value = "ab"[next(2)] + String(next(3)) + (next(10) === 0 ? "x".repeat(70) : "");
         pairs.push([name, value]);
       }
       const decoder = new ParamsDecoder();

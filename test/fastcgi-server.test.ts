@@ -23,17 +23,16 @@ import {
   type FastCgiResponse,
 } from "./helpers/fastcgi-client.js";
 import {
-  ProcessGroup,
-  TSGI_BIN,
-  fcgiFixture,
   freePort,
+  ProcessGroup,
   sampleRss,
   sleep,
-  startTsgiFcgi,
   tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+  TSGI_BIN,
+} from "./helpers/processes.js";
+import { fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
+import type { AppReport } from "./helpers/reports.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -44,7 +43,7 @@ function hex(text: string): Buffer {
   return Buffer.from(text.replace(/\s+/g, ""), "hex");
 }
 
-function bodyJson<T = Record<string, any>>(result: FastCgiResponse): T {
+function bodyJson<T = AppReport>(result: FastCgiResponse): T {
   return JSON.parse(result.response().body.toString("utf8")) as T;
 }
 
@@ -93,9 +92,9 @@ describe("management records (request id 0)", () => {
     ]);
     await client.sendRecord(RecordType.GET_VALUES, 0, asked);
     const [record] = await client.waitForRecords((records) => records.length >= 1);
-    expect(record!.type).toBe(RecordType.GET_VALUES_RESULT);
-    expect(record!.requestId).toBe(0);
-    expect([...decodeNameValuePairs(record!.content)]).toEqual([
+    expect(record.type).toBe(RecordType.GET_VALUES_RESULT);
+    expect(record.requestId).toBe(0);
+    expect([...decodeNameValuePairs(record.content)]).toEqual([
       [GetValuesName.MAX_CONNS, "1024"],
       [GetValuesName.MAX_REQS, "1024"],
       [GetValuesName.MPXS_CONNS, "1"],
@@ -246,7 +245,7 @@ describe("requests on one connection", () => {
     // Run concurrently: far less than the 1.9 s they would take one after another.
     expect(Date.now() - started).toBeLessThan(1200);
     results.forEach((result, index) =>
-      expect(result.response().body.toString()).toBe(`slept ${300 - ids[index]! * 20}\n`),
+      expect(result.response().body.toString()).toBe(`slept ${300 - ids[index] * 20}\n`),
     );
   });
 
@@ -532,7 +531,7 @@ describe("hostile or broken peers", () => {
     expect(params.length).toBeGreaterThan(65535);
     await client.sendParams(1, params); // records of 65535 bytes: the cookie straddles the boundary
     await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
-    const received = bodyJson(await client.response(1)).environ.HTTP_COOKIE as string;
+    const received = bodyJson(await client.response(1)).environ.HTTP_COOKIE;
     expect(received.length).toBe(70_000);
     expect(received).toBe(cookie);
   });
@@ -600,7 +599,7 @@ describe("writing the response", () => {
     const frames = splitFrames(client.rawBytes());
     expect(frames.every((frame) => frame.version === 1 && frame.requestId === 1)).toBe(true);
     expect(frames.map((frame) => frame.type)).toEqual([
-      ...Array(frames.length - 2).fill(RecordType.STDOUT),
+      ...Array<number>(frames.length - 2).fill(RecordType.STDOUT),
       RecordType.STDOUT,
       RecordType.END_REQUEST,
     ]);
@@ -849,7 +848,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 30_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // The issue's bound; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   });
 
@@ -889,7 +888,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 60_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // The issue's bound; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   }, 60_000);
 });
@@ -920,7 +919,7 @@ describe("limits", () => {
       encodeNameValuePairs([["FCGI_MAX_REQS", ""]]),
     );
     const [record] = await client.waitForRecords((records) => records.length >= 1);
-    expect([...decodeNameValuePairs(record!.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
+    expect([...decodeNameValuePairs(record.content)]).toEqual([["FCGI_MAX_REQS", "3"]]);
   });
 
   it("params over --max-params-bytes get a clean 431 and END_REQUEST, a log line, and the kept connection serves on", async () => {
@@ -1112,7 +1111,7 @@ describe("young generation sizing", () => {
       timeoutMs: 30_000,
     });
     const { sizes } = bodyJson<{ sizes: number[] }>(result);
-    return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]!) };
+    return { sizes, steps: sizes.slice(1).map((size, i) => size / sizes[i]) };
   }
 
   it("tsgi fcgi grows V8's young generation to its full size in one step, instead of doubling it again and again under load", async () => {
@@ -1122,7 +1121,7 @@ describe("young generation sizing", () => {
     const seen = `sizes (MiB): ${sizes.join(" -> ")}`;
     // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); V8 alone gets there from 1 MiB by doubling, step by step.
     expect(sizes.at(-1), seen).toBeGreaterThanOrEqual(16);
-    expect(sizes[0]! >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
+    expect(sizes[0] >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
     server.proc.signal("SIGTERM");
   }, 40_000);
 

@@ -3,7 +3,8 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
-import { ProcessGroup, fcgiFixture, startTsgiFcgi } from "./helpers/servers.js";
+import { ProcessGroup } from "./helpers/processes.js";
+import { fcgiFixture, startTsgiFcgi } from "./helpers/tsgi.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());

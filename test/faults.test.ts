@@ -12,27 +12,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordType } from "../src/fastcgi/protocol.js";
 import { FastCgiClient, paramsFor, trackClients } from "./helpers/fastcgi-client.js";
 import {
+  alive as isAlive,
+  childPids,
   ProcessGroup,
-  findBinary,
   sampleRss,
   sleep,
-  startNginx,
-  startTsgiFcgi,
   tempDir,
   waitForListening,
-  type Nginx,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+} from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginx, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import {
-  ProofLog,
   ask,
-  childPids,
-  isAlive,
   listeningWorkers,
   proofFixture,
+  ProofLog,
   startLoad,
   until,
-} from "./fixtures/proof/harness.js";
+} from "./helpers/proof.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -135,7 +134,7 @@ describe.skipIf(!nginxBinary)(
     }
 
     it("mid-response (the client drops a streaming response): nginx drops the FastCGI connection, the app's body close() runs, and the same process serves the next request", async () => {
-      const pidBefore = JSON.parse((await viaNginx("/pid")).body).pid as number;
+      const pidBefore = parseReport((await viaNginx("/pid")).body).pid;
       const { socket, received } = await httpSocket(
         "GET /watch?tag=mid-response HTTP/1.1\r\nHost: localhost\r\n\r\n",
       );
@@ -144,7 +143,7 @@ describe.skipIf(!nginxBinary)(
       await tsgi.log.waitFor(/^watch-close tag=mid-response /, 3000);
       const after = await viaNginx("/pid");
       expect(after.status).toBe(200);
-      expect(JSON.parse(after.body).pid).toBe(pidBefore);
+      expect(parseReport(after.body).pid).toBe(pidBefore);
       expect(tsgi.proc.running).toBe(true);
     });
 
@@ -206,7 +205,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     }
     await sleep(300);
     const killedAt = Date.now();
-    process.kill(victim!, "SIGKILL");
+    process.kill(victim, "SIGKILL");
     await proc.waitForStderr(
       new RegExp(`worker ${victim} died \\(signal SIGKILL\\); starting a new one`),
       3000,
@@ -214,7 +213,9 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     // A third pid answers: the replacement.
     await until(
       () =>
-        load.results.some((answer) => answer.ok && ![victim, survivor].includes(answer.json.pid)),
+        load.results.some(
+          (answer) => answer.ok && ![victim, survivor].includes(answer.json?.pid ?? 0),
+        ),
       8000,
       "a new worker to answer",
     );
@@ -224,7 +225,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     const beganOn = new Map(
       log.lines(/^begin /).map((line) => {
         const [, tag, pid] = /^begin tag=(\S+) pid=(\d+)$/.exec(line)!;
-        return [tag!, Number(pid)] as const;
+        return [tag, Number(pid)] as const;
       }),
     );
     const failed = results.filter((answer) => !answer.ok);
@@ -241,7 +242,7 @@ describe("a worker killed with SIGKILL under load (--workers 2)", () => {
     expect(afterKill.every((answer) => answer.ok)).toBe(true);
     expect(proc.running).toBe(true);
     expect(childPids(proc.pid)).toHaveLength(2);
-    expect(isAlive(victim!)).toBe(false);
+    expect(isAlive(victim)).toBe(false);
   });
 });
 
@@ -366,7 +367,7 @@ describe("floods of half-open connections (--max-connections 200 --concurrency 8
       }
       flood.push(client);
     }
-    expect(flood[3]!.records[0]!.content.toString("latin1")).toContain("200");
+    expect(flood[3].records[0].content.toString("latin1")).toContain("200");
     await sleep(300);
     expect(flood.every((client) => !client.closed)).toBe(true);
     const growthMiB = (rss.stop() - before) / 1024;
@@ -381,8 +382,8 @@ describe("floods of half-open connections (--max-connections 200 --concurrency 8
     expect((await ask(server.address, "/pid", { timeoutMs: 1000 })).ok).toBe(false);
 
     // A peer that half-closes (FIN) an idle connection gets it closed: its slot is free again.
-    flood[0]!.end();
-    await flood[0]!.waitForClose(2000);
+    flood[0].end();
+    await flood[0].waitForClose(2000);
     await until(
       async () => (await ask(server.address, "/pid", { timeoutMs: 1000 })).ok,
       3000,

@@ -9,17 +9,11 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  MATRIX_APP,
-  example,
-  startApache,
-  waitForLog,
-  writeFile,
-  sha256,
-  type Apache,
-} from "./helpers/frontends.js";
-import { FIXTURES } from "./helpers/cgi.js";
-import { ProcessGroup, TSGI_BIN, findBinary, tempDir } from "./helpers/servers.js";
+import { example, MATRIX_APP, waitForLog, writeFile } from "./helpers/frontends.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { sha256 } from "./helpers/bytes.js";
+import { FIXTURES, ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
 
 const apacheBinary = findBinary("apache2", "apache2");
 const curlBinary = findBinary("curl", "curl");

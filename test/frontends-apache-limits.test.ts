@@ -7,16 +7,10 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  MATRIX_APP,
-  example,
-  fetchHttp,
-  startApache,
-  waitForLog,
-  writeFile,
-  type Apache,
-} from "./helpers/frontends.js";
-import { ProcessGroup, TSGI_BIN, findBinary, tempDir } from "./helpers/servers.js";
+import { example, fetchHttp, MATRIX_APP, waitForLog, writeFile } from "./helpers/frontends.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
 
 const apacheBinary = findBinary("apache2", "apache2");
 const MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/modules";

@@ -9,30 +9,23 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   BROKEN_APP,
   BROKEN_APP_LINE,
-  MATRIX_APP,
-  MATRIX_GET,
-  MATRIX_PATH_INFO,
   DEPLOY,
   environFor,
   example,
   fetchHttp,
-  findFile,
   httpCell,
+  MATRIX_APP,
+  MATRIX_GET,
+  MATRIX_PATH_INFO,
   matrixTests,
-  startApache,
   waitForLog,
   writeFile,
-  type Apache,
 } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  TSGI_BIN,
-  findBinary,
-  freePort,
-  startTsgiFcgi,
-  tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { findBinary, findFile } from "./helpers/available.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { freePort, ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
+import { parseReport } from "./helpers/reports.js";
 
 const apacheBinary = findBinary("apache2", "apache2");
 const MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/modules";
@@ -334,7 +327,7 @@ describe.skipIf(!apacheBinary)(
 
       it("two sockets behind the same fcgi://localhost/ share one worker: the second application's requests reach the first", async () => {
         const pidAt = async (path: string) =>
-          JSON.parse((await fetchHttp(apache.url(path))).body.toString("utf8")).pid as number;
+          parseReport((await fetchHttp(apache.url(path))).body).pid;
         expect(await pidAt("/second-shared/env")).toBe(unixTsgi.proc.pid);
         expect(await pidAt("/second-named/env")).toBe(otherTsgi.proc.pid);
       });

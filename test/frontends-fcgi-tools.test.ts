@@ -10,42 +10,34 @@ import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
+import { alive, CLEAN_PATH, ProcessGroup, sleep, tempDir, TSGI_BIN } from "./helpers/processes.js";
 import {
-  CLEAN_PATH,
-  MATRIX_APP,
-  alive,
   cgiEnvironment,
   cgiToHttp,
   effectiveUserAndGroup,
   example,
   httpCell,
+  MATRIX_APP,
   matrixTests,
-  optionalBinary,
   readText,
   serverWritableDir,
-  startNginxSite,
   stopPid,
   waitForLog,
   writeFile,
   type HttpOptions,
   type HttpResult,
   type MatrixCell,
-  type NginxServer,
 } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  TSGI_BIN,
-  findBinary,
-  sleep,
-  startTsgiFcgi,
-  tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { findBinary } from "./helpers/available.js";
+import { startNginxSite, type Nginx } from "./helpers/nginx.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
+import { parseReport } from "./helpers/reports.js";
 
 const cgiFcgi = findBinary("cgi-fcgi", "libfcgi-bin");
 const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 const nginxBinary = findBinary("nginx", "nginx");
-const systemdAnalyze = optionalBinary("systemd-analyze", "systemd");
+// Optional also under CI: the CI image has no systemd.
+const systemdAnalyze = findBinary("systemd-analyze", "systemd", { optional: true });
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -93,7 +85,7 @@ describe.skipIf(!cgiFcgi)("libfcgi's cgi-fcgi -bind -connect from a CGI environm
 describe.skipIf(!spawnFcgi || !nginxBinary)(
   "spawn-fcgi starting tsgi (spawn-tsgi.sh), nginx in front (nginx/tsgi.conf)",
   () => {
-    let nginx: NginxServer;
+    let nginx: Nginx;
     let tsgiPid: number | undefined;
     let tsgiLog: string;
     let socket: string;
@@ -205,7 +197,7 @@ function unitKeys(text: string): Record<string, string> {
   const keys: Record<string, string> = {};
   for (const line of text.split("\n")) {
     const match = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
-    if (match) keys[match[1]!] = match[2]!;
+    if (match) keys[match[1]] = match[2]!;
   }
   return keys;
 }
@@ -269,24 +261,24 @@ describe.skipIf(!spawnFcgi)(
       expect(serviceUnit.StandardError).toBe("journal");
       // systemd binds ListenStream with SocketMode, listens, and starts ExecStart with it as fd 0 and a clean environment;
       // spawn-fcgi -n does the same system calls (socket, bind, chmod, listen, dup2 to 0, exec), staying this PID.
-      const execStart = serviceUnit.ExecStart!.split(" ");
+      const execStart = serviceUnit.ExecStart.split(" ");
       const proc = group.spawn(
         "tsgi.service",
         spawnFcgi!,
-        ["-n", "-s", socketUnit.ListenStream!, "-M", socketUnit.SocketMode!, "--", ...execStart],
+        ["-n", "-s", socketUnit.ListenStream, "-M", socketUnit.SocketMode, "--", ...execStart],
         {
           env: { PATH: CLEAN_PATH },
         },
       );
       await proc.waitForStderr(/serving \S+ on fd 0 \(pid (\d+)\)/);
-      expect(statSync(socketUnit.ListenStream!).mode & 0o777).toBe(0o660);
-      const client = await FastCgiClient.connect({ path: socketUnit.ListenStream! });
+      expect(statSync(socketUnit.ListenStream).mode & 0o777).toBe(0o660);
+      const client = await FastCgiClient.connect({ path: socketUnit.ListenStream });
       try {
         const response = (
           await client.request({ params: paramsFor("/env/from-systemd?x=1") })
         ).response();
         expect(response.status).toBe("200 OK");
-        const report = JSON.parse(response.body.toString("utf8"));
+        const report = parseReport(response.body);
         expect(report.pid).toBe(proc.pid);
         expect(report.environ).toMatchObject({
           PATH_INFO: "/env/from-systemd",

@@ -10,29 +10,23 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   BROKEN_APP,
   BROKEN_APP_LINE,
-  MATRIX_APP,
-  MATRIX_GET,
-  MATRIX_PATH_INFO,
   environFor,
   example,
   fetchHttp,
   httpCell,
+  MATRIX_APP,
+  MATRIX_GET,
+  MATRIX_PATH_INFO,
   matrixTests,
   readText,
   serverWritableDir,
-  startLighttpd,
   waitForLog,
   writeFile,
-  type Lighttpd,
 } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  TSGI_BIN,
-  findBinary,
-  startTsgiFcgi,
-  tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { startLighttpd, type Lighttpd } from "./helpers/lighttpd.js";
+import { ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 
 const lighttpdBinary = findBinary("lighttpd", "lighttpd");
 

@@ -8,29 +8,26 @@ import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  MATRIX_APP,
-  MATRIX_GET,
-  MATRIX_PATH_INFO,
   environFor,
   example,
   fetchHttp,
   httpCell,
+  MATRIX_APP,
+  MATRIX_GET,
+  MATRIX_PATH_INFO,
   matrixTests,
   peakRssKb,
-  startNginxSite,
   waitForLog,
-  type NginxServer,
 } from "./helpers/frontends.js";
-import {
-  ProcessGroup,
-  findBinary,
-  isRoot,
-  startTsgiFcgi,
-  tempDir,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+import { startNginxSite, type Nginx } from "./helpers/nginx.js";
+import { ProcessGroup, tempDir } from "./helpers/processes.js";
+import { findBinary, runningAsRoot } from "./helpers/available.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
+const asRoot = runningAsRoot(
+  "the socket permission test (nginx's worker as another user than tsgi)",
+);
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -45,7 +42,7 @@ function socketOf(tsgi: TsgiFcgi): string {
 }
 
 /** nginx serving examples/deploy/nginx/tsgi.conf for `tsgi` at `prefix`. */
-function startExample(tsgi: TsgiFcgi, prefix: string): Promise<NginxServer> {
+function startExample(tsgi: TsgiFcgi, prefix: string): Promise<Nginx> {
   return startNginxSite(group, nginxBinary!, (listen) =>
     example("nginx", "tsgi.conf", { SOCKET: socketOf(tsgi), PREFIX: prefix, LISTEN: listen }),
   );
@@ -55,7 +52,7 @@ describe.skipIf(!nginxBinary)(
   "nginx, examples/deploy/nginx/tsgi.conf at /app (unix socket, keepalive, fastcgi_split_path_info)",
   () => {
     let tsgi: TsgiFcgi;
-    let nginx: NginxServer;
+    let nginx: Nginx;
 
     beforeAll(async () => {
       tsgi = await startTsgi();
@@ -113,7 +110,7 @@ describe.skipIf(!nginxBinary)(
 );
 
 describe.skipIf(!nginxBinary)("what nginx sends without the example's split (recorded)", () => {
-  let nginx: NginxServer;
+  let nginx: Nginx;
 
   beforeAll(async () => {
     const tsgi = await startTsgi();
@@ -183,7 +180,7 @@ describe.skipIf(!nginxBinary)(
     });
 
     // Only as root does nginx's worker run as another user (nobody) than tsgi.
-    it.skipIf(!isRoot)(
+    it.skipIf(!asRoot)(
       "a socket nginx's user may not open (tsgi's default --socket-mode 660, other owner): 502, and `(13: Permission denied)`",
       async () => {
         const tsgi = await startTsgiFcgi(group, { app: MATRIX_APP, listen: "unix" });

@@ -7,17 +7,11 @@
 import { Agent } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
-import {
-  CLEAN_PATH,
-  MATRIX_APP,
-  example,
-  fetchHttp,
-  httpCell,
-  matrixTests,
-  startNginxSite,
-  type NginxServer,
-} from "./helpers/frontends.js";
-import { ProcessGroup, TSGI_BIN, findBinary, freePort, type Proc } from "./helpers/servers.js";
+import { CLEAN_PATH, freePort, ProcessGroup, TSGI_BIN, type Proc } from "./helpers/processes.js";
+import { example, fetchHttp, httpCell, MATRIX_APP, matrixTests } from "./helpers/frontends.js";
+import { startNginxSite, type Nginx } from "./helpers/nginx.js";
+import { findBinary } from "./helpers/available.js";
+import { parseReport } from "./helpers/reports.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -45,21 +39,21 @@ async function startBackend(nginxHost: string): Promise<Backend> {
     GROUP: "unused",
   });
   const environment = Object.fromEntries(
-    [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1]!, match[2]!]),
+    [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
   );
-  const [command, ...args] = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(" ");
-  const proc = group.spawn(`backend :${port}`, command!, args, {
+  const [command, ...args] = /^ExecStart=(.*)$/m.exec(unit)![1].split(" ");
+  const proc = group.spawn(`backend :${port}`, command, args, {
     env: { PATH: CLEAN_PATH, ...environment },
   });
   await proc.waitForStderr(/serving \S+ on 127\.0\.0\.1:\d+ \(pid/);
   return { proc, port };
 }
 
-async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: NginxServer }> {
-  const backends = (await Promise.all([startBackend("127.0.0.1"), startBackend("127.0.0.1")])) as [
-    Backend,
-    Backend,
-  ];
+async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: Nginx }> {
+  const backends: [Backend, Backend] = await Promise.all([
+    startBackend("127.0.0.1"),
+    startBackend("127.0.0.1"),
+  ]);
   const nginx = await startNginxSite(group, nginxBinary!, (listen) =>
     example("nginx-upstream", "tsgi-upstream.conf", {
       BACKEND1: `127.0.0.1:${backends[0].port}`,
@@ -73,7 +67,7 @@ async function startPool(): Promise<{ backends: [Backend, Backend]; nginx: Nginx
 
 describe.skipIf(!nginxBinary)("nginx-upstream: two tsgi backends on TCP behind nginx", () => {
   let backends: [Backend, Backend];
-  let nginx: NginxServer;
+  let nginx: Nginx;
 
   beforeAll(async () => {
     ({ backends, nginx } = await startPool());
@@ -90,7 +84,7 @@ describe.skipIf(!nginxBinary)("nginx-upstream: two tsgi backends on TCP behind n
   it("both backends serve (round robin)", async () => {
     const pids = new Set<number>();
     for (let index = 0; index < 6; index++)
-      pids.add(JSON.parse((await fetchHttp(nginx.url("/app/env"))).body.toString("utf8")).pid);
+      pids.add(parseReport((await fetchHttp(nginx.url("/app/env"))).body).pid);
     expect(pids).toEqual(new Set(backends.map((backend) => backend.proc.pid)));
   });
 
@@ -145,7 +139,7 @@ async function load(
       try {
         const result = await fetchHttp(url, { agent, timeoutMs: 10_000 });
         const outcome: Outcome = { startedAt, endedAt: Date.now() };
-        if (result.status === 200) outcome.pid = JSON.parse(result.body.toString("utf8")).pid;
+        if (result.status === 200) outcome.pid = parseReport(result.body).pid;
         else
           outcome.error = `status ${result.status}: ${result.body.toString("utf8").slice(0, 200)}`;
         outcomes.push(outcome);
@@ -195,7 +189,7 @@ describe.skipIf(!nginxBinary).each(["SIGTERM", "SIGKILL"] as const)(
         `frontends-upstream ${signal}: ${outcomes.length} requests, ${failed.length} failed, victim served ` +
           `${outcomes.filter((outcome) => outcome.pid === victim.proc.pid).length}, survivor ` +
           `${outcomes.filter((outcome) => outcome.pid === survivor.proc.pid).length}; ${after.length} started after the victim exited; ` +
-          `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0]!.replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
+          `nginx error lines (retried): ${nginxErrors.length}${nginxErrors.length ? `, e.g. ${nginxErrors[0].replace(/^.*?\[error\] \S+ /, "")}` : ""}`,
       );
       expect(outcomes.length).toBe(total);
       expect(failed.map((outcome) => outcome.error)).toEqual([]);

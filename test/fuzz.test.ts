@@ -5,7 +5,7 @@
 // seed and path: FUZZ_SEED=… FUZZ_PATH=… replays it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessGroup } from "./helpers/servers.js";
+import { ProcessGroup } from "./helpers/processes.js";
 import {
   checkHealthy,
   liveProperty,

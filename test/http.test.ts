@@ -12,8 +12,8 @@ import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
 import { makeServer } from "../src/http/server.js";
 import type { Application, Body, Environ } from "../src/types.js";
 import { validator } from "../src/validator.js";
-import { deferred, rawRequest, within } from "./fixtures/http/harness.js";
-import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/cgi.js";
+import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
+import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
 
 class LineCollector extends Writable {
   readonly lines: string[] = [];
@@ -126,7 +126,7 @@ describe("the environ of `tsgi serve`", () => {
       "Connection: close\r\n\r\nabc";
     const response = await rawRequest(port, head);
     const body = response.subarray(response.indexOf("\r\n\r\n") + 4);
-    const env = JSON.parse(body.toString("latin1"));
+    const env = JSON.parse(body.toString("latin1")) as Record<string, string>;
     expect(env).toMatchObject({
       REQUEST_METHOD: "POST",
       SCRIPT_NAME: "",
@@ -309,7 +309,7 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     };
     const port = await serve((environ, startResponse) => {
       startResponse("200 OK", [["Content-Type", "text/plain"]]);
-      return bodies[environ.PATH_INFO.slice(1)]!();
+      return bodies[environ.PATH_INFO.slice(1)]();
     });
     // Pipelined on one kept-alive connection: a body byte after a HEAD response would corrupt the next one.
     const request = (method: string, path: string, close = false) =>

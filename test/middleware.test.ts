@@ -172,7 +172,7 @@ describe("mount()", () => {
   it("leaves the caller's environ as it was, and keeps the mounted app's changes to itself", () => {
     const environ = request("/api/users", "/myapp");
     let seen: Environ | undefined;
-    mount({
+    void mount({
       "/api": (inner, startResponse) => {
         seen = inner;
         inner.HTTP_X_ADDED = "by the app";

@@ -8,8 +8,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessGroup, TSGI_BIN, sleep, type Proc } from "./helpers/servers.js";
-import { CLEAN_PATH } from "./helpers/cgi.js";
+import { CLEAN_PATH, ProcessGroup, sleep, TSGI_BIN, type Proc } from "./helpers/processes.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());

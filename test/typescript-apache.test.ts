@@ -11,16 +11,16 @@ import {
   example,
   fetchHttp,
   serverWritableDir,
-  startApache,
   waitForLog,
   writeFile,
-  type Apache,
 } from "./helpers/frontends.js";
-import { ProcessGroup, TSGI_BIN, findBinary, tempDir } from "./helpers/servers.js";
+import { startApache, type Apache } from "./helpers/apache.js";
+import { ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { findBinary } from "./helpers/available.js";
 import {
-  EXPECTED_REPORTS,
   cacheFiles,
   cacheIdentities,
+  EXPECTED_REPORTS,
   throwSite,
   tsFixture,
 } from "./helpers/typescript.js";

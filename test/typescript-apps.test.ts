@@ -8,18 +8,20 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLEAN_PATH, REPO, runCgi, TSGI_BIN } from "./helpers/cgi.js";
-import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
-import { fetchHttp } from "./helpers/frontends.js";
 import {
+  CLEAN_PATH,
   ProcessGroup,
+  REPO,
   sleep,
-  startTsgiFcgi,
   tempDir,
+  TSGI_BIN,
   type Proc,
-  type TsgiFcgi,
-} from "./helpers/servers.js";
+} from "./helpers/processes.js";
+import { runCgi } from "./helpers/cgi.js";
+import { fetchHttp } from "./helpers/frontends.js";
+import { startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { APPS, EXPECTED_REPORTS, throwLogPattern, tsFixture } from "./helpers/typescript.js";
+import { FastCgiClient, paramsFor } from "./helpers/fastcgi-client.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -203,7 +205,7 @@ describe("stack traces through several TypeScript files", () => {
   const placeOf = (name: string, needle: string) => {
     const lines = readFileSync(tsFixture(name), "utf8").split("\n");
     const line = lines.findIndex((text) => text.includes(needle));
-    return `${tsFixture(name)}:${line + 1}:${lines[line]!.indexOf(needle) + 1}`;
+    return `${tsFixture(name)}:${line + 1}:${lines[line].indexOf(needle) + 1}`;
   };
 
   it("each frame in a .ts file names its source line, frames elsewhere stay as they were", async () => {

@@ -7,14 +7,14 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { TSGI_BIN, runCgi, type CgiRequest, type CgiResult } from "./helpers/cgi.js";
+import { isRoot, ProcessGroup, tempDir, TSGI_BIN } from "./helpers/processes.js";
+import { runCgi, type CgiRequest, type CgiResult } from "./helpers/cgi.js";
 import { WEB_GROUP, WEB_USER } from "./helpers/frontends.js";
-import { ProcessGroup, isRoot, tempDir } from "./helpers/servers.js";
 import {
-  EXPECTED_REPORTS,
-  LOADS_ESBUILD,
   cacheFiles,
   cacheIdentities,
+  EXPECTED_REPORTS,
+  LOADS_ESBUILD,
   tsFixture,
 } from "./helpers/typescript.js";
 

@@ -4,67 +4,26 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runWithCgi } from "../src/cgi/gateway.js";
-import { runApplication, type Outcome, type ResponseSink } from "../src/engine.js";
-import { makeEnviron } from "../src/environ.js";
+import { runApplication, type Outcome } from "../src/engine.js";
 import { serveFastCgi, type FastCgiServer } from "../src/fastcgi/server.js";
 import type { Application, Chunk, Environ, HeaderList, StartResponse } from "../src/types.js";
 import { ValidationError, validator, type Side } from "../src/validator.js";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
-
-class MemoryErrors extends Writable {
-  text = "";
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    this.text += chunk.toString();
-    callback();
-  }
-}
-
-class MemorySink implements ResponseSink {
-  status: string | undefined;
-  headers: HeaderList = [];
-  chunks: Buffer[] = [];
-  ended = false;
-  constructor(readonly signal?: AbortSignal) {}
-  sendHeaders(status: string, headers: HeaderList): void {
-    this.status = status;
-    this.headers = headers;
-  }
-  write(data: Uint8Array): void {
-    this.chunks.push(Buffer.from(data));
-  }
-  end(): void {
-    this.ended = true;
-  }
-  abort(): void {}
-  get body(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-}
+import { testEnviron } from "./helpers/engine-harness.js";
+import { RecordingSink, TextCollector } from "./helpers/sinks.js";
 
 /** A valid environ, as a gateway builds it, for a request with this body. */
-function request(vars: Record<string, string> = {}, input: Readable = Readable.from([])): Environ {
-  return makeEnviron(
-    {
-      REQUEST_METHOD: "GET",
-      SCRIPT_NAME: "",
-      PATH_INFO: "/",
-      QUERY_STRING: "",
-      SERVER_NAME: "localhost",
-      SERVER_PORT: "80",
-      SERVER_PROTOCOL: "HTTP/1.1",
-      ...vars,
-    },
-    { input, errors: new MemoryErrors(), multithread: false, multiprocess: false, runOnce: false },
-  );
+function request(vars: Record<string, string> = {}, input?: Readable): Environ {
+  return testEnviron(vars, input).environ;
 }
 
 function errorsText(environ: Environ): string {
-  return (environ["tsgi.errors"] as MemoryErrors).text;
+  return (environ["tsgi.errors"] as TextCollector).text;
 }
 
 const ignoreWrite = () => {};
@@ -101,8 +60,8 @@ async function serve(
   app: Application,
   environ = request(),
   signal?: AbortSignal,
-): Promise<{ outcome: Outcome; sink: MemorySink }> {
-  const sink = new MemorySink(signal);
+): Promise<{ outcome: Outcome; sink: RecordingSink }> {
+  const sink = new RecordingSink(signal ?? false);
   const outcome = await runApplication(app, environ, sink);
   return { outcome, sink };
 }
@@ -330,7 +289,7 @@ describe("the gateway's environ", () => {
     const environ = request();
     const input = environ["tsgi.input"];
     let seen: Environ | undefined;
-    validator((inner, startResponse) => {
+    void validator((inner, startResponse) => {
       seen = inner;
       return hello(inner, startResponse);
     })(environ, acceptingStart);
@@ -410,7 +369,7 @@ describe("tsgi.input", () => {
 
   it("is not read from the gateway until the application reads it", () => {
     const read = vi.fn();
-    validator(hello)(request({}, new Readable({ read })), acceptingStart);
+    void validator(hello)(request({}, new Readable({ read })), acceptingStart);
     expect(read).not.toHaveBeenCalled();
   });
 });
@@ -418,7 +377,7 @@ describe("tsgi.input", () => {
 describe("tsgi.errors", () => {
   it("passes strings and bytes to the gateway's stream at once", () => {
     const environ = request();
-    validator((inner, startResponse) => {
+    void validator((inner, startResponse) => {
       inner["tsgi.errors"].write("text, ");
       inner["tsgi.errors"].write(Buffer.from("bytes"));
       return hello(inner, startResponse);
@@ -428,7 +387,7 @@ describe("tsgi.errors", () => {
 
   it("takes only strings and Uint8Arrays from the application", () => {
     const app: Application = (environ) => {
-      environ["tsgi.errors"].write(42 as unknown as string);
+      environ["tsgi.errors"].write(42);
       return [];
     };
     expectViolation(
@@ -627,7 +586,7 @@ describe("the application's status and headers", () => {
       startResponse("500 Internal Server Error", [], failure);
       return [];
     };
-    validator(app)(request(), gatewayStart);
+    void validator(app)(request(), gatewayStart);
     expect(gatewayStart).toHaveBeenCalledTimes(2);
     expect(gatewayStart).toHaveBeenLastCalledWith("500 Internal Server Error", [], failure);
   });
@@ -785,7 +744,7 @@ describe("the application's body", () => {
     };
     const body = validator(app)(request(), acceptingStart) as ClosableBody;
     void write?.("before close");
-    [...body];
+    Array.from(body);
     body.close();
     expectViolation(
       caught(() => write?.("late")),
@@ -918,7 +877,7 @@ describe("the gateway's handling of the body", () => {
 
   it("must not call close() twice", () => {
     const { body } = helloBody();
-    [...body];
+    Array.from(body);
     body.close();
     expectViolation(
       caught(() => body.close()),
@@ -930,7 +889,7 @@ describe("the gateway's handling of the body", () => {
 
   it("must call close(): assertNoViolations() reports a body that was never closed", () => {
     const { validated, body } = helloBody();
-    [...body];
+    Array.from(body);
     expectViolation(
       caught(() => validated.assertNoViolations()),
       "gateway",
@@ -941,14 +900,14 @@ describe("the gateway's handling of the body", () => {
 
   it("passes assertNoViolations() once the body was iterated and closed", () => {
     const { validated, body } = helloBody();
-    [...body];
+    Array.from(body);
     body.close();
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
   it("must not iterate the body twice", () => {
     const { body } = helloBody();
-    [...body];
+    Array.from(body);
     expectViolation(
       caught(() => [...body]),
       "gateway",
@@ -1026,7 +985,7 @@ describe("the gateway's handling of the body", () => {
       const validated = validator(hello);
       (() => {
         const body = validated(request({ PATH_INFO: "/dropped" }), acceptingStart) as ClosableBody;
-        [...body];
+        Array.from(body);
       })();
       for (let attempt = 0; attempt < 50 && warnings.length === 0; attempt++) {
         gc();
@@ -1132,12 +1091,12 @@ describe("under the shared engine (a well-behaved gateway)", () => {
     const validated = validator(app);
     const { outcome, sink } = await serve(validated);
     expect(outcome).toBe("complete");
-    expect(sink.body).toBe(expectedBody);
+    expect(sink.body()).toBe(expectedBody);
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
   it("passes a POST body of CONTENT_LENGTH bytes", async () => {
-    const echo = valid[4]![1];
+    const echo = valid[4][1];
     const validated = validator(echo);
     const environ = request(
       { REQUEST_METHOD: "POST", CONTENT_LENGTH: "4" },
@@ -1145,7 +1104,7 @@ describe("under the shared engine (a well-behaved gateway)", () => {
     );
     const { outcome, sink } = await serve(validated, environ);
     expect(outcome).toBe("complete");
-    expect(sink.body).toBe("got ping");
+    expect(sink.body()).toBe("got ping");
     expect(() => validated.assertNoViolations()).not.toThrow();
   });
 
@@ -1208,7 +1167,7 @@ describe("under the shared engine (a well-behaved gateway)", () => {
       });
       const { outcome, sink } = await serve(validated);
       expect(outcome).toBe("cut");
-      expect(sink.body).toBe("abc");
+      expect(sink.body()).toBe("abc");
       expect((caught(() => validated.assertNoViolations()) as ValidationError).rule).toBe(id);
     },
   );
@@ -1242,7 +1201,7 @@ describe("under the CGI gateway", () => {
     writeFileSync(join(directory, "stdin"), "pingEXTRA");
     const stdinFd = openSync(join(directory, "stdin"), "r");
     const stdoutFd = openSync(join(directory, "stdout"), "w");
-    const errors = new MemoryErrors();
+    const errors = new TextCollector();
     const validated = validator(async (environ, startResponse) => {
       const chunks: Buffer[] = [];
       for await (const chunk of environ["tsgi.input"]) chunks.push(Buffer.from(chunk));
@@ -1295,7 +1254,7 @@ describe("under the FastCGI gateway", () => {
       return [`${environ.CONTENT_TYPE} ${length}`];
     });
     const path = join(mkdtempSync(join(tmpdir(), "tsgi-validator-")), "fcgi.sock");
-    const errors = new MemoryErrors();
+    const errors = new TextCollector();
     server = await serveFastCgi(validated, { listen: path, errors });
     const params = paramsFor("/form", {
       REQUEST_METHOD: "POST",

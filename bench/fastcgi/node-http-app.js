@@ -1,45 +1,11 @@
 // The benchmark application on plain node:http, run behind nginx proxy_pass
-// (bench/fastcgi.js); same logic as tsgi-app.js.
+// (bench/fastcgi.js); the handler is node-handler.cjs.
 // usage: node node-http-app.js <port>   (listens on 127.0.0.1)
 
-import { createHash } from "node:crypto";
 import { createServer } from "node:http";
-import { setTimeout as sleep } from "node:timers/promises";
+import handle from "./node-handler.cjs";
 
-const HELLO = "Hello, world!\n";
-const HELLO_LENGTH = String(Buffer.byteLength(HELLO));
-
-async function upload(req, res) {
-  const delay = Number(/[?&]delay=([0-9]+)/.exec(req.url ?? "")?.[1] ?? 0);
-  if (delay > 0) await sleep(delay);
-  const hash = createHash("sha256");
-  let length = 0;
-  for await (const chunk of req) {
-    hash.update(chunk);
-    length += chunk.length;
-  }
-  const body = `${length} ${hash.digest("hex")}\n`;
-  res.writeHead(200, {
-    "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(body)),
-  });
-  res.end(body);
-}
-
-createServer((req, res) => {
-  if (req.method === "POST") {
-    upload(req, res).catch((error) => {
-      process.stderr.write(`upload failed: ${error}\n`);
-      res.destroy();
-    });
-    return;
-  }
-  res.writeHead(200, {
-    "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": HELLO_LENGTH,
-  });
-  res.end(HELLO);
-}).listen(Number(process.argv[2]), "127.0.0.1");
+createServer(handle).listen(Number(process.argv[2]), "127.0.0.1");
 
 // Exit cleanly on SIGTERM (so that `node --cpu-prof` writes its profile).
 process.on("SIGTERM", () => process.exit(0));

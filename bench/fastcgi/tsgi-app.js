@@ -2,7 +2,7 @@
 //   GET  anything           -> "Hello, world!\n", text/plain, Content-Length
 //   POST /?delay=<ms>       -> waits <ms>, then reads the body through SHA-256
 //                              and answers "<length> <sha256 hex>\n"
-// node-fastcgi-app.cjs, node-http-app.js and go-fcgi.go do exactly the same.
+// node-handler.cjs (for node-fastcgi and node:http) and go-fcgi.go do exactly the same.
 
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";

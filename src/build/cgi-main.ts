@@ -4,8 +4,8 @@
 // of the application's code (its imports included) runs before stdout belongs
 // to the response.
 
-import { claimStdout, plainTextResponse, runWithCgi } from "../cgi/gateway.js";
-import { AppLoadError, loadApplicationWith, namespaceOf } from "../load-app.js";
+import { serveLoadedApp } from "../cgi/serve-loaded.js";
+import { loadApplicationWith, namespaceOf } from "../load-app.js";
 
 /**
  * Serves one CGI request with the application `requireApp()` gives.
@@ -13,23 +13,8 @@ import { AppLoadError, loadApplicationWith, namespaceOf } from "../load-app.js";
  * line, and names the module in a load error.
  */
 export async function runBundledApp(spec: string, requireApp: () => unknown): Promise<void> {
-  if (!process.env.REQUEST_METHOD) {
-    // Run from a shell: runWithCgi explains, without loading the application.
-    await runWithCgi(() => []);
-    return;
-  }
-  claimStdout();
-  let app;
-  try {
-    // The same export rules and messages as `tsgi cgi`; the namespace comes from the bundle instead of the disk.
-    app = await loadApplicationWith(spec, async () => namespaceOf(requireApp()));
-  } catch (error) {
-    const message = error instanceof AppLoadError ? error.message : String(error);
-    process.stderr.write(`tsgi: ${message}\n`);
-    const text =
-      "Internal Server Error: the application could not be loaded (see the server's error log)\n";
-    await runWithCgi(plainTextResponse("500 Internal Server Error", text), { exit: false });
-    process.exit(1);
-  }
-  await runWithCgi(app);
+  // The same export rules and messages as `tsgi cgi`; the namespace comes from the bundle instead of the disk.
+  await serveLoadedApp(() =>
+    loadApplicationWith(spec, () => Promise.resolve(namespaceOf(requireApp()))),
+  );
 }

@@ -9,17 +9,13 @@
 // pays for whatever start-up loads.
 
 import { read, writeSync, writev } from "node:fs";
-import { createRequire } from "node:module";
 import type { Writable } from "node:stream";
 import { ConnectionClosedError } from "../engine.js";
+import { streamModule } from "../lazy-stream.js";
 import type { InputStream } from "../types.js";
 
 const READ_SIZE = 64 * 1024;
 const HIGH_WATER_MARK = 64 * 1024;
-
-function streamModule(): typeof import("node:stream") {
-  return createRequire("/")("node:stream") as typeof import("node:stream");
-}
 
 /** Waits a little before retrying a descriptor that said "try again" (a non-blocking one). */
 function retryDelay(attempt: number): Promise<void> {
@@ -103,15 +99,15 @@ export class FdBody {
   }
 
   private makeStream(): InputStream {
-    const body = this;
-    return new (streamModule().Readable)({
-      read() {
-        body.next().then(
-          (piece) => this.push(piece),
-          (error: Error) => this.destroy(error),
+    const stream = new (streamModule().Readable)({
+      read: () => {
+        this.next().then(
+          (piece) => stream.push(piece),
+          (error: Error) => stream.destroy(error),
         );
       },
     }) as InputStream;
+    return stream;
   }
 }
 
@@ -217,11 +213,11 @@ function writevAsync(fd: number, buffers: Uint8Array[]): Promise<number> {
 
 function dropWritten(batch: Uint8Array[], written: number): Uint8Array[] {
   let index = 0;
-  while (index < batch.length && written >= batch[index]!.length) {
-    written -= batch[index]!.length;
+  while (index < batch.length && written >= batch[index].length) {
+    written -= batch[index].length;
     index++;
   }
   const rest = batch.slice(index);
-  if (written > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(written);
+  if (written > 0 && rest.length > 0) rest[0] = rest[0].subarray(written);
   return rest;
 }

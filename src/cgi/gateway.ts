@@ -4,9 +4,9 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { runApplication, type Outcome, type ResponseSink } from "../engine.js";
-import { makeEnviron, parseContentLength } from "../environ.js";
+import { defineValue, makeEnviron, parseContentLength } from "../environ.js";
 import { formatCgiHead } from "../headers.js";
-import type { Application, HeaderList } from "../types.js";
+import type { Application, Environ, HeaderList } from "../types.js";
 import { FdBody, FdWriter, createSyncWriter, type BodyExtent } from "./fd-streams.js";
 
 export interface CgiOptions {
@@ -61,6 +61,9 @@ export function claimStdout(): void {
  */
 export async function runWithCgi(app: Application, options: CgiOptions = {}): Promise<number> {
   const code = await serveCgiRequest(app, options);
+  // What the application queued for right after its response still runs: Express logs a
+  // route's error from a setImmediate once its 500 has gone out.
+  await new Promise((resolve) => setImmediate(resolve));
   // [cgi.no-exit] `runWithCgi(app, { exit: false })` resolves with the exit code instead of
   // ending the process.
   if (options.exit !== false) process.exit(code);
@@ -98,25 +101,7 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
   defineLazily(environ, "tsgi.input", () => body.readable());
   defineLazily(environ, "tsgi.errors", errors);
 
-  let cleanUp: Promise<unknown> | undefined;
-  let outcome: Outcome;
-  // [cgi.bad-length] A `CONTENT_LENGTH` that is not a decimal number gets `400 Bad Request` and a line on stderr;
-  // the application is not called.
-  if (length === "invalid") {
-    errors().write(
-      `tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(vars.CONTENT_LENGTH)}\n`,
-    );
-    await runApplication(
-      plainTextResponse("400 Bad Request", "Bad Request: invalid CONTENT_LENGTH\n"),
-      environ,
-      sink,
-    );
-    outcome = "failed";
-  } else {
-    outcome = await runApplication(app, environ, sink, {
-      onCleanUp: (settled) => (cleanUp = settled),
-    });
-  }
+  const { outcome, cleanUp } = await respond(app, environ, sink, vars.CONTENT_LENGTH, errors);
   // Set at once: should the event loop run dry while the rest is awaited, the process ends with it.
   // [cgi.exit-status] Exit status: `0` when the application's response went out complete; `1`
   // when it failed (500), was cut off, could not be delivered (stdout closed), or the request
@@ -136,6 +121,36 @@ async function serveCgiRequest(app: Application, options: CgiOptions): Promise<n
   // does not fail.
   if (outcome === "complete" || outcome === "failed") await body.drain(DRAIN_TIMEOUT_MS);
   return process.exitCode;
+}
+
+/** The application's response, or a 400 for a length that is not a number; with the body's settling close(). */
+async function respond(
+  app: Application,
+  environ: Environ,
+  sink: CgiSink,
+  contentLength: string | undefined,
+  errors: () => Writable,
+): Promise<{ outcome: Outcome; cleanUp: Promise<unknown> | undefined }> {
+  // [cgi.bad-length] A `CONTENT_LENGTH` that is not a decimal number gets `400 Bad Request` and a line on stderr;
+  // the application is not called.
+  if (parseContentLength(contentLength) === "invalid") {
+    errors().write(
+      `tsgi: bad request: CONTENT_LENGTH is not a decimal number: ${JSON.stringify(contentLength)}\n`,
+    );
+    const badRequest = plainTextResponse(
+      "400 Bad Request",
+      "Bad Request: invalid CONTENT_LENGTH\n",
+    );
+    await runApplication(badRequest, environ, sink);
+    return { outcome: "failed", cleanUp: undefined };
+  }
+  let cleanUp: Promise<unknown> | undefined;
+  const outcome = await runApplication(app, environ, sink, {
+    onCleanUp: (settled) => {
+      cleanUp = settled;
+    },
+  });
+  return { outcome, cleanUp };
 }
 
 /**
@@ -186,21 +201,11 @@ function defineLazily(environ: object, key: string, make: () => unknown): void {
     enumerable: true,
     get() {
       const value = make();
-      Object.defineProperty(environ, key, {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineValue(environ, key, value);
       return value;
     },
     set(value: unknown) {
-      Object.defineProperty(environ, key, {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineValue(environ, key, value);
     },
   });
 }
@@ -241,12 +246,15 @@ export function plainTextResponse(status: string, text: string): Application {
  * /proc/self/environ; a variable the process has since changed keeps its
  * process.env value.
  */
+// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the ASCII range tested for
+const NOT_ASCII = /[^\x00-\x7f]/;
+
 export function readProcessEnvironment(): Record<string, string | undefined> {
   // [cgi.environ] environ: a copy of the process environment.
   const vars: Record<string, string | undefined> = { ...process.env };
   // [cgi.proc-environ] Node decodes environment values as UTF-8 and turns invalid bytes into U+FFFD; so on Linux,
   // tsgi re-reads every value that is not plain ASCII from `/proc/self/environ`, applying the Latin-1 rule.
-  if (!Object.values(vars).some((value) => value !== undefined && /[^\x00-\x7f]/.test(value)))
+  if (!Object.values(vars).some((value) => value !== undefined && NOT_ASCII.test(value)))
     return vars;
   let raw: Buffer;
   try {
@@ -264,7 +272,7 @@ export function readProcessEnvironment(): Record<string, string | undefined> {
       const current = vars[name];
       if (
         current !== undefined &&
-        /[^\x00-\x7f]/.test(current) &&
+        NOT_ASCII.test(current) &&
         raw.toString("utf8", equals + 1, end) === current
       ) {
         vars[name] = raw.toString("latin1", equals + 1, end);

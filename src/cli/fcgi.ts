@@ -5,15 +5,18 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
-import { AppLoadError, loadApplicationWith } from "../load-app.js";
+import { loadApplicationWith } from "../load-app.js";
+import { exitOnStartupError } from "./load-error.js";
 import { commandLineLoader } from "../typescript/loader.js";
 import {
+  FASTCGI_INHERITED_SOCKET_HINT,
   ListenError,
   serveFastCgi,
   type FastCgiOptions,
   type FastCgiServer,
 } from "../fastcgi/server.js";
-import { runPrimary, type ClusterMessage, type ClusterStatus } from "../fastcgi/workers.js";
+import type { Application } from "../types.js";
+import { askPrimaryForStatus, askToRetire, runPrimary, serveAsWorker } from "../server/workers.js";
 
 export interface FcgiCommandOptions extends FastCgiOptions {
   /** Seconds requests in flight get to finish after SIGTERM/SIGINT. */
@@ -43,76 +46,79 @@ const log = (message: string) => process.stderr.write(`[tsgi] fastcgi: ${message
 
 export async function runFcgiCommand(spec: string, options: FcgiCommandOptions): Promise<void> {
   if (options.workers !== undefined && cluster.isPrimary) {
-    const workers = options.workers === "auto" ? availableParallelism() : options.workers;
-    try {
-      await runPrimary({
-        workers,
-        listen: options.listen,
-        socketMode: options.socketMode ?? 0o660,
-        grace: options.grace,
-        log,
-      });
-    } catch (error) {
-      fail(error);
-    }
+    await startPrimary(options.workers, options);
     return;
   }
   // Before start-up's own allocations, which then take the step: an idle process
   // stays small all the same (untouched young-generation pages are not resident).
   growYoungGenerationAtOnce();
-  let app;
+  let app: Application;
   try {
     app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
   } catch (error) {
     fail(error);
   }
-  const inWorker = cluster.isWorker;
   let running: FastCgiServer;
-  let retiring = false;
-  const stop = (grace: number) => running.close(grace).then(() => process.exit(0));
   try {
-    running = await serveFastCgi(app, {
-      ...options,
-      // Workers share the socket; otherwise serveFastCgi decides from where it listens.
-      multiprocess: inWorker || options.multiprocess ? true : undefined,
-      // This process is ours: its V8 flags may be set (see fastcgi/reclaim.ts).
-      reclaimBodyMemory: true,
-      onRetire: () => {
-        if (retiring) return;
-        retiring = true;
-        // A worker asks the primary to start its replacement first; alone, the
-        // process exits and the web server (mod_fcgid, lighttpd) starts a new one.
-        if (inWorker) process.send?.({ tsgi: "retire" } satisfies ClusterMessage);
-        else {
-          log(
-            `served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`,
-          );
-          void stop(options.grace);
-        }
-      },
-      clusterStatus: inWorker ? askPrimaryForStatus : undefined,
+    running = await serve(app, options);
+  } catch (error) {
+    fail(error);
+  }
+  const stop = (grace: number) => void running.close(grace).then(() => process.exit(0));
+  if (cluster.isWorker) {
+    serveAsWorker({ stats: () => running.stats(), stop }, options.grace);
+    return;
+  }
+  stopOnSignals(running, options.grace);
+  // Only now: whoever waits for this line may signal at once, and before the
+  // handlers exist a SIGTERM would kill the process instead of stopping it.
+  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
+}
+
+async function startPrimary(workers: number | "auto", options: FcgiCommandOptions): Promise<void> {
+  try {
+    await runPrimary({
+      workers: workers === "auto" ? availableParallelism() : workers,
+      listen: options.listen,
+      socketMode: options.socketMode ?? 0o660,
+      inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
+      grace: options.grace,
+      log,
     });
   } catch (error) {
     fail(error);
   }
+}
 
-  if (inWorker) {
-    process.send?.({ tsgi: "listening" } satisfies ClusterMessage);
-    setInterval(
-      () => process.send?.({ tsgi: "stats", stats: running.stats() } satisfies ClusterMessage),
-      1000,
-    ).unref();
-    process.on("message", (message: ClusterMessage) => {
-      if (message?.tsgi === "stop") void stop(message.grace);
-    });
-    // The primary is gone: finish what is in flight and leave.
-    process.on("disconnect", () => void stop(options.grace));
-    // The primary relays SIGTERM/SIGINT as "stop"; a terminal's Ctrl-C reaches every process.
-    process.on("SIGINT", () => {});
-    process.on("SIGTERM", () => void stop(options.grace));
-    return;
-  }
+/** serveFastCgi as the command runs it: this process is ours, and may be one of several workers. */
+function serve(app: Application, options: FcgiCommandOptions): Promise<FastCgiServer> {
+  const inWorker = cluster.isWorker;
+  let retiring = false;
+  let running: FastCgiServer | undefined;
+  const onRetire = () => {
+    if (retiring) return;
+    retiring = true;
+    // A worker asks the primary to start its replacement first; alone, the
+    // process exits and the web server (mod_fcgid, lighttpd) starts a new one.
+    if (inWorker) return askToRetire();
+    log(
+      `served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`,
+    );
+    void running?.close(options.grace).then(() => process.exit(0));
+  };
+  return serveFastCgi(app, {
+    ...options,
+    // Workers share the socket; otherwise serveFastCgi decides from where it listens.
+    multiprocess: inWorker || options.multiprocess ? true : undefined,
+    // This process is ours: its V8 flags may be set (see fastcgi/reclaim.ts).
+    reclaimBodyMemory: true,
+    onRetire,
+    clusterStatus: inWorker ? askPrimaryForStatus : undefined,
+  }).then((server) => (running = server));
+}
 
+/** SIGTERM/SIGINT: requests in flight get the grace period; a second signal exits at once. */
+function stopOnSignals(running: FastCgiServer, grace: number): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -121,41 +127,14 @@ export async function runFcgiCommand(spec: string, options: FcgiCommandOptions):
     }
     stopping = true;
     log(
-      `${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${options.grace} s`,
+      `${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${grace} s`,
     );
-    void stop(options.grace);
+    void running.close(grace).then(() => process.exit(0));
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  // Only now: whoever waits for this line may signal at once, and before the
-  // handlers exist a SIGTERM would kill the process instead of stopping it.
-  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
 }
 
 function fail(error: unknown): never {
-  const message =
-    error instanceof AppLoadError || error instanceof ListenError ? error.message : String(error);
-  process.stderr.write(`tsgi: ${message}\n`);
-  process.exit(1);
-}
-
-let nextNonce = 1;
-
-/** The status page in a worker shows every worker: the primary has their figures. */
-function askPrimaryForStatus(): Promise<ClusterStatus | undefined> {
-  const nonce = nextNonce++;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      process.off("message", onMessage);
-      resolve(undefined);
-    }, 1000);
-    const onMessage = (message: ClusterMessage) => {
-      if (message?.tsgi !== "status" || message.nonce !== nonce) return;
-      clearTimeout(timer);
-      process.off("message", onMessage);
-      resolve(message.status);
-    };
-    process.on("message", onMessage);
-    process.send?.({ tsgi: "status-request", nonce } satisfies ClusterMessage);
-  });
+  exitOnStartupError(error, [ListenError]);
 }

@@ -3,9 +3,15 @@
 // answers management records, and batches outgoing records into few writes.
 
 import type { Socket } from "node:net";
-import type { Writable } from "node:stream";
 import type { Outcome } from "../engine.js";
 import type { Application } from "../types.js";
+import type {
+  ChannelRequest,
+  ConnectionOptions,
+  RequestChannel,
+  ServerConnection,
+  ServerHooks,
+} from "./interfaces.js";
 import {
   FCGI_KEEP_CONN,
   FCGI_MAX_CONTENT_LENGTH,
@@ -28,40 +34,8 @@ import {
   type RecordHandler,
 } from "./records.js";
 import { FastCgiRequest } from "./request.js";
-import type { BuiltInPages } from "./status.js";
 
-/** Settings every connection of a server shares. */
-export interface ConnectionOptions {
-  maxConnections: number;
-  maxRequests: number;
-  maxRequestsPerConnection: number;
-  maxParamsBytes: number;
-  multiplex: boolean;
-  /** Milliseconds a request may wait for more params or body before it is given up. */
-  receiveTimeout: number;
-  errors: Writable;
-  stderrToWebServer: boolean;
-  multiprocess: boolean;
-  /** Run a minor collection now and then while request bodies arrive (see reclaim.ts). */
-  reclaimBodyMemory: boolean;
-  /** Milliseconds an application call may run before it is given up (0: no limit). */
-  requestTimeout: number;
-  /** Milliseconds after which a request still running is logged (0: never). */
-  slowRequest: number;
-  /** The status and ping pages tsgi answers itself, if configured. */
-  pages: BuiltInPages | undefined;
-}
-
-/** What a connection needs from its server. */
-export interface ServerHooks {
-  /** Takes a request slot; false when the process is at its limit. */
-  admit(): boolean;
-  /** Gives a request slot back. */
-  release(): void;
-  requestFinished(outcome: Outcome): void;
-  connectionClosed(connection: FastCgiConnection): void;
-  readonly shuttingDown: boolean;
-}
+export type { ConnectionOptions, ServerHooks } from "./interfaces.js";
 
 /** Bytes queued for the socket before a writer is asked to wait. */
 const OUTPUT_HIGH_WATER_MARK = 64 * 1024;
@@ -75,9 +49,9 @@ function flushConnection(connection: FastCgiConnection): void {
   connection.flush();
 }
 
-export class FastCgiConnection implements RecordHandler {
-  readonly requests = new Map<number, FastCgiRequest>();
-  closed = false;
+export class FastCgiConnection implements RecordHandler, RequestChannel, ServerConnection {
+  private readonly requests = new Map<number, ChannelRequest>();
+  private isClosed = false;
   private readonly parser = new RecordParser(this);
   private out: Uint8Array[] = [];
   private outBytes = 0;
@@ -85,7 +59,7 @@ export class FastCgiConnection implements RecordHandler {
   private endWhenFlushed = false;
   private peerEnded = false;
   private drainWaiters: (() => void)[] = [];
-  private readonly pausedBy = new Set<FastCgiRequest>();
+  private readonly pausedBy = new Set<ChannelRequest>();
   private recordsSeen = false;
   /**
    * Ids of responses cut off on this connection. They never get END_REQUEST, so
@@ -95,22 +69,14 @@ export class FastCgiConnection implements RecordHandler {
   private readonly cutIds = new Set<number>();
 
   constructor(
-    readonly socket: Socket,
-    readonly options: ConnectionOptions,
-    readonly server: ServerHooks,
+    private readonly socket: Socket,
+    private readonly options: ConnectionOptions,
+    private readonly server: ServerHooks,
     private readonly app: Application,
   ) {
     socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
     socket.on("drain", () => this.releaseDrainWaiters());
-    socket.on("end", () => {
-      // The web server is done sending; answer what is in flight, then close.
-      this.peerEnded = true;
-      // Input still missing can never arrive now: those requests are given up at once,
-      // not held (with their slot) until the receive timeout.
-      for (const request of [...this.requests.values()])
-        if (!request.inputComplete) request.peerGone();
-      if (this.requests.size === 0) this.endAfterFlush();
-    });
+    socket.on("end", () => this.onPeerEnd());
     socket.on("error", () => {
       // EPIPE/ECONNRESET: the web server went away; "close" follows and aborts the requests.
     });
@@ -134,11 +100,7 @@ export class FastCgiConnection implements RecordHandler {
     } else if (type === RecordType.BEGIN_REQUEST) {
       this.begin(requestId, content);
     } else if (type === RecordType.ABORT_REQUEST) {
-      const request = this.requests.get(requestId);
-      if (request) {
-        request.abortRequest("the web server aborted the request (FCGI_ABORT_REQUEST)");
-        request.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
-      }
+      this.requests.get(requestId)?.abortedByPeer();
     }
     // Other record types on a request id, and records for ids not in use, are ignored (spec 3.3).
   }
@@ -171,12 +133,12 @@ export class FastCgiConnection implements RecordHandler {
     }
     const known: Record<string, string> = {
       [GetValuesName.MAX_CONNS]: String(this.options.maxConnections),
-      [GetValuesName.MAX_REQS]: String(this.options.maxRequests),
+      [GetValuesName.MAX_REQS]: String(this.options.concurrency),
       [GetValuesName.MPXS_CONNS]: this.options.multiplex ? "1" : "0",
     };
     const answer: [string, string][] = [];
     for (const name of asked.keys())
-      if (Object.hasOwn(known, name)) answer.push([name, known[name]!]);
+      if (Object.hasOwn(known, name)) answer.push([name, known[name]]);
     this.send(encodeGetValuesResult(answer));
   }
 
@@ -211,8 +173,22 @@ export class FastCgiConnection implements RecordHandler {
       this.socket.destroy();
       return;
     }
-    const keepConn = (flags & FCGI_KEEP_CONN) !== 0;
-    let refusal: number | undefined;
+    this.admit(id, role, (flags & FCGI_KEEP_CONN) !== 0);
+  }
+
+  /** Starts the request, or refuses it with an END_REQUEST saying why. */
+  private admit(id: number, role: number, keepConn: boolean): void {
+    const refusal = this.refusal(id, role);
+    if (refusal !== undefined) {
+      this.send(encodeEndRequest(id, 0, refusal));
+      if (!keepConn && this.requests.size === 0) this.endAfterFlush();
+      return;
+    }
+    this.requests.set(id, new FastCgiRequest(id, role, keepConn, this, this.options));
+  }
+
+  /** The protocolStatus that refuses a new request, or undefined to take it (the last check takes a slot). */
+  private refusal(id: number, role: number): number | undefined {
     // [fcgi.cut] A response cut off after its headers never ends with `FCGI_END_REQUEST`: alone
     // on its connection, the connection is closed; when other requests share the connection,
     // those finish, the connection takes no new request (a new `FCGI_BEGIN_REQUEST` is refused
@@ -220,30 +196,28 @@ export class FastCgiConnection implements RecordHandler {
     if (this.cutIds.size > 0) {
       // The connection is on its way out (see cutOff): the spec's answer for a
       // request the application cannot take now (spec 5.5).
-      refusal = ProtocolStatus.OVERLOADED;
       this.log(
         `request ${id}: refused (FCGI_OVERLOADED): a response on this connection was cut off, so it closes once its requests are done`,
       );
-    } else if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
-      refusal = ProtocolStatus.UNKNOWN_ROLE;
+      return ProtocolStatus.OVERLOADED;
+    }
+    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) {
       this.log(`request ${id}: unknown role ${role}`);
-    } else if (
+      return ProtocolStatus.UNKNOWN_ROLE;
+    }
+    if (
       this.requests.size >= (this.options.multiplex ? this.options.maxRequestsPerConnection : 1)
     ) {
-      refusal = ProtocolStatus.CANT_MPX_CONN;
       this.log(`request ${id}: too many requests on one connection (${this.requests.size})`);
-    } else if (!this.server.admit()) {
-      refusal = ProtocolStatus.OVERLOADED;
+      return ProtocolStatus.CANT_MPX_CONN;
+    }
+    if (!this.server.admit()) {
       this.log(
-        `request ${id}: overloaded: ${this.options.maxRequests} requests already in progress`,
+        `request ${id}: overloaded: ${this.options.concurrency} requests already in progress`,
       );
+      return ProtocolStatus.OVERLOADED;
     }
-    if (refusal !== undefined) {
-      this.send(encodeEndRequest(id, 0, refusal));
-      if (!keepConn && this.requests.size === 0) this.endAfterFlush();
-      return;
-    }
-    this.requests.set(id, new FastCgiRequest(id, role, keepConn, this));
+    return undefined;
   }
 
   /** Closes this connection over a protocol violation; other connections are untouched. */
@@ -256,22 +230,32 @@ export class FastCgiConnection implements RecordHandler {
   // Input flow control: a request whose body is not being read stops the whole
   // connection (FastCGI has no per-request flow control), so memory stays bounded.
 
-  private pauseFor(request: FastCgiRequest): void {
+  private pauseFor(request: ChannelRequest): void {
     this.pausedBy.add(request);
     this.socket.pause();
   }
 
-  resumeFor(request: FastCgiRequest): void {
+  resume(request: ChannelRequest): void {
     if (!this.pausedBy.delete(request)) return;
     // The time spent paused was ours, not a stall of the web server's.
-    request.lastInputAt = Date.now();
-    if (this.pausedBy.size === 0 && !this.closed) this.socket.resume();
+    request.inputResumed();
+    if (this.pausedBy.size === 0 && !this.isClosed) this.socket.resume();
+  }
+
+  /** The web server is done sending; answer what is in flight, then close. */
+  private onPeerEnd(): void {
+    this.peerEnded = true;
+    // Input still missing can never arrive now: those requests are given up at once,
+    // not held (with their slot) until the receive timeout.
+    for (const request of [...this.requests.values()])
+      if (!request.inputComplete) request.peerGone();
+    if (this.requests.size === 0) this.endAfterFlush();
   }
 
   // Output
 
   send(bytes: Uint8Array): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     this.out.push(bytes);
     this.outBytes += bytes.length;
     if (!this.flushScheduled) {
@@ -287,10 +271,10 @@ export class FastCgiConnection implements RecordHandler {
     const outBytes = this.outBytes;
     this.out = [];
     this.outBytes = 0;
-    if (this.closed || out.length === 0) return;
+    if (this.isClosed || out.length === 0) return;
     const socket = this.socket;
     if (out.length === 1) {
-      socket.write(out[0]!);
+      socket.write(out[0]);
     } else if (outBytes <= JOIN_LIMIT) {
       socket.write(Buffer.concat(out, outBytes));
     } else {
@@ -317,17 +301,14 @@ export class FastCgiConnection implements RecordHandler {
     }
     const padding = paddingFor(length);
     this.send(encodeRecordHeader(type, id, length, padding));
-    if (first.length > 0) this.send(first as Buffer);
-    if (second !== undefined && second.length > 0) this.send(second as Buffer);
-    if (padding > 0) this.send(PADDING[padding]!);
+    if (first.length > 0) this.send(first);
+    if (second !== undefined && second.length > 0) this.send(second);
+    if (padding > 0) this.send(PADDING[padding]);
   }
 
-  needsDrain(): boolean {
-    return this.outBytes + this.socket.writableLength >= OUTPUT_HIGH_WATER_MARK;
-  }
-
-  /** Resolves when the socket has taken what is queued. */
-  drained(): Promise<void> {
+  backpressure(): Promise<void> | undefined {
+    if (this.outBytes + this.socket.writableLength < OUTPUT_HIGH_WATER_MARK) return undefined;
+    // Resolves when the socket has taken what is queued.
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -339,7 +320,7 @@ export class FastCgiConnection implements RecordHandler {
   }
 
   private endAfterFlush(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     if (this.flushScheduled) this.endWhenFlushed = true;
     else this.closeOutput();
   }
@@ -357,10 +338,10 @@ export class FastCgiConnection implements RecordHandler {
   }
 
   /** A request sent END_REQUEST (or was cut off): free its id, and close the connection if it is no longer wanted. */
-  requestEnded(request: FastCgiRequest): void {
+  ended(request: ChannelRequest): void {
     if (this.requests.get(request.id) !== request) return;
     this.requests.delete(request.id);
-    if (this.pausedBy.has(request)) this.resumeFor(request);
+    if (this.pausedBy.has(request)) this.resume(request);
     this.server.release();
     if (this.requests.size > 0) return;
     if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded || this.server.shuttingDown)
@@ -380,31 +361,46 @@ export class FastCgiConnection implements RecordHandler {
   // on its connection, the connection is closed; when other requests share the connection,
   // those finish, the connection takes no new request (a new `FCGI_BEGIN_REQUEST` is refused
   // with `FCGI_OVERLOADED`), and it closes once they are done.
-  cutOff(request: FastCgiRequest): void {
-    if (request.finished || this.requests.get(request.id) !== request) return;
-    request.finished = true;
+  cutOff(request: ChannelRequest): void {
+    if (this.requests.get(request.id) !== request) return;
     this.cutIds.add(request.id);
     // What was produced still goes out, before the close.
-    this.requestEnded(request);
+    this.ended(request);
   }
 
-  /** Whether any record arrived yet: a fresh connection's first request may still be on its way. */
+  applicationFinished(outcome: Outcome): void {
+    this.server.requestFinished(outcome);
+  }
+
+  // ServerConnection
+
   get used(): boolean {
     return this.recordsSeen;
   }
 
-  /** Called when the server shuts down: close now if nothing is in flight. */
+  get activeRequests(): number {
+    return this.requests.size;
+  }
+
   closeIfIdle(): void {
     if (this.requests.size === 0) this.endAfterFlush();
   }
 
+  closed(): Promise<void> {
+    if (this.socket.closed) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once("close", () => resolve()));
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   private onClose(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.parser.stop();
     for (const request of this.requests.values()) {
-      request.abortRequest("the web server closed the connection");
-      request.finished = true;
+      request.connectionClosed();
       this.server.release();
     }
     this.requests.clear();
@@ -413,15 +409,14 @@ export class FastCgiConnection implements RecordHandler {
     this.server.connectionClosed(this);
   }
 
-  /** Requests whose input has stalled longer than the receive timeout. */
-  *stalledRequests(now: number): Iterable<FastCgiRequest> {
-    for (const request of this.requests.values()) {
+  timeOutStalled(now: number): void {
+    for (const request of [...this.requests.values()]) {
       if (
         !request.inputComplete &&
         !this.pausedBy.has(request) &&
         now - request.lastInputAt > this.options.receiveTimeout
       ) {
-        yield request;
+        request.timeOut();
       }
     }
   }

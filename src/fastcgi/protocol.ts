@@ -26,7 +26,6 @@ export const RecordType = {
   GET_VALUES_RESULT: 10,
   UNKNOWN_TYPE: 11,
 } as const;
-export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
 /** Roles a BEGIN_REQUEST can ask the application to play. */
 export const Role = {
@@ -34,7 +33,6 @@ export const Role = {
   AUTHORIZER: 2,
   FILTER: 3,
 } as const;
-export type Role = (typeof Role)[keyof typeof Role];
 
 /** `protocolStatus` values of an END_REQUEST record. */
 export const ProtocolStatus = {
@@ -43,7 +41,11 @@ export const ProtocolStatus = {
   OVERLOADED: 2,
   UNKNOWN_ROLE: 3,
 } as const;
-export type ProtocolStatus = (typeof ProtocolStatus)[keyof typeof ProtocolStatus];
+
+type ValueOf<T> = T[keyof T];
+export type RecordType = ValueOf<typeof RecordType>;
+export type Role = ValueOf<typeof Role>;
+export type ProtocolStatus = ValueOf<typeof ProtocolStatus>;
 
 /** Variable names a web server may ask about with GET_VALUES. */
 export const GetValuesName = {
@@ -69,7 +71,8 @@ export class ParamsTooLargeError extends FastCgiProtocolError {
   override name = "ParamsTooLargeError";
 }
 
-const NON_LATIN1 = /[^\u0000-\u00ff]/;
+// Any UTF-16 code unit above 0xff (surrogates included) is outside Latin-1.
+const NON_LATIN1 = /[\u0100-\uffff]/;
 
 function lengthFieldSize(length: number): number {
   return length < 0x80 ? 1 : 4;
@@ -126,6 +129,27 @@ export interface ParamsDecoderOptions {
   maxBytes?: number;
 }
 
+/** The position after the length field readLength() read last (a module slot: no allocation per field). */
+let afterLength = 0;
+
+/**
+ * Reads the length field at `pos`: one byte below 0x80, else four bytes
+ * (big-endian, top bit cleared). Returns -1 when the field does not all lie
+ * before `end`; otherwise sets {@link afterLength}.
+ */
+function readLength(bytes: Buffer, pos: number, end: number): number {
+  const first = bytes[pos];
+  if (first < 0x80) {
+    afterLength = pos + 1;
+    return first;
+  }
+  if (pos + 4 > end) return -1;
+  afterLength = pos + 4;
+  return (
+    (first & 0x7f) * 0x1000000 + (bytes[pos + 1] << 16) + (bytes[pos + 2] << 8) + bytes[pos + 3]
+  );
+}
+
 const READ_NAME_LENGTH = 0;
 const READ_VALUE_LENGTH = 1;
 const READ_NAME = 2;
@@ -149,8 +173,9 @@ export class ParamsDecoder {
   private failure: FastCgiProtocolError | null = null;
   private bytesSeen = 0;
   private state = READ_NAME_LENGTH;
-  private lengthValue = 0;
-  private lengthBytesLeft = 0;
+  // Holds a 4-byte length field that straddles chunks (rare: made when first needed).
+  private lengthBytes: Buffer | null = null;
+  private lengthFilled = 0;
   private nameLength = 0;
   private valueLength = 0;
   private name = "";
@@ -170,11 +195,10 @@ export class ParamsDecoder {
     this.bytesSeen += chunk.length;
     if (this.bytesSeen > this.maxBytes)
       this.fail(new ParamsTooLargeError(`FastCGI params exceed the ${this.maxBytes}-byte limit`));
-
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
-      if (this.state === READ_NAME_LENGTH && this.lengthBytesLeft === 0) {
+      if (this.state === READ_NAME_LENGTH && this.lengthFilled === 0) {
         // The common case: the whole pair lies in this chunk.
         const next = this.wholePair(chunk, pos, chunkStart);
         if (next !== -1) {
@@ -182,75 +206,93 @@ export class ParamsDecoder {
           continue;
         }
       }
-      const state = this.state;
-      if (state === READ_NAME_LENGTH || state === READ_VALUE_LENGTH) {
-        const byte = chunk[pos++];
-        let length: number;
-        if (this.lengthBytesLeft === 0) {
-          if (byte >= 0x80) {
-            this.lengthValue = byte & 0x7f;
-            this.lengthBytesLeft = 3;
-            continue;
-          }
-          length = byte;
-        } else {
-          this.lengthValue = (this.lengthValue << 8) | byte;
-          if (--this.lengthBytesLeft !== 0) continue;
-          length = this.lengthValue;
-        }
-        if (state === READ_NAME_LENGTH) {
-          this.nameLength = length;
-          this.state = READ_VALUE_LENGTH;
-        } else {
-          this.valueLength = length;
-          // Refuse before buffering anything, so a forged length cannot make us allocate it.
-          if (chunkStart + pos + this.nameLength + length > this.maxBytes) {
-            this.fail(
-              new ParamsTooLargeError(
-                `FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`,
-              ),
-            );
-          }
-          this.startName();
-        }
-      } else {
-        const fieldLength = state === READ_NAME ? this.nameLength : this.valueLength;
-        const available = end - pos;
-        let text: string;
-        if (this.partial === null && available >= fieldLength) {
-          text =
-            state === READ_NAME
-              ? knownName(chunk, pos, pos + fieldLength)
-              : chunk.toString("latin1", pos, pos + fieldLength);
-          pos += fieldLength;
-        } else {
-          if (this.partial === null) {
-            this.partial = Buffer.allocUnsafe(fieldLength);
-            this.partialFilled = 0;
-          }
-          const count = Math.min(fieldLength - this.partialFilled, available);
-          chunk.copy(this.partial, this.partialFilled, pos, pos + count);
-          this.partialFilled += count;
-          pos += count;
-          if (this.partialFilled < fieldLength) break;
-          text = this.partial.toString("latin1");
-          this.partial = null;
-        }
-        if (state === READ_NAME) {
-          this.name = text;
-          this.startValue();
-        } else {
-          this.store(this.name, text);
-          this.state = READ_NAME_LENGTH;
-        }
+      pos =
+        this.state === READ_NAME_LENGTH || this.state === READ_VALUE_LENGTH
+          ? this.lengthField(chunk, pos, chunkStart)
+          : this.text(chunk, pos);
+    }
+  }
+
+  /** Reads (part of) a length field at `pos`; returns the position after what it read. */
+  private lengthField(chunk: Buffer, pos: number, chunkStart: number): number {
+    const end = chunk.length;
+    if (this.lengthFilled === 0) {
+      const length = readLength(chunk, pos, end);
+      if (length !== -1) {
+        this.lengthRead(length, chunkStart + afterLength);
+        return afterLength;
       }
+    }
+    // A 4-byte field straddles chunks: its bytes are gathered, then read as one.
+    const bytes = (this.lengthBytes ??= Buffer.allocUnsafe(4));
+    const count = Math.min(4 - this.lengthFilled, end - pos);
+    chunk.copy(bytes, this.lengthFilled, pos, pos + count);
+    this.lengthFilled += count;
+    pos += count;
+    if (this.lengthFilled < 4) return pos;
+    this.lengthFilled = 0;
+    this.lengthRead(readLength(bytes, 0, 4), chunkStart + pos);
+    return pos;
+  }
+
+  /** A name or value length is known; `streamPos` is where its field ends in the whole stream. */
+  private lengthRead(length: number, streamPos: number): void {
+    if (this.state === READ_NAME_LENGTH) {
+      this.nameLength = length;
+      this.state = READ_VALUE_LENGTH;
+      return;
+    }
+    this.valueLength = length;
+    // Refuse before buffering anything, so a forged length cannot make us allocate it.
+    if (streamPos + this.nameLength + length > this.maxBytes) {
+      this.fail(
+        new ParamsTooLargeError(
+          `FastCGI param of ${this.nameLength + length} bytes exceeds the ${this.maxBytes}-byte params limit`,
+        ),
+      );
+    }
+    this.startName();
+  }
+
+  /** Reads (part of) a name or value at `pos`; returns the position after what it read. */
+  private text(chunk: Buffer, pos: number): number {
+    const isName = this.state === READ_NAME;
+    const fieldLength = isName ? this.nameLength : this.valueLength;
+    const available = chunk.length - pos;
+    if (this.partial === null && available >= fieldLength) {
+      const end = pos + fieldLength;
+      this.textRead(isName ? knownName(chunk, pos, end) : chunk.toString("latin1", pos, end));
+      return end;
+    }
+    if (this.partial === null) {
+      this.partial = Buffer.allocUnsafe(fieldLength);
+      this.partialFilled = 0;
+    }
+    const partial = this.partial;
+    const count = Math.min(fieldLength - this.partialFilled, available);
+    chunk.copy(partial, this.partialFilled, pos, pos + count);
+    this.partialFilled += count;
+    if (this.partialFilled === fieldLength) {
+      this.partial = null;
+      this.textRead(partial.toString("latin1"));
+    }
+    return pos + count;
+  }
+
+  private textRead(text: string): void {
+    if (this.state === READ_NAME) {
+      this.name = text;
+      this.startValue();
+    } else {
+      this.store(this.name, text);
+      this.state = READ_NAME_LENGTH;
     }
   }
 
   /** Ends the stream and returns the decoded pairs as an object. Throws if a pair is incomplete. */
   end(): Record<string, string> {
     if (this.failure) throw this.failure;
-    if (this.state !== READ_NAME_LENGTH || this.lengthBytesLeft !== 0) {
+    if (this.state !== READ_NAME_LENGTH || this.lengthFilled !== 0) {
       this.fail(new FastCgiProtocolError("FastCGI params stream ended inside a name-value pair"));
     }
     return buildParamsObject(this.names, this.values);
@@ -262,31 +304,11 @@ export class ParamsDecoder {
    */
   private wholePair(chunk: Buffer, pos: number, chunkStart: number): number {
     const end = chunk.length;
-    let nameLength = chunk[pos]!;
-    if (nameLength >= 0x80) {
-      if (pos + 4 > end) return -1;
-      nameLength =
-        (nameLength & 0x7f) * 0x1000000 +
-        (chunk[pos + 1]! << 16) +
-        (chunk[pos + 2]! << 8) +
-        chunk[pos + 3]!;
-      pos += 4;
-    } else {
-      pos += 1;
-    }
-    if (pos >= end) return -1;
-    let valueLength = chunk[pos]!;
-    if (valueLength >= 0x80) {
-      if (pos + 4 > end) return -1;
-      valueLength =
-        (valueLength & 0x7f) * 0x1000000 +
-        (chunk[pos + 1]! << 16) +
-        (chunk[pos + 2]! << 8) +
-        chunk[pos + 3]!;
-      pos += 4;
-    } else {
-      pos += 1;
-    }
+    const nameLength = readLength(chunk, pos, end);
+    if (nameLength === -1 || afterLength >= end) return -1;
+    const valueLength = readLength(chunk, afterLength, end);
+    if (valueLength === -1) return -1;
+    pos = afterLength;
     const pairEnd = pos + nameLength + valueLength;
     if (pairEnd > end || chunkStart + pairEnd > this.maxBytes) return -1;
     if (nameLength === 0) {
@@ -337,15 +359,15 @@ export class ParamsDecoder {
 // for a name the last time spares decoding it, and lets V8 reuse the property
 // key it already interned when the name became an environ key.
 const NAME_CACHE_SLOTS = 512;
-const cachedNameBytes: (Buffer | undefined)[] = new Array(NAME_CACHE_SLOTS);
-const cachedNames: string[] = new Array(NAME_CACHE_SLOTS);
+const cachedNameBytes = new Array<Buffer | undefined>(NAME_CACHE_SLOTS);
+const cachedNames = new Array<string>(NAME_CACHE_SLOTS);
 
 /** The cache slot of the name knownName() returned last (-1 if it is not cached), for knownValue(). */
 let lastNameSlot = -1;
 
 function knownName(chunk: Buffer, start: number, end: number): string {
   let hash = 0x811c9dc5;
-  for (let i = start; i < end; i++) hash = Math.imul(hash ^ chunk[i]!, 0x01000193);
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ chunk[i], 0x01000193);
   const slot = (hash >>> 0) & (NAME_CACHE_SLOTS - 1);
   lastNameSlot = slot;
   const bytes = cachedNameBytes[slot];
@@ -357,7 +379,7 @@ function knownName(chunk: Buffer, start: number, end: number): string {
         break;
       }
     }
-    if (same) return cachedNames[slot]!;
+    if (same) return cachedNames[slot];
   }
   const name = chunk.toString("latin1", start, end);
   if (end - start <= 64) {
@@ -376,7 +398,7 @@ function knownName(chunk: Buffer, start: number, end: number): string {
 const VALUE_CACHE_BYTES = 64;
 const cachedValueBytes = new Uint8Array(NAME_CACHE_SLOTS * VALUE_CACHE_BYTES);
 const cachedValueLengths = new Int32Array(NAME_CACHE_SLOTS).fill(-1);
-const cachedValues: string[] = new Array(NAME_CACHE_SLOTS).fill("");
+const cachedValues = new Array<string>(NAME_CACHE_SLOTS).fill("");
 
 function knownValue(slot: number, chunk: Buffer, start: number, end: number): string {
   const length = end - start;
@@ -385,7 +407,7 @@ function knownValue(slot: number, chunk: Buffer, start: number, end: number): st
   if (cachedValueLengths[slot] === length) {
     let i = 0;
     while (i < length && cachedValueBytes[base + i] === chunk[start + i]) i++;
-    if (i === length) return cachedValues[slot]!;
+    if (i === length) return cachedValues[slot];
   }
   const value = chunk.toString("latin1", start, end);
   for (let i = 0; i < length; i++) cachedValueBytes[base + i] = chunk[start + i]!;
@@ -411,9 +433,9 @@ let mayCompile = true;
 
 function buildParamsObject(names: string[], values: string[]): Record<string, string> {
   for (let i = 0; i < shapes.length; i++) {
-    const shape = shapes[i]!;
+    const shape = shapes[i];
     if (sameNames(shape.names, names)) {
-      if (i !== 0) shapes.unshift(shapes.splice(i, 1)[0]!);
+      if (i !== 0) shapes.unshift(shapes.splice(i, 1)[0]);
       return shape.build(values);
     }
   }
@@ -433,6 +455,9 @@ function compileShape(names: string[]): ParamsShape["build"] | undefined {
     .map((name, index) => `${JSON.stringify(name)}: values[${index}]`)
     .join(", ");
   try {
+    // The point of this cache is a compiled object literal, which only code generation
+    // gives; the names are JSON-quoted, so no input can change what is compiled.
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
     return new Function("values", `return { ${literal} };`) as ParamsShape["build"];
   } catch {
     // An EvalError: code generation from strings is disallowed in this process. The
@@ -452,7 +477,7 @@ function assignParams(names: string[], values: string[]): Record<string, string>
   const params: Record<string, string> = {};
   for (let i = 0; i < names.length; i++) {
     // Assigning "__proto__" would set the object's prototype instead of a key.
-    Object.defineProperty(params, names[i]!, {
+    Object.defineProperty(params, names[i], {
       value: values[i],
       enumerable: true,
       writable: true,

@@ -93,60 +93,72 @@ export class RecordParser {
     const end = chunk.length;
     let pos = 0;
     while (pos < end && !this.stopped) {
-      if (this.phase === READ_HEADER) {
-        if (this.headerFilled === 0 && end - pos >= FCGI_HEADER_LENGTH) {
-          pos += FCGI_HEADER_LENGTH;
-          this.startRecord(chunk, pos - FCGI_HEADER_LENGTH);
-        } else {
-          const count = Math.min(FCGI_HEADER_LENGTH - this.headerFilled, end - pos);
-          chunk.copy(this.header, this.headerFilled, pos, pos + count);
-          this.headerFilled += count;
-          pos += count;
-          if (this.headerFilled === FCGI_HEADER_LENGTH) {
-            this.headerFilled = 0;
-            this.startRecord(this.header, 0);
-          }
-        }
-      } else if (this.phase === READ_CONTENT) {
-        const available = end - pos;
-        if (this.streamRecord) {
-          const count = Math.min(this.contentLeft, available);
-          const piece = chunk.subarray(pos, pos + count);
-          pos += count;
-          this.contentLeft -= count;
-          if (this.contentLeft === 0) this.finishContent();
-          this.handler.onStreamData(this.type, this.requestId, piece);
-        } else if (this.assembly === null && available >= this.contentLeft) {
-          const content = chunk.subarray(pos, pos + this.contentLeft);
-          pos += this.contentLeft;
-          this.contentLeft = 0;
-          this.finishContent();
-          this.handler.onRecord(this.type, this.requestId, content);
-        } else {
-          // Non-stream records are at most 64 KiB and consumers want them whole.
-          if (this.assembly === null) {
-            this.assembly = Buffer.allocUnsafe(this.contentLeft);
-            this.assemblyFilled = 0;
-          }
-          const count = Math.min(this.contentLeft, available);
-          chunk.copy(this.assembly, this.assemblyFilled, pos, pos + count);
-          this.assemblyFilled += count;
-          pos += count;
-          this.contentLeft -= count;
-          if (this.contentLeft === 0) {
-            const content = this.assembly;
-            this.assembly = null;
-            this.finishContent();
-            this.handler.onRecord(this.type, this.requestId, content);
-          }
-        }
-      } else {
-        const count = Math.min(this.paddingLeft, end - pos);
-        pos += count;
-        this.paddingLeft -= count;
-        if (this.paddingLeft === 0) this.phase = READ_HEADER;
-      }
+      if (this.phase === READ_HEADER) pos = this.readHeader(chunk, pos);
+      else if (this.phase === READ_CONTENT) pos = this.readContent(chunk, pos);
+      else pos = this.skipPadding(chunk, pos);
     }
+  }
+
+  /** Each read* method takes what it can from `chunk` at `pos` and returns the position after it. */
+  private readHeader(chunk: Buffer, pos: number): number {
+    if (this.headerFilled === 0 && chunk.length - pos >= FCGI_HEADER_LENGTH) {
+      this.startRecord(chunk, pos);
+      return pos + FCGI_HEADER_LENGTH;
+    }
+    const count = Math.min(FCGI_HEADER_LENGTH - this.headerFilled, chunk.length - pos);
+    chunk.copy(this.header, this.headerFilled, pos, pos + count);
+    this.headerFilled += count;
+    if (this.headerFilled === FCGI_HEADER_LENGTH) {
+      this.headerFilled = 0;
+      this.startRecord(this.header, 0);
+    }
+    return pos + count;
+  }
+
+  private readContent(chunk: Buffer, pos: number): number {
+    const available = chunk.length - pos;
+    if (this.streamRecord) {
+      // Stream content is handed on as it arrives, in place.
+      const count = Math.min(this.contentLeft, available);
+      this.contentLeft -= count;
+      if (this.contentLeft === 0) this.finishContent();
+      this.handler.onStreamData(this.type, this.requestId, chunk.subarray(pos, pos + count));
+      return pos + count;
+    }
+    if (this.assembly === null && available >= this.contentLeft) {
+      const contentEnd = pos + this.contentLeft;
+      this.contentLeft = 0;
+      this.finishContent();
+      this.handler.onRecord(this.type, this.requestId, chunk.subarray(pos, contentEnd));
+      return contentEnd;
+    }
+    return this.assembleContent(chunk, pos);
+  }
+
+  /** Non-stream records are at most 64 KiB and consumers want them whole: one that straddles chunks is gathered. */
+  private assembleContent(chunk: Buffer, pos: number): number {
+    if (this.assembly === null) {
+      this.assembly = Buffer.allocUnsafe(this.contentLeft);
+      this.assemblyFilled = 0;
+    }
+    const assembly = this.assembly;
+    const count = Math.min(this.contentLeft, chunk.length - pos);
+    chunk.copy(assembly, this.assemblyFilled, pos, pos + count);
+    this.assemblyFilled += count;
+    this.contentLeft -= count;
+    if (this.contentLeft === 0) {
+      this.assembly = null;
+      this.finishContent();
+      this.handler.onRecord(this.type, this.requestId, assembly);
+    }
+    return pos + count;
+  }
+
+  private skipPadding(chunk: Buffer, pos: number): number {
+    const count = Math.min(this.paddingLeft, chunk.length - pos);
+    this.paddingLeft -= count;
+    if (this.paddingLeft === 0) this.phase = READ_HEADER;
+    return pos + count;
   }
 
   private startRecord(bytes: Buffer, at: number): void {

@@ -12,7 +12,7 @@ import {
 import { makeEnviron } from "../environ.js";
 import { cgiHeadText, formatCgiHead } from "../headers.js";
 import type { Application, Chunk, Environ, HeaderList } from "../types.js";
-import type { FastCgiConnection } from "./connection.js";
+import type { ChannelRequest, RequestChannel, RequestSettings } from "./interfaces.js";
 import {
   FCGI_MAX_CONTENT_LENGTH,
   ParamsDecoder,
@@ -28,6 +28,8 @@ import {
   encodeStream,
   encodeWholeResponse,
 } from "./records.js";
+import { bodyBytesReceived } from "./reclaim.js";
+import { builtInPage } from "../server/status.js";
 
 // The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
 // request id, and web servers use a few small ids: made once, shared.
@@ -36,8 +38,6 @@ function responseEnd(id: number): Buffer {
   if (id >= 256) return encodeResponseEnd(id);
   return (RESPONSE_ENDS[id] ??= encodeResponseEnd(id));
 }
-import { bodyBytesReceived } from "./reclaim.js";
-import { builtInPage } from "./status.js";
 
 const ROLE_NAMES: Record<number, "responder" | "authorizer" | "filter"> = {
   [Role.RESPONDER]: "responder",
@@ -54,10 +54,9 @@ function ignoreError(): void {}
 // at the empty `FCGI_STDIN` record, so it works without `CONTENT_LENGTH`.
 /** A request body stream fed by records; tells the connection when to pause and resume reading. */
 class RecordInput extends Readable {
-  ended = false;
-  full = false;
-  /** The application has asked for data: it is waiting on this stream. */
-  requested = false;
+  #ended = false;
+  #full = false;
+  #requested = false;
 
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: INPUT_HIGH_WATER_MARK });
@@ -68,35 +67,57 @@ class RecordInput extends Readable {
     this.on("error", ignoreError);
   }
 
+  /** The empty record that ends it arrived (or no more input is wanted). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The application has asked for data: it is waiting on this stream. */
+  get requested(): boolean {
+    return this.#requested;
+  }
+
   override _read(): void {
-    this.requested = true;
-    if (this.ended) {
+    this.#requested = true;
+    if (this.#ended) {
       this.push(null);
       return;
     }
-    if (this.full) {
-      this.full = false;
+    if (this.#full) {
+      this.#full = false;
       this.onDemand();
     }
   }
 
+  /** The end arrived after the application finished: nothing is handed over any more. */
+  endUnread(): void {
+    this.#ended = true;
+  }
+
+  /** No more input will be read: a reader sees `error`. */
+  fail(error: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.destroy(error);
+  }
+
   /** Adds a piece of the stream; an empty piece ends it. Returns false when reading should pause. */
   add(piece: Buffer): boolean {
-    if (this.ended) return true;
+    if (this.#ended) return true;
     if (piece.length === 0) {
-      this.ended = true;
+      this.#ended = true;
       // The end is handed over when someone reads (_read): most requests have no
       // body and most applications never read it, and ending a stream costs ticks.
-      if (this.requested) this.push(null);
+      if (this.#requested) this.push(null);
       return true;
     }
     if (this.destroyed) return true;
-    this.full = !this.push(piece);
-    return !this.full;
+    this.#full = !this.push(piece);
+    return !this.#full;
   }
 }
 
-export class FastCgiRequest implements ResponseSink {
+export class FastCgiRequest implements ResponseSink, ChannelRequest {
   readonly roleName: "responder" | "authorizer" | "filter";
   private params: ParamsDecoder | null;
   private readonly input: RecordInput;
@@ -110,21 +131,20 @@ export class FastCgiRequest implements ResponseSink {
   private outputStarted = false;
   private timedOut = false;
   private timers: NodeJS.Timeout[] | undefined;
-  /** END_REQUEST went out (or the connection is gone): nothing more is sent for this id. */
-  finished = false;
-  /** When input last arrived, for the receive timeout. */
-  lastInputAt = Date.now();
+  private isFinished = false;
+  private inputAt = Date.now();
 
   constructor(
     readonly id: number,
     readonly role: number,
     readonly keepConn: boolean,
-    private readonly connection: FastCgiConnection,
+    private readonly connection: RequestChannel,
+    private readonly settings: RequestSettings,
   ) {
-    this.roleName = ROLE_NAMES[role]!;
-    this.params = new ParamsDecoder({ maxBytes: connection.options.maxParamsBytes });
-    this.input = new RecordInput(() => connection.resumeFor(this));
-    this.data = role === Role.FILTER ? new RecordInput(() => connection.resumeFor(this)) : null;
+    this.roleName = ROLE_NAMES[role];
+    this.params = new ParamsDecoder({ maxBytes: settings.maxParamsBytes });
+    this.input = new RecordInput(() => connection.resume(this));
+    this.data = role === Role.FILTER ? new RecordInput(() => connection.resume(this)) : null;
     if (role === Role.AUTHORIZER) this.input.add(Buffer.alloc(0)); // an authorizer gets no body
   }
 
@@ -143,14 +163,28 @@ export class FastCgiRequest implements ResponseSink {
     return this.params === null && this.input.ended && (this.data === null || this.data.ended);
   }
 
+  /** END_REQUEST went out (or the connection is gone): nothing more is sent for this id. */
+  get finished(): boolean {
+    return this.isFinished;
+  }
+
+  /** When input last arrived, for the receive timeout. */
+  get lastInputAt(): number {
+    return this.inputAt;
+  }
+
+  inputResumed(): void {
+    this.inputAt = Date.now();
+  }
+
   /** Whether the application has been called and its request is waiting on it. */
-  get started(): boolean {
+  private get started(): boolean {
     return this.params === null;
   }
 
   addParams(piece: Buffer, app: Application): void {
     if (this.params === null) return;
-    this.lastInputAt = Date.now();
+    this.inputAt = Date.now();
     try {
       if (piece.length !== 0) {
         this.params.push(piece);
@@ -173,17 +207,17 @@ export class FastCgiRequest implements ResponseSink {
   addInput(type: number, piece: Buffer): boolean {
     const stream = type === RecordType.DATA ? this.data : this.input;
     if (stream === null) return true;
-    this.lastInputAt = Date.now();
-    if (this.connection.options.reclaimBodyMemory) bodyBytesReceived(piece.length);
+    this.inputAt = Date.now();
+    if (this.settings.reclaimBodyMemory) bodyBytesReceived(piece.length);
     if (!this.appFinished) return stream.add(piece);
     // Input that arrives after the application finished is only read to be dropped.
-    if (piece.length === 0) stream.ended = true;
+    if (piece.length === 0) stream.endUnread();
     if (this.inputComplete) this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
     return true;
   }
 
   private start(app: Application, vars: Record<string, string>): void {
-    const options = this.connection.options;
+    const options = this.settings;
     // [fcgi.environ] environ: exactly the `FCGI_PARAMS` of the request (the process environment is not mixed in),
     // decoded by the Latin-1 rule.
     // [fcgi.flags] `tsgi.run_once` and `tsgi.multithread` are `false`.
@@ -207,9 +241,9 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   private run(app: Application, environ: Environ): void {
-    const { requestTimeout, slowRequest } = this.connection.options;
+    const { requestTimeout, slowRequest } = this.settings;
     if (requestTimeout > 0 || slowRequest > 0) this.watch(environ, requestTimeout, slowRequest);
-    runApplication(app, environ, this).then((outcome) => {
+    void runApplication(app, environ, this).then((outcome) => {
       if (this.timers) for (const timer of this.timers) clearTimeout(timer);
       this.applicationFinished(this.timedOut ? "failed" : outcome);
     });
@@ -240,7 +274,7 @@ export class FastCgiRequest implements ResponseSink {
   // output started.
   /** The application ran past --request-timeout: 504 if nothing went out yet, else cut the response off. */
   private timeOutApplication(line: string, elapsed: number): void {
-    if (this.finished || this.appFinished) return;
+    if (this.isFinished || this.appFinished) return;
     const what = this.outputStarted ? "response cut off" : "answered 504";
     this.connection.log(
       `request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${what}: ${line}`,
@@ -256,7 +290,7 @@ export class FastCgiRequest implements ResponseSink {
   private giveUp(status: string, reason: string): void {
     this.timedOut = true;
     if (this.outputStarted) {
-      this.connection.cutOff(this);
+      this.cut();
     } else {
       this.pendingHead = null;
       const body = Buffer.from(status.slice(4) + "\n");
@@ -277,12 +311,12 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   /** Answers without the application (bad params, timeouts) through the same engine. */
-  respondDirectly(status: string): void {
+  private respondDirectly(status: string): void {
     const environ = makeEnviron(
       { REQUEST_METHOD: "", SERVER_PROTOCOL: "" },
       {
         input: this.input,
-        errors: this.connection.options.errors,
+        errors: this.settings.errors,
         multithread: false,
         multiprocess: false,
         runOnce: false,
@@ -296,7 +330,7 @@ export class FastCgiRequest implements ResponseSink {
 
   private applicationFinished(outcome: Outcome): void {
     this.appFinished = true;
-    this.connection.server.requestFinished(outcome);
+    this.connection.applicationFinished(outcome);
     // Unread input is dropped. END_REQUEST does not wait for the empty STDIN:
     // nginx stops sending the body once it has the response and waits for
     // END_REQUEST, so waiting for the body's end would deadlock until its
@@ -305,12 +339,12 @@ export class FastCgiRequest implements ResponseSink {
     // are still read and the web server gets no RST.
     if (!this.input.ended) this.input.destroy();
     if (this.data && !this.data.ended) this.data.destroy();
-    this.connection.resumeFor(this);
-    if (this.finished) return;
+    this.connection.resume(this);
+    if (this.isFinished) return;
     // Whatever stopped it (an error, a short body, an abort the application
     // raised itself), a response that went out in part must not end cleanly.
     if (outcome === "cut" || (outcome === "aborted" && this.outputStarted)) {
-      this.connection.cutOff(this);
+      this.cut();
       return;
     }
     this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
@@ -319,7 +353,7 @@ export class FastCgiRequest implements ResponseSink {
   // [fcgi.abandon] A request is abandoned (iteration stops, `return()` and `close()` run) on `FCGI_ABORT_REQUEST`,
   // when the web server closes the connection, or on a timeout.
   /** FCGI_ABORT_REQUEST, the connection closing, or a timeout: stop the application. */
-  abortRequest(reason: string): void {
+  private abortRequest(reason: string): void {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason;
     const error = new ConnectionClosedError(reason);
@@ -328,19 +362,35 @@ export class FastCgiRequest implements ResponseSink {
     if (this.data && !this.data.ended) this.data.destroy(error);
   }
 
-  /** The web server closed its side before this request's input was complete. */
+  abortedByPeer(): void {
+    this.abortRequest("the web server aborted the request (FCGI_ABORT_REQUEST)");
+    this.sendEndRequest(ProtocolStatus.REQUEST_COMPLETE);
+  }
+
   peerGone(): void {
     this.abortRequest("the web server closed the connection");
     if (this.started) return; // the application sees the abort and ends the request
     this.params = null;
-    this.finished = true;
-    this.connection.requestEnded(this);
+    this.isFinished = true;
+    this.connection.ended(this);
+  }
+
+  connectionClosed(): void {
+    this.abortRequest("the web server closed the connection");
+    this.isFinished = true;
+  }
+
+  /** Ends the response without END_REQUEST, so the web server cannot take it as whole (see the connection's cutOff). */
+  private cut(): void {
+    if (this.isFinished) return;
+    this.isFinished = true;
+    this.connection.cutOff(this);
   }
 
   /** The input stalled past the receive timeout. */
   timeOut(): void {
     this.connection.log(
-      `request ${this.id}: no input for ${this.connection.options.receiveTimeout / 1000} s, giving up`,
+      `request ${this.id}: no input for ${this.settings.receiveTimeout / 1000} s, giving up`,
     );
     if (!this.started) {
       this.params = null;
@@ -356,24 +406,20 @@ export class FastCgiRequest implements ResponseSink {
       return;
     }
     // The application does not read its body: it may still answer; its input just ends in an error.
-    for (const stream of [this.input, this.data]) {
-      if (stream && !stream.ended) {
-        stream.ended = true;
-        stream.destroy(error);
-      }
-    }
+    this.input.fail(error);
+    this.data?.fail(error);
   }
 
-  sendEndRequest(protocolStatus: number, appStatus = 0): void {
-    if (this.finished) return;
-    this.finished = true;
+  private sendEndRequest(protocolStatus: number, appStatus = 0): void {
+    if (this.isFinished) return;
+    this.isFinished = true;
     // Aborted or cut off before end() ran: a STDERR stream in use still gets its end (spec 6.1).
     if (this.stderrUsed) {
       this.connection.send(encodeEndOfStream(RecordType.STDERR, this.id));
       this.stderrUsed = false;
     }
     this.connection.send(encodeEndRequest(this.id, appStatus, protocolStatus));
-    this.connection.requestEnded(this);
+    this.connection.ended(this);
   }
 
   // ResponseSink: the engine drives these.
@@ -383,9 +429,7 @@ export class FastCgiRequest implements ResponseSink {
   }
 
   write(data: Uint8Array): void | Promise<void> {
-    if (this.finished || this.connection.closed)
-      throw new ConnectionClosedError("the web server closed the connection");
-    const connection = this.connection;
+    if (this.isFinished) throw new ConnectionClosedError("the web server closed the connection");
     if (this.pendingHead) {
       // The header block and the first body bytes share one record when they fit.
       this.sendStdout(this.pendingHead, data);
@@ -393,12 +437,11 @@ export class FastCgiRequest implements ResponseSink {
     } else {
       this.sendStdout(data);
     }
-    if (connection.needsDrain()) return connection.drained();
+    return this.connection.backpressure();
   }
 
   end(): void {
-    if (this.finished || this.connection.closed)
-      throw new ConnectionClosedError("the web server closed the connection");
+    if (this.isFinished) throw new ConnectionClosedError("the web server closed the connection");
     if (this.pendingHead) {
       this.sendStdout(this.pendingHead);
       this.pendingHead = null;
@@ -410,14 +453,13 @@ export class FastCgiRequest implements ResponseSink {
     // The empty STDOUT and END_REQUEST go out together, in the same write as the
     // response when it was produced at once. END_REQUEST does not wait for unread
     // input (see applicationFinished).
-    this.finished = true;
+    this.isFinished = true;
     this.connection.send(responseEnd(this.id));
-    this.connection.requestEnded(this);
+    this.connection.ended(this);
   }
 
   sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
-    if (this.finished || this.connection.closed)
-      throw new ConnectionClosedError("the web server closed the connection");
+    if (this.isFinished) throw new ConnectionClosedError("the web server closed the connection");
     if (this.stderrUsed) return false;
     const head = cgiHeadText(status, headers);
     let length = head.length;
@@ -426,9 +468,9 @@ export class FastCgiRequest implements ResponseSink {
     if (length > FCGI_MAX_CONTENT_LENGTH) return false;
     const bytes = encodeWholeResponse(this.id, head, body, length);
     this.outputStarted = true;
-    this.finished = true;
+    this.isFinished = true;
     this.connection.send(bytes);
-    this.connection.requestEnded(this);
+    this.connection.ended(this);
     return true;
   }
 
@@ -440,7 +482,7 @@ export class FastCgiRequest implements ResponseSink {
   private stderrStream(): Writable {
     return new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
-        if (!this.finished && !this.connection.closed && chunk.length > 0) {
+        if (!this.isFinished && chunk.length > 0) {
           this.stderrUsed = true;
           for (const piece of encodeStream(RecordType.STDERR, this.id, chunk))
             this.connection.send(piece);

@@ -1,20 +1,25 @@
 // The long-lived FastCGI server: listens where the web server expects it (the
-// socket inherited on fd 0, a unix socket, or TCP), admits peers, applies the
-// limits, and shuts down gracefully.
+// socket inherited on fd 0, a unix socket, or TCP; see server/listen.ts),
+// admits peers, applies the limits, and shuts down gracefully.
 
 import cluster from "node:cluster";
-import { chmod, lstat, unlink } from "node:fs/promises";
-import { fstatSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Writable } from "node:stream";
 import type { Outcome } from "../engine.js";
 import type { Application } from "../types.js";
-import { FastCgiConnection, type ConnectionOptions, type ServerHooks } from "./connection.js";
+import { listen, ListenError, PeerAllowList, type Listening } from "../server/listen.js";
+import { RequestCounters, type ClusterStatus, type ServerStats } from "../server/stats.js";
+import { statusReport, type BuiltInPages } from "../server/status.js";
+import { FastCgiConnection } from "./connection.js";
+import type { ConnectionOptions, ServerConnection, ServerHooks } from "./interfaces.js";
 import { DEFAULT_MAX_PARAMS_BYTES } from "./protocol.js";
-import type { ClusterStatus } from "./workers.js";
-import { tcpListenQueue, type StatusReport } from "./status.js";
 
-const zeroFigures = { requestsServed: 0, inFlight: 0, maxInFlight: 0, errors: 0, connections: 0 };
+export { ListenError };
+
+/** What to do when fd 0 is no listening socket, for `tsgi fcgi` without --listen. */
+export const FASTCGI_INHERITED_SOCKET_HINT =
+  "tsgi fcgi without --listen expects the web server (mod_fcgid, lighttpd bin-path, spawn-fcgi) to pass a listening " +
+  "socket as fd 0; to run it yourself, give --listen /path/to.sock or --listen 127.0.0.1:9000";
 
 export interface FastCgiOptions {
   /**
@@ -57,7 +62,7 @@ export interface FastCgiOptions {
    * `tsgi fcgi` sets it. Default false.
    */
   reclaimBodyMemory?: boolean;
-  /** After this many requests, `onRetire` is called once (recycling, like PHP-FPM's pm.max_requests). */
+  /** After this many requests, `onRetire` is called once (recycling, like PHP-FPM's pm.max_requests and Gunicorn's --max-requests). */
   maxRequests?: number | undefined;
   /** Called once when `maxRequests` requests have been served. */
   onRetire?: (() => void) | undefined;
@@ -73,14 +78,7 @@ export interface FastCgiOptions {
   pingPath?: string | undefined;
 }
 
-export interface FastCgiStats {
-  startedAt: Date;
-  requestsServed: number;
-  inFlight: number;
-  maxInFlight: number;
-  errors: number;
-  connections: number;
-}
+export type FastCgiStats = ServerStats;
 
 /** A running FastCGI server. */
 export interface FastCgiServer {
@@ -95,18 +93,27 @@ export interface FastCgiServer {
   close(graceSeconds?: number): Promise<void>;
 }
 
-/** The server could not start listening; the message says why and what to do. */
-export class ListenError extends Error {
-  override name = "ListenError";
-}
-
 export async function serveFastCgi(
   app: Application,
   options: FastCgiOptions = {},
 ): Promise<FastCgiServer> {
-  const settings: ConnectionOptions = {
+  const server = new FastCgiListener(app, options);
+  await server.listen();
+  return {
+    server: server.server,
+    where: server.where,
+    stats: () => server.stats(),
+    close: (graceSeconds = 30) => server.close(graceSeconds),
+  };
+}
+
+function connectionOptions(
+  options: FastCgiOptions,
+  pages: BuiltInPages["report"],
+): ConnectionOptions {
+  return {
     maxConnections: options.maxConnections ?? 1024,
-    maxRequests: options.concurrency ?? 1024,
+    concurrency: options.concurrency ?? 1024,
     maxRequestsPerConnection:
       options.multiplex === false ? 1 : (options.maxRequestsPerConnection ?? 64),
     maxParamsBytes: options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
@@ -125,286 +132,141 @@ export async function serveFastCgi(
     slowRequest: (options.slowRequest ?? 0) * 1000,
     pages:
       options.statusPath || options.pingPath
-        ? {
-            statusPath: options.statusPath,
-            pingPath: options.pingPath,
-            report: () => statusReport(),
-          }
+        ? { statusPath: options.statusPath, pingPath: options.pingPath, report: pages }
         : undefined,
   };
-  const allowed = allowedPeers(options.allow);
-  const connections = new Set<FastCgiConnection>();
-  const stats: FastCgiStats = {
-    startedAt: new Date(),
-    requestsServed: 0,
-    inFlight: 0,
-    maxInFlight: 0,
-    errors: 0,
-    connections: 0,
-  };
-  let shuttingDown = false;
-  let onIdle: (() => void) | undefined;
+}
 
-  const hooks: ServerHooks = {
-    admit() {
-      if (stats.inFlight >= settings.maxRequests) return false;
-      stats.inFlight++;
-      if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
-      return true;
-    },
-    release() {
-      stats.inFlight--;
-      if (stats.inFlight === 0) onIdle?.();
-    },
-    requestFinished(outcome: Outcome) {
-      stats.requestsServed++;
-      if (outcome === "failed" || outcome === "cut") stats.errors++;
-      if (stats.requestsServed === options.maxRequests) options.onRetire?.();
-    },
-    connectionClosed(connection) {
-      connections.delete(connection);
-    },
-    get shuttingDown() {
-      return shuttingDown;
-    },
-  };
+/** The listening socket and the connections accepted on it. */
+class FastCgiListener implements ServerHooks {
+  readonly server: Server;
+  readonly #options: FastCgiOptions;
+  readonly #settings: ConnectionOptions;
+  readonly #allowed: PeerAllowList;
+  readonly #connections = new Set<ServerConnection>();
+  readonly #counters: RequestCounters;
+  #shuttingDown = false;
+  #listening: Listening | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
 
-  const log = (message: string) => settings.errors.write(`[tsgi] fastcgi: ${message}\n`);
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-    if (
-      allowed.size > 0 &&
-      socket.remoteAddress !== undefined &&
-      !allowed.has(normalizeAddress(socket.remoteAddress))
-    ) {
-      log(
+  constructor(app: Application, options: FastCgiOptions) {
+    this.#options = options;
+    this.#settings = connectionOptions(options, () =>
+      statusReport(this.server, this.stats(), options.clusterStatus),
+    );
+    this.#allowed = new PeerAllowList(process.env.FCGI_WEB_SERVER_ADDRS ?? "", options.allow);
+    this.#counters = new RequestCounters(
+      this.#settings.concurrency,
+      options.maxRequests,
+      options.onRetire,
+    );
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
+      this.#accept(socket, app),
+    );
+    this.server.maxConnections = this.#settings.maxConnections;
+  }
+
+  get where(): string {
+    return this.#listening?.where ?? "";
+  }
+
+  async listen(): Promise<void> {
+    this.#listening = await listen(this.server, {
+      spec: this.#options.listen,
+      socketMode: this.#options.socketMode ?? 0o660,
+      inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
+    });
+    // Only now: a listen failure is reported once, as the ListenError that explains it.
+    this.server.on("error", (error) => this.#log(`server error: ${error.message}`));
+    this.#sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const connection of this.#connections) connection.timeOutStalled(now);
+    }, 1000);
+    this.#sweeper.unref();
+  }
+
+  stats(): ServerStats {
+    return this.#counters.snapshot(this.#connections.size);
+  }
+
+  #log(message: string): void {
+    this.#settings.errors.write(`[tsgi] fastcgi: ${message}\n`);
+  }
+
+  #accept(socket: Socket, app: Application): void {
+    if (!this.#allowed.allows(socket.remoteAddress)) {
+      this.#log(
         `connection from ${socket.remoteAddress} refused: not in FCGI_WEB_SERVER_ADDRS / --allow`,
       );
       socket.destroy();
       return;
     }
-    if (shuttingDown) {
+    if (this.#shuttingDown) {
       socket.destroy();
       return;
     }
-    connections.add(new FastCgiConnection(socket, settings, hooks, app));
-  });
-  server.maxConnections = settings.maxConnections;
-
-  const { where, cleanUp } = await listen(server, options.listen, options.socketMode ?? 0o660);
-  // Only now: a listen failure is reported once, as the ListenError that explains it.
-  server.on("error", (error) => log(`server error: ${error.message}`));
-
-  const statusReport = async (): Promise<StatusReport> => {
-    const bound = server.address();
-    const listenQueue = bound && typeof bound === "object" ? tcpListenQueue(bound.port) : null;
-    const own = { pid: process.pid, ...stats, connections: connections.size };
-    const cluster = await options.clusterStatus?.();
-    if (cluster === undefined)
-      return {
-        startedAt: stats.startedAt,
-        processManager: "single process",
-        listenQueue,
-        processes: [own],
-      };
-    return {
-      startedAt: new Date(cluster.startedAt),
-      processManager: `${cluster.workers.length} workers (primary ${cluster.primaryPid})`,
-      listenQueue,
-      processes: cluster.workers.map((worker) =>
-        worker.pid === process.pid ? own : { pid: worker.pid, ...zeroFigures, ...worker.stats },
-      ),
-    };
-  };
-
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const connection of connections)
-      for (const request of connection.stalledRequests(now)) request.timeOut();
-  }, 1000);
-  sweeper.unref();
-
-  return {
-    server,
-    where,
-    stats: () => ({ ...stats, connections: connections.size }),
-    async close(graceSeconds = 30) {
-      if (shuttingDown) return;
-      shuttingDown = true;
-      clearInterval(sweeper);
-      server.close();
-      // A connection accepted a moment ago has its first request on the way (or still
-      // unread in the socket): give it a moment to arrive before idle ones are closed.
-      if (
-        [...connections].some((connection) => !connection.used && connection.requests.size === 0)
-      ) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      for (const connection of connections)
-        if (connection.used || connection.requests.size > 0) connection.closeIfIdle();
-      if (stats.inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, graceSeconds * 1000);
-          onIdle = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        if (stats.inFlight > 0)
-          log(`grace period over: cutting off ${stats.inFlight} request(s) in flight`);
-      }
-      // The last response may still be queued (it is written on the next tick):
-      // destroying its socket now would drop it. Idle connections end once their
-      // output is written; only those with requests still in flight are cut.
-      const closed = [...connections].map(
-        (connection) => new Promise((resolve) => connection.socket.once("close", resolve)),
-      );
-      for (const connection of connections) {
-        if (connection.requests.size > 0) connection.socket.destroy();
-        else connection.closeIfIdle();
-      }
-      // A peer that never closes its side does not hold the exit up for long.
-      await Promise.race([
-        Promise.all(closed),
-        new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-      ]);
-      for (const connection of connections) connection.socket.destroy();
-      await cleanUp();
-    },
-  };
-}
-
-function normalizeAddress(address: string): string {
-  return address.startsWith("::ffff:") ? address.slice(7) : address;
-}
-
-function allowedPeers(extra: string[] | undefined): Set<string> {
-  const fromEnvironment = (process.env.FCGI_WEB_SERVER_ADDRS ?? "").split(",");
-  return new Set(
-    [...fromEnvironment, ...(extra ?? [])]
-      .map((address) => normalizeAddress(address.trim()))
-      .filter(Boolean),
-  );
-}
-
-/** Splits a `--listen` value into a unix path or a TCP host and port. */
-export function parseListenAddress(
-  spec: string,
-): { path: string } | { host: string; port: number } {
-  if (spec.includes("/")) return { path: spec };
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(spec) ?? /^()()(\d+)$/.exec(spec);
-  if (!match)
-    throw new ListenError(
-      `cannot understand --listen ${JSON.stringify(spec)}: use /path/to.sock, host:port or port`,
-    );
-  const port = Number(match[3]);
-  if (port > 65535) throw new ListenError(`port ${port} is out of range`);
-  return { host: match[1] || match[2] || "127.0.0.1", port };
-}
-
-async function listen(
-  server: Server,
-  spec: string | undefined,
-  socketMode: number,
-): Promise<{ where: string; cleanUp: () => Promise<void> }> {
-  if (spec === undefined) {
-    checkInheritedSocket();
-    await listenOn(server, { fd: 0 }, "fd 0");
-    return { where: "fd 0", cleanUp: async () => {} };
+    this.#connections.add(new FastCgiConnection(socket, this.#settings, this, app));
   }
-  const address = parseListenAddress(spec);
-  if ("port" in address) {
-    await listenOn(server, { host: address.host, port: address.port }, spec);
-    const bound = server.address();
-    const where =
-      bound && typeof bound === "object"
-        ? `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`
-        : spec;
-    return { where, cleanUp: async () => {} };
-  }
-  if (cluster.isWorker) {
-    // The primary owns the socket file: it replaced a stale one and sets the mode.
-    await listenOn(server, { path: address.path }, address.path);
-    return { where: address.path, cleanUp: async () => {} };
-  }
-  await removeStaleSocket(address.path);
-  await listenOn(server, { path: address.path }, address.path);
-  await chmod(address.path, socketMode);
-  return { where: address.path, cleanUp: () => unlink(address.path).catch(() => {}) };
-}
 
-function listenOn(
-  server: Server,
-  options: { fd: number } | { host: string; port: number } | { path: string },
-  where: string,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      server.off("listening", onListening);
-      reject(new ListenError(listenFailure(error, where)));
-    };
-    const onListening = () => {
-      server.off("error", onError);
-      resolve();
-    };
-    server.once("error", onError);
-    server.once("listening", onListening);
-    server.listen(options);
-  });
-}
+  // ServerHooks
 
-function listenFailure(error: NodeJS.ErrnoException, where: string): string {
-  if (
-    where === "fd 0" &&
-    (error.code === "EINVAL" || error.code === "ENOTSOCK" || error.code === "ENOTSUP")
-  ) {
-    return (
-      "fd 0 is a socket but not a listening one (a connected socket, as under mod_cgid?): " +
-      NOT_FASTCGI_HINT
-    );
+  admit(): boolean {
+    return this.#counters.admit();
   }
-  if (error.code === "EADDRINUSE")
-    return `cannot listen on ${where}: the address is already in use`;
-  if (error.code === "EACCES") return `cannot listen on ${where}: permission denied`;
-  return `cannot listen on ${where}: ${error.message}`;
-}
 
-const NOT_FASTCGI_HINT =
-  "tsgi fcgi without --listen expects the web server (mod_fcgid, lighttpd bin-path, spawn-fcgi) to pass a listening " +
-  "socket as fd 0; to run it yourself, give --listen /path/to.sock or --listen 127.0.0.1:9000";
-
-/** Started from a terminal, a pipe or a file, fd 0 is no FastCGI listening socket. */
-export function checkInheritedSocket(): void {
-  let isSocket = false;
-  try {
-    isSocket = fstatSync(0).isSocket();
-  } catch {
-    // fd 0 is closed.
+  release(): void {
+    this.#counters.release();
   }
-  if (!isSocket)
-    throw new ListenError(
-      `fd 0 is not a socket (started from a terminal or a pipe?): ${NOT_FASTCGI_HINT}`,
-    );
-}
 
-/** A socket file left by a process that died is replaced; one that still answers is not. */
-export async function removeStaleSocket(path: string): Promise<void> {
-  let stats;
-  try {
-    stats = await lstat(path);
-  } catch {
-    return;
+  requestFinished(outcome: Outcome): void {
+    this.#counters.finished(outcome);
   }
-  if (!stats.isSocket())
-    throw new ListenError(`cannot listen on ${path}: the file exists and is not a socket`);
-  const answered = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-  if (answered)
-    throw new ListenError(`cannot listen on ${path}: another process is listening there`);
-  await unlink(path);
+
+  connectionClosed(connection: ServerConnection): void {
+    this.#connections.delete(connection);
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  async close(graceSeconds: number): Promise<void> {
+    if (this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    clearInterval(this.#sweeper);
+    this.server.close();
+    await this.#closeIdleConnections();
+    await this.#counters.idle(graceSeconds);
+    const inFlight = this.#counters.inFlight;
+    if (inFlight > 0) this.#log(`grace period over: cutting off ${inFlight} request(s) in flight`);
+    await this.#closeConnections();
+    await this.#listening?.cleanUp();
+  }
+
+  async #closeIdleConnections(): Promise<void> {
+    // A connection accepted a moment ago has its first request on the way (or still
+    // unread in the socket): give it a moment to arrive before idle ones are closed.
+    const connections = [...this.#connections];
+    if (connections.some((connection) => !connection.used && connection.activeRequests === 0))
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const connection of this.#connections)
+      if (connection.used || connection.activeRequests > 0) connection.closeIfIdle();
+  }
+
+  async #closeConnections(): Promise<void> {
+    // The last response may still be queued (it is written on the next tick):
+    // destroying its socket now would drop it. Idle connections end once their
+    // output is written; only those with requests still in flight are cut.
+    const closed = [...this.#connections].map((connection) => connection.closed());
+    for (const connection of this.#connections) {
+      if (connection.activeRequests > 0) connection.destroy();
+      else connection.closeIfIdle();
+    }
+    // A peer that never closes its side does not hold the exit up for long.
+    await Promise.race([
+      Promise.all(closed),
+      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+    ]);
+    for (const connection of this.#connections) connection.destroy();
+  }
 }

@@ -128,8 +128,8 @@ function splitTarget(target: string): { path: string; query: string } {
 
 function addHeaders(vars: Record<string, string>, rawHeaders: readonly string[]): void {
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
+    const name = rawHeaders[i];
+    const value = rawHeaders[i + 1];
     // [http.headers] Request headers become `HTTP_*` variables (`-` becomes `_`, upper case); repeated headers are
     // joined with `, ` (`Cookie` with `; `); a header whose name contains `_` is dropped, so `X_Forwarded_For`
     // cannot pose as `X-Forwarded-For`.
@@ -156,7 +156,7 @@ function addHeaders(vars: Record<string, string>, rawHeaders: readonly string[])
 function splitHost(host: string): { name: string; port: string | undefined } {
   const match = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(host.trim());
   if (!match) return { name: "", port: undefined };
-  return { name: match[1]!, port: match[2] || undefined };
+  return { name: match[1], port: match[2] || undefined };
 }
 
 /** `::ffff:127.0.0.1` is how a dual-stack socket shows an IPv4 peer; CGI servers show `127.0.0.1`. */

@@ -2,6 +2,7 @@
 // target, and the decoded byte string (one Latin-1 code point per byte) that
 // environ holds in PATH_INFO and SCRIPT_NAME.
 
+// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range tested for
 const NOT_LATIN1 = /[^\x00-\xff]/;
 // What must be encoded in a path: all but RFC 3986 unreserved, sub-delims, ":", "@" and "/".
 const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
@@ -20,7 +21,7 @@ export function decodePath(path: string): string {
   const out = Buffer.allocUnsafe(bytes.length);
   let length = 0;
   for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
+    const byte = bytes[i];
     const high = byte === 0x25 ? hexValue(bytes[i + 1]) : -1;
     const low = high >= 0 ? hexValue(bytes[i + 2]) : -1;
     if (low >= 0) {

@@ -13,7 +13,8 @@ import { watch, type FSWatcher } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { dirname, resolve } from "node:path";
-import { AppLoadError, loadApplicationWith, parseAppSpec } from "../load-app.js";
+import { startupErrorMessage } from "../cli/load-error.js";
+import { loadApplicationWith, parseAppSpec } from "../load-app.js";
 import { commandLineLoader } from "../typescript/loader.js";
 import type { Application } from "../types.js";
 import { createAppServer } from "./server.js";
@@ -90,7 +91,7 @@ class Children {
   start(): void {
     if (this.stopping) return;
     this.starting?.kill();
-    const child = fork(process.argv[1]!, process.argv.slice(2), {
+    const child = fork(process.argv[1], process.argv.slice(2), {
       env: { ...process.env, [WATCH_CHILD]: "1" },
       stdio: "inherit",
     });
@@ -175,7 +176,7 @@ export async function runWatchChild(spec: string, options: WatchOptions): Promis
     app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
   } catch (error) {
     failed = true;
-    const message = error instanceof AppLoadError ? error.message : String(error);
+    const message = startupErrorMessage(error);
     say(`${message} (waiting for a change)`);
     app = loadErrorPage(message);
   }

@@ -126,7 +126,7 @@ function inlineSourceMap(map: string): string {
 function relativeRequires(code: string): string[] {
   return [
     ...new Set(
-      [...code.matchAll(/\brequire\("(\.{1,2}(?:\/[^"]*)?)"\)/g)].map((match) => match[1]!),
+      [...code.matchAll(/\brequire\("(\.{1,2}(?:\/[^"]*)?)"\)/g)].map((match) => match[1]),
     ),
   ];
 }

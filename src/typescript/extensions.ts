@@ -19,5 +19,5 @@ export function typeScriptTwin(specifier: string): string | undefined {
   if (!/^(?:\.\.?\/|\/|file:)/.test(specifier)) return undefined;
   const match = /\.[cm]?js$/.exec(specifier);
   if (!match) return undefined;
-  return specifier.slice(0, match.index) + TWINS[match[0]]!;
+  return specifier.slice(0, match.index) + TWINS[match[0]];
 }

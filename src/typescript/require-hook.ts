@@ -25,7 +25,14 @@ type Parent = { filename?: string | null; id?: string; paths?: string[] } | unde
 /** The parts of Node's CommonJS loader every require hook uses; not in @types/node. */
 interface ModuleInternals {
   _extensions: Record<string, (module: CompilingModule, filename: string) => void>;
-  _resolveFilename(request: string, parent: Parent, isMain: boolean, options?: unknown): string;
+  /** A function property, not a method: the hook keeps Node's own and calls it with its `this`. */
+  _resolveFilename: (
+    this: unknown,
+    request: string,
+    parent: Parent,
+    isMain: boolean,
+    options?: unknown,
+  ) => string;
 }
 
 const internals = Module as unknown as ModuleInternals;

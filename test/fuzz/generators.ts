@@ -266,14 +266,14 @@ export function interleave(lists: readonly WireRecord[][], random: Rng): WireRec
   const out: WireRecord[] = [];
   for (;;) {
     const open = lists
-      .map((list, index) => (positions[index]! < list.length ? index : -1))
+      .map((list, index) => (positions[index] < list.length ? index : -1))
       .filter((index) => index >= 0);
     if (open.length === 0) return out;
     // Runs of one request, as a web server writes them, with switches in between.
-    const pick = open[between(random, 0, open.length - 1)]!;
+    const pick = open[between(random, 0, open.length - 1)];
     const run = between(random, 1, 4);
-    for (let i = 0; i < run && positions[pick]! < lists[pick]!.length; i++)
-      out.push(lists[pick]![positions[pick]!++]!);
+    for (let i = 0; i < run && positions[pick] < lists[pick].length; i++)
+      out.push(lists[pick][positions[pick]++]);
   }
 }
 
@@ -363,7 +363,7 @@ export function expectedFor(request: GenRequest, limits: Limits): Expected {
     id: request.id,
     kind: "echo",
     body: {
-      role: ROLE_NAMES[request.role]!,
+      role: ROLE_NAMES[request.role],
       params: sorted,
       stdin: digest(request.role === AUTHORIZER ? Buffer.alloc(0) : request.stdin),
       data: request.role === FILTER ? digest(request.data) : null,
@@ -534,7 +534,7 @@ export function connectionArb(
         };
       });
       // Nor may management records share a round with it: they could come after the close.
-      const closing = requests.length === 1 && !requests[0]!.keepConn;
+      const closing = requests.length === 1 && !requests[0].keepConn;
       return { ...r, requests, management: closing ? [] : r.management };
     });
     return { rounds: fixed };
@@ -556,7 +556,7 @@ export function chunk(bytes: Buffer, plan: readonly number[], maxChunks = Infini
   const floor = Number.isFinite(maxChunks) ? Math.ceil(bytes.length / maxChunks) : 1;
   const chunks: Buffer[] = [];
   for (let offset = 0, i = 0; offset < bytes.length; i++) {
-    const size = Math.max(plan[i % plan.length]!, floor);
+    const size = Math.max(plan[i % plan.length], floor);
     chunks.push(bytes.subarray(offset, offset + size));
     offset += size;
   }
@@ -625,7 +625,7 @@ export function mutate(
     const at = m.position % out.length;
     switch (m.op) {
       case "flip":
-        out[at] = out[at]! ^ (1 << (m.value & 7));
+        out[at] = out[at] ^ (1 << (m.value & 7));
         break;
       case "set":
         out[at] = m.value;
@@ -646,7 +646,7 @@ export function mutate(
         out = out.subarray(0, at);
         break;
       case "header": {
-        const header = offsets[m.position % offsets.length]!;
+        const header = offsets[m.position % offsets.length];
         if (header + m.field < out.length) out[header + m.field] = m.value;
         break;
       }
@@ -702,7 +702,7 @@ export function decodePairs(bytes: Buffer): [string, string][] {
   let at = 0;
   const length = (): number => {
     if (at >= bytes.length) throw new Error("truncated length");
-    if (bytes[at]! < 0x80) return bytes[at++]!;
+    if (bytes[at] < 0x80) return bytes[at++];
     if (at + 4 > bytes.length) throw new Error("truncated length");
     const value = bytes.readUInt32BE(at) & 0x7fffffff;
     at += 4;

@@ -8,12 +8,13 @@ import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import fc from "fast-check";
 import { parseCgiResponse } from "../helpers/cgi.js";
+import { REPO, sleep, type Proc, type ProcessGroup } from "../helpers/processes.js";
+import { startTsgiFcgi } from "../helpers/tsgi.js";
 import {
   FastCgiClient,
   type ClientRecord,
   type FastCgiAddress,
 } from "../helpers/fastcgi-client.js";
-import { REPO, sleep, startTsgiFcgi, type ProcessGroup, type Proc } from "../helpers/servers.js";
 import {
   KNOWN_VALUE_NAMES,
   T,
@@ -132,6 +133,7 @@ export async function runValidConnection(
         } catch (error) {
           throw new Error(
             `${where}, request ${request.id} (role ${request.role}): ${(error as Error).message}`,
+            { cause: error },
           );
         }
         const records = result.records;
@@ -152,8 +154,8 @@ export async function runValidConnection(
           records
             .slice(0, endIndex - 1)
             .every((r) => r.type === T.STDOUT && r.content.length > 0) &&
-          records[endIndex - 1]!.type === T.STDOUT &&
-          records[endIndex - 1]!.content.length === 0;
+          records[endIndex - 1].type === T.STDOUT &&
+          records[endIndex - 1].content.length === 0;
         if (!ok) throw new Error(`${where}, request ${request.id}: records out of shape: ${shape}`);
         if (result.endRequest.appStatus !== 0 || result.endRequest.protocolStatus !== 0)
           throw new Error(
@@ -185,7 +187,7 @@ export async function runValidConnection(
         const answers = () => client.records.slice(from).filter((r) => r.requestId === 0);
         await client.waitForRecords(() => answers().length >= round.management.length, HANG_MS);
         for (const [index, management] of round.management.entries()) {
-          const answer = answers()[index]!;
+          const answer = answers()[index];
           if (management.type === T.GET_VALUES) {
             const known: Record<string, string> = {
               FCGI_MAX_CONNS: String(server.limits.maxConnections),
@@ -195,7 +197,7 @@ export async function runValidConnection(
             const want = [
               ...new Set(management.asked.filter((name) => KNOWN_VALUE_NAMES.includes(name))),
             ]
-              .map((name) => [name, known[name]!])
+              .map((name) => [name, known[name]])
               .sort();
             const got =
               answer.type === T.GET_VALUES_RESULT
@@ -219,7 +221,7 @@ export async function runValidConnection(
     }
 
     const last = connection.rounds.at(-1)!;
-    if (last.requests.length === 1 && !last.requests[0]!.keepConn) {
+    if (last.requests.length === 1 && !last.requests[0].keepConn) {
       // Without FCGI_KEEP_CONN the server closes the connection after the request.
       await client.waitForClose(HANG_MS);
     } else {
@@ -237,9 +239,9 @@ export async function runValidConnection(
         ]),
       );
       await client.waitForRecords((records) => records.length > before, HANG_MS);
-      if (client.records[before]!.type !== T.GET_VALUES_RESULT)
+      if (client.records[before].type !== T.GET_VALUES_RESULT)
         throw new Error(
-          `a kept connection answered GET_VALUES with ${typeName(client.records[before]!.type)}`,
+          `a kept connection answered GET_VALUES with ${typeName(client.records[before].type)}`,
         );
     }
     checkFraming(client.rawBytes(), true);
@@ -265,9 +267,9 @@ function checkFraming(bytes: Buffer, complete: boolean): void {
   while (offset + 8 <= bytes.length) {
     if (bytes[offset] !== 1)
       throw new Error(`the server wrote version byte ${bytes[offset]} at offset ${offset}`);
-    if (!allowed.has(bytes[offset + 1]!))
+    if (!allowed.has(bytes[offset + 1]))
       throw new Error(`the server wrote a record of type ${bytes[offset + 1]}`);
-    offset += 8 + bytes.readUInt16BE(offset + 4) + bytes[offset + 6]!;
+    offset += 8 + bytes.readUInt16BE(offset + 4) + bytes[offset + 6];
   }
   if (complete && offset !== bytes.length)
     throw new Error(`the server's output ends inside a record (${offset} of ${bytes.length})`);
@@ -327,10 +329,10 @@ export function liveProperty(server: LiveServer, counters: LiveCounters) {
     const stderrFrom = server.proc.stderr.length;
     await Promise.all([
       ...connections.map((connection, index) =>
-        runValidConnection(server, connection, plans[index]!, counters),
+        runValidConnection(server, connection, plans[index], counters),
       ),
       ...garbage.map((bytes, index) =>
-        runGarbageConnection(server, bytes, plans[3 + index]!, counters),
+        runGarbageConnection(server, bytes, plans[3 + index], counters),
       ),
     ]);
     await checkHealthy(server);

@@ -4,7 +4,7 @@
 // Against one `tsgi fcgi` on a unix socket and one on TCP, which must both survive
 // the whole run. Prints the count of cases; reports false on a failure.
 
-import { ProcessGroup } from "../helpers/servers.js";
+import { ProcessGroup } from "../helpers/processes.js";
 import {
   checkHealthy,
   liveProperty,

@@ -66,7 +66,7 @@ function merge(
 ): ParseEvent[] {
   const events: ParseEvent[] = [];
   for (let i = 0; i < raw.length;) {
-    const first = raw[i]!;
+    const first = raw[i];
     if (first.kind !== "stream") {
       events.push(event(first.kind, first.type, first.id, first.bytes));
       i++;
@@ -75,11 +75,11 @@ function merge(
     const pieces: Buffer[] = [];
     while (
       i < raw.length &&
-      raw[i]!.kind === "stream" &&
-      raw[i]!.type === first.type &&
-      raw[i]!.id === first.id
+      raw[i].kind === "stream" &&
+      raw[i].type === first.type &&
+      raw[i].id === first.id
     )
-      pieces.push(raw[i++]!.bytes);
+      pieces.push(raw[i++].bytes);
     events.push(event("stream", first.type, first.id, Buffer.concat(pieces)));
   }
   return events;
@@ -219,7 +219,7 @@ export function chunkingProperty(): fc.IPropertyWithHooks<
       const cut = withinMs(5000, () => parseChunks(pieces));
       for (const result of [whole, cut]) {
         if (result.errors.length > 0)
-          throw new Error(`a valid stream was reported as an error: ${result.errors[0]!.message}`);
+          throw new Error(`a valid stream was reported as an error: ${result.errors[0].message}`);
         if (!equal(result.events, expected))
           throw new Error(`events differ from the oracle:\n${diff(result.events, expected)}`);
       }

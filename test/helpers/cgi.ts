@@ -3,17 +3,8 @@
 // a parser for the CGI response on stdout.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-export const REPO = fileURLToPath(new URL("../..", import.meta.url));
-export const TSGI_BIN = join(REPO, "bin", "tsgi.js");
-export const FIXTURES = join(REPO, "test", "fixtures");
-
-/** A PATH that finds the node running the tests, and the usual system tools. */
-export const CLEAN_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(
-  ":",
-);
+import { join } from "node:path";
+import { CLEAN_PATH, FIXTURES, REPO, TSGI_BIN } from "./processes.js";
 
 /** What a web server typically sets for `GET /app.cgi`; tests override what they need. */
 export const DEFAULT_CGI_VARS: Readonly<Record<string, string>> = {

@@ -124,7 +124,7 @@ class StreamRecord implements ClientRecord {
 
   get content(): Buffer {
     if (this.pieces.length !== 1) this.pieces = [Buffer.concat(this.pieces, this.length)];
-    return this.pieces[0]!;
+    return this.pieces[0];
   }
 }
 
@@ -515,7 +515,7 @@ export class FastCgiClient {
 export function parseEndRequest(content: Buffer): EndRequest {
   if (content.length !== 8)
     throw new Error(`END_REQUEST body must be 8 bytes, got ${content.length}`);
-  return { appStatus: content.readUInt32BE(0), protocolStatus: content[4]! };
+  return { appStatus: content.readUInt32BE(0), protocolStatus: content[4] };
 }
 
 /**
@@ -527,11 +527,11 @@ export function splitFrames(bytes: Buffer): RawFrame[] {
   let offset = 0;
   while (offset + 8 <= bytes.length) {
     const frame: RawFrame = {
-      version: bytes[offset]!,
-      type: bytes[offset + 1]!,
+      version: bytes[offset],
+      type: bytes[offset + 1],
       requestId: bytes.readUInt16BE(offset + 2),
       contentLength: bytes.readUInt16BE(offset + 4),
-      paddingLength: bytes[offset + 6]!,
+      paddingLength: bytes[offset + 6],
       offset,
     };
     frames.push(frame);

@@ -1,38 +1,19 @@
 // What the front-end tests (test/frontends-*.test.ts) share: the deployment
-// examples filled in from examples/deploy/, Apache httpd, lighttpd and nginx
-// started in the foreground from configs generated into temp dirs, and the
-// matrix of requests every web server in front of tsgi must get right.
+// examples filled in from examples/deploy/, files and directories the web
+// servers need, an HTTP client, and the matrix of requests every web server
+// in front of tsgi must get right. The servers themselves are started by
+// apache.ts, lighttpd.ts and nginx.js.
 
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  chownSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { CLEAN_PATH, parseCgiResponse } from "./cgi.js";
-import {
-  ProcessGroup,
-  REPO,
-  freePort,
-  isRoot,
-  sleep,
-  tempDir,
-  waitForListening,
-  type Proc,
-} from "./servers.js";
+import { parseCgiResponse } from "./cgi.js";
+import { REPO, alive, isRoot, sleep } from "./processes.js";
 import { sha256, streamPattern } from "./bytes.js";
-
-export { sha256, streamPattern };
-
-export { CLEAN_PATH, REPO };
+import { fill } from "./templates.js";
 
 export const DEPLOY = join(REPO, "examples", "deploy");
 export const MATRIX_APP = join(REPO, "test", "fixtures", "frontends", "matrix-app.js");
@@ -47,47 +28,6 @@ export const WEB_GROUP = "nogroup";
 
 // ---------------------------------------------------------------------------
 // Files the web servers need
-
-/**
- * `path` if it exists; otherwise undefined with a warning naming the Debian
- * package, or (CI=true) an error: there a missing server fails, never skips.
- */
-export function findFile(path: string, debianPackage: string): string | undefined {
-  if (existsSync(path)) return path;
-  const message = `${path} not found: install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`;
-  if (process.env.CI === "true")
-    throw new Error(`${message}; CI=true, so this fails instead of skipping`);
-  console.warn(`skipping tests that need ${path}: ${message}`);
-  return undefined;
-}
-
-/**
- * A tool the tests use when it is there, also under CI (systemd-analyze: the
- * issue asks for it only "if available"): its path, or undefined with a warning.
- */
-export function optionalBinary(binary: string, debianPackage: string): string | undefined {
-  for (const dir of [
-    ...(process.env.PATH ?? "").split(":").filter(Boolean),
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-  ]) {
-    if (existsSync(join(dir, binary))) return join(dir, binary);
-  }
-  console.warn(
-    `skipping tests that need ${binary}: not found (Debian package "${debianPackage}"; optional, also under CI)`,
-  );
-  return undefined;
-}
-
-/** Replaces every `@NAME@` in `text`; throws on one left unfilled, so a renamed placeholder cannot go unnoticed. */
-export function fill(text: string, values: Record<string, string>): string {
-  const filled = text.replace(/@([A-Z0-9_]+)@/g, (match, name: string) => values[name] ?? match);
-  const left = /@[A-Z0-9_]+@/.exec(filled);
-  if (left) throw new Error(`placeholder ${left[0]} has no value`);
-  return filled;
-}
 
 /** An example file from examples/deploy/<folder>/, placeholders filled. */
 export function example(folder: string, file: string, values: Record<string, string> = {}): string {
@@ -104,7 +44,8 @@ export function writeFile(path: string, text: string, mode = 0o644): string {
 /** A directory the unprivileged web server user may write to (its logs, its sockets). */
 export function serverWritableDir(path: string): string {
   mkdirSync(path, { recursive: true, mode: 0o755 });
-  if (isRoot) chownSync(path, uid(WEB_USER), gid(WEB_GROUP));
+  if (isRoot)
+    chownSync(path, numericId("/etc/passwd", WEB_USER), numericId("/etc/group", WEB_GROUP));
   return path;
 }
 
@@ -119,19 +60,12 @@ export function effectiveUserAndGroup(): { user: string; group: string } {
   return { user, group: line?.split(":")[0] ?? user };
 }
 
-function uid(user: string): number {
-  const line = readFileSync("/etc/passwd", "utf8")
+/** The numeric id of a user (/etc/passwd) or group (/etc/group), by name. */
+function numericId(file: "/etc/passwd" | "/etc/group", name: string): number {
+  const line = readFileSync(file, "utf8")
     .split("\n")
-    .find((entry) => entry.startsWith(`${user}:`));
-  if (!line) throw new Error(`no user ${user} in /etc/passwd`);
-  return Number(line.split(":")[2]);
-}
-
-function gid(group: string): number {
-  const line = readFileSync("/etc/group", "utf8")
-    .split("\n")
-    .find((entry) => entry.startsWith(`${group}:`));
-  if (!line) throw new Error(`no group ${group} in /etc/group`);
+    .find((entry) => entry.startsWith(`${name}:`));
+  if (!line) throw new Error(`no ${name} in ${file}`);
   return Number(line.split(":")[2]);
 }
 
@@ -168,16 +102,6 @@ export function peakRssKb(pid: number): number {
   return Number(match[1]);
 }
 
-/** Whether a process with this PID exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Stops a process this test started but does not own a handle to (it forked away): SIGTERM, then SIGKILL. Bounded. */
 export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
   const signal = (name: NodeJS.Signals) => {
@@ -191,22 +115,6 @@ export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (alive(pid) && Date.now() < deadline) await sleep(25);
   if (alive(pid)) signal("SIGKILL");
-}
-
-/**
- * Registers a last resort for a server started `detached` (its own process
- * group, whose id is its PID): after the group's processes were stopped, kill
- * whatever is left in that process group, e.g. FastCGI children it spawned.
- */
-function killProcessGroupOnCleanUp(group: ProcessGroup, proc: Proc): void {
-  const pgid = proc.pid;
-  group.onCleanUp(() => {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // The group is empty: the server stopped its children itself.
-    }
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -307,7 +215,7 @@ export async function environFor(
   const text = result.body.toString("utf8");
   let report: { environ?: Record<string, string> };
   try {
-    report = JSON.parse(text);
+    report = JSON.parse(text) as typeof report;
   } catch {
     throw new Error(`not the matrix app's JSON (status ${result.status}): ${text.slice(0, 500)}`);
   }
@@ -391,7 +299,7 @@ export function matrixTests(cell: () => MatrixCell): void {
     for (let index = 0; index < 4; index++) {
       const result = await cell().request(cell().mount + "/counter");
       expect(result.status).toBe(200);
-      seen.push(JSON.parse(result.body.toString("utf8")));
+      seen.push(JSON.parse(result.body.toString("utf8")) as { pid: number; count: number });
     }
     if (!cell().persistent) {
       expect(seen.map((entry) => entry.count)).toEqual([1, 1, 1, 1]);
@@ -406,7 +314,7 @@ export function matrixTests(cell: () => MatrixCell): void {
     );
     for (const counts of byPid.values()) {
       for (let index = 1; index < counts.length; index++)
-        expect(counts[index]).toBe(counts[index - 1]! + 1);
+        expect(counts[index]).toBe(counts[index - 1] + 1);
     }
   });
 }
@@ -414,262 +322,6 @@ export function matrixTests(cell: () => MatrixCell): void {
 /** A matrix cell for a front end reached over HTTP at `baseUrl`. */
 export function httpCell(baseUrl: () => string, fields: Omit<MatrixCell, "request">): MatrixCell {
   return { ...fields, request: (path, options) => fetchHttp(baseUrl() + path, options) };
-}
-
-// ---------------------------------------------------------------------------
-// Apache httpd
-
-export interface ApacheOptions {
-  /** The server root, laid out by the caller (from `tempDir`). */
-  dir: string;
-  mpm: "event" | "prefork";
-  /** Modules besides the MPM and authz_core, by short name: "cgid", "fcgid", "proxy_fcgi", … */
-  modules: string[];
-  /** Configuration after the generated part (which ends with DocumentRoot <dir>/htdocs and `<Directory />` denied). */
-  config: string;
-  /** Extra module levels, e.g. "fcgid:info". */
-  logLevel?: string;
-}
-
-export interface Apache {
-  proc: Proc;
-  port: number;
-  url(path: string): string;
-  errorLog(): string;
-}
-
-/**
- * Starts Apache httpd in the foreground from a generated config: 127.0.0.1 on
- * a free port, everything it writes in `dir`, `User nobody` when we are root.
- * Its own process group (on SIGTERM it signals its whole group, which would
- * otherwise include the test runner); stopped by its PID in group.cleanUp().
- */
-export async function startApache(
-  group: ProcessGroup,
-  binary: string,
-  modulesDir: string,
-  options: ApacheOptions,
-): Promise<Apache> {
-  const { dir } = options;
-  const port = await freePort();
-  const runDir = join(dir, "run");
-  mkdirSync(runDir, { recursive: true, mode: 0o755 });
-  mkdirSync(join(dir, "htdocs"), { recursive: true, mode: 0o755 });
-  writeFile(join(dir, "mime.types"), "");
-  const load = (name: string) => `LoadModule ${name}_module "${modulesDir}/mod_${name}.so"`;
-  // mod_mime for TypesConfig; the rest as asked.
-  const modules = [...new Set([`mpm_${options.mpm}`, "authz_core", "mime", ...options.modules])];
-  const lines = [
-    "# Generated by test/helpers/frontends.ts",
-    `ServerRoot "${dir}"`,
-    `Listen 127.0.0.1:${port}`,
-    "ServerName 127.0.0.1",
-    `PidFile "${join(runDir, "httpd.pid")}"`,
-    `DefaultRuntimeDir "${runDir}"`,
-    `ErrorLog "${join(dir, "error.log")}"`,
-    `LogLevel warn ${options.logLevel ?? ""}`,
-    ...modules.map(load),
-    ...(isRoot ? [`User ${WEB_USER}`, `Group ${WEB_GROUP}`] : []),
-    ...(modules.includes("cgid") ? [`ScriptSock "${join(runDir, "cgid.sock")}"`] : []),
-    // mod_fcgid's sockets and shared memory: in the temp dir, writable by the user its process manager runs as.
-    ...(modules.includes("fcgid")
-      ? [
-          `FcgidIPCDir "${serverWritableDir(join(dir, "fcgid"))}"`,
-          `FcgidProcessTableFile "${join(runDir, "fcgid_shm")}"`,
-        ]
-      : []),
-    `TypesConfig "${join(dir, "mime.types")}"`,
-    `DocumentRoot "${join(dir, "htdocs")}"`,
-    "<Directory />",
-    "    AllowOverride None",
-    "    Require all denied",
-    "</Directory>",
-    options.config,
-    "",
-  ];
-  const configPath = writeFile(join(dir, "httpd.conf"), lines.join("\n"));
-  const proc = group.spawn("apache2", binary, ["-d", dir, "-f", configPath, "-DFOREGROUND"], {
-    env: { PATH: CLEAN_PATH, LANG: "C" },
-    detached: true,
-  });
-  killProcessGroupOnCleanUp(group, proc);
-  const errorLog = () => readText(join(dir, "error.log"));
-  try {
-    await waitForListening({ host: "127.0.0.1", port }, 15_000, () => proc.running);
-  } catch (error) {
-    throw new Error(
-      `${(error as Error).message}\napache2 output:\n${proc.stderr}\nerror.log:\n${errorLog()}`,
-    );
-  }
-  return { proc, port, url: (path) => `http://127.0.0.1:${port}${path}`, errorLog };
-}
-
-// ---------------------------------------------------------------------------
-// lighttpd
-
-export interface Lighttpd {
-  proc: Proc;
-  port: number;
-  dir: string;
-  url(path: string): string;
-  /** server.errorlog */
-  errorLogPath: string;
-  errorLog(): string;
-  /** lighttpd's own stderr, which its FastCGI children inherit. */
-  stderr(): string;
-}
-
-/**
- * Starts lighttpd in the foreground (-D) with a generated lighttpd.conf that
- * includes `includes` (filled example files): 127.0.0.1 on a free port, logs
- * in `dir`, `server.username = nobody` when we are root. Its own process group,
- * so FastCGI programs it spawned go with it; stopped by its PID in group.cleanUp().
- */
-export async function startLighttpd(
-  group: ProcessGroup,
-  binary: string,
-  dir: string,
-  includes: string[],
-): Promise<Lighttpd> {
-  const port = await freePort();
-  mkdirSync(join(dir, "htdocs"), { recursive: true, mode: 0o755 });
-  // lighttpd opens its error log after dropping privileges.
-  const logDir = serverWritableDir(join(dir, "log"));
-  const errorLogPath = join(logDir, "error.log");
-  const includeLines = includes.map((text, index) => {
-    const path = writeFile(join(dir, `include-${index}.conf`), text);
-    return `include "${path}"`;
-  });
-  const config = [
-    "# Generated by test/helpers/frontends.ts",
-    `server.document-root = "${join(dir, "htdocs")}"`,
-    `server.bind = "127.0.0.1"`,
-    `server.port = ${port}`,
-    `server.errorlog = "${errorLogPath}"`,
-    ...(isRoot ? [`server.username = "${WEB_USER}"`, `server.groupname = "${WEB_GROUP}"`] : []),
-    ...includeLines,
-    "",
-  ].join("\n");
-  const configPath = writeFile(join(dir, "lighttpd.conf"), config);
-  const proc = group.spawn("lighttpd", binary, ["-D", "-f", configPath], {
-    env: { PATH: CLEAN_PATH },
-    detached: true,
-  });
-  killProcessGroupOnCleanUp(group, proc);
-  const errorLog = () => readText(errorLogPath);
-  try {
-    await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
-  } catch (error) {
-    throw new Error(
-      `${(error as Error).message}\nlighttpd stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}\nconfig:\n${config}\n${includes.join("\n")}`,
-    );
-  }
-  return {
-    proc,
-    port,
-    dir,
-    url: (path) => `http://127.0.0.1:${port}${path}`,
-    errorLogPath,
-    errorLog,
-    stderr: () => proc.stderr,
-  };
-}
-
-// ---------------------------------------------------------------------------
-// nginx
-
-export interface NginxServer {
-  proc: Proc;
-  port: number;
-  url(path: string): string;
-  errorLog(): string;
-  /** Lines at level error or worse. */
-  errorLines(): string[];
-}
-
-/** nginx's stock fastcgi_params (Debian's), used when /etc/nginx/fastcgi_params is not there. */
-const STOCK_FASTCGI_PARAMS = `fastcgi_param  QUERY_STRING       $query_string;
-fastcgi_param  REQUEST_METHOD     $request_method;
-fastcgi_param  CONTENT_TYPE       $content_type;
-fastcgi_param  CONTENT_LENGTH     $content_length;
-fastcgi_param  SCRIPT_NAME        $fastcgi_script_name;
-fastcgi_param  REQUEST_URI        $request_uri;
-fastcgi_param  DOCUMENT_URI       $document_uri;
-fastcgi_param  DOCUMENT_ROOT      $document_root;
-fastcgi_param  SERVER_PROTOCOL    $server_protocol;
-fastcgi_param  REQUEST_SCHEME     $scheme;
-fastcgi_param  HTTPS              $https if_not_empty;
-fastcgi_param  GATEWAY_INTERFACE  CGI/1.1;
-fastcgi_param  SERVER_SOFTWARE    nginx/$nginx_version;
-fastcgi_param  REMOTE_ADDR        $remote_addr;
-fastcgi_param  REMOTE_PORT        $remote_port;
-fastcgi_param  REMOTE_USER        $remote_user;
-fastcgi_param  SERVER_ADDR        $server_addr;
-fastcgi_param  SERVER_PORT        $server_port;
-fastcgi_param  SERVER_NAME        $server_name;
-`;
-
-/**
- * Starts nginx in the foreground with `site` (a filled example for the http { }
- * context, holding its own server block: fill its @LISTEN@ with `listen(port)`)
- * next to the distribution's fastcgi_params, as `include fastcgi_params` finds
- * it in /etc/nginx. A master and one worker, which runs as nobody when we are root.
- */
-export async function startNginxSite(
-  group: ProcessGroup,
-  binary: string,
-  site: (listen: string) => string,
-): Promise<NginxServer> {
-  const dir = tempDir(group, "tsgi-nginx-");
-  const port = await freePort();
-  const system = "/etc/nginx/fastcgi_params";
-  if (existsSync(system)) copyFileSync(system, join(dir, "fastcgi_params"));
-  else writeFile(join(dir, "fastcgi_params"), STOCK_FASTCGI_PARAMS);
-  writeFile(join(dir, "site.conf"), site(`127.0.0.1:${port}`));
-  const config = `# Generated by test/helpers/frontends.ts
-daemon off;
-master_process on;
-worker_processes 1;
-${isRoot ? `user ${WEB_USER} ${WEB_GROUP};` : ""}
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 1024; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  default_type application/octet-stream;
-  include ${dir}/site.conf;
-}
-`;
-  writeFile(join(dir, "nginx.conf"), config);
-  const proc = group.spawn(
-    "nginx",
-    binary,
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
-    { env: { PATH: CLEAN_PATH } },
-  );
-  const errorLog = () => readText(join(dir, "error.log"));
-  try {
-    await waitForListening({ host: "127.0.0.1", port }, 10_000, () => proc.running);
-  } catch (error) {
-    throw new Error(
-      `${(error as Error).message}\nnginx stderr:\n${proc.stderr}\nerror.log:\n${errorLog()}`,
-    );
-  }
-  return {
-    proc,
-    port,
-    url: (path) => `http://127.0.0.1:${port}${path}`,
-    errorLog,
-    errorLines: () =>
-      errorLog()
-        .split("\n")
-        .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line)),
-  };
 }
 
 // ---------------------------------------------------------------------------

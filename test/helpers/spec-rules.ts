@@ -44,16 +44,16 @@ export function ruleComments(source: string, path: string): RuleComment[] {
   const lines = source.split("\n");
   const comments: RuleComment[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const match = start.exec(lines[i]!);
+    const match = start.exec(lines[i]);
     if (!match) continue;
-    const parts = [match[2]!];
+    const parts = [match[2]];
     for (let j = i + 1; j < lines.length; j++) {
-      const continued = /^\s*\/\/ (.*\S.*)$/.exec(lines[j]!);
-      if (!continued || start.test(lines[j]!)) break;
-      parts.push(continued[1]!);
+      const continued = /^\s*\/\/ (.*\S.*)$/.exec(lines[j]);
+      if (!continued || start.test(lines[j])) break;
+      parts.push(continued[1]);
     }
     comments.push({
-      id: match[1]!,
+      id: match[1],
       sentence: normalize(parts.join(" ")),
       where: `${path}:${i + 1}`,
     });
@@ -64,7 +64,7 @@ export function ruleComments(source: string, path: string): RuleComment[] {
 /** The ids the validator names in its `fail(side, id, …)` calls. */
 export function validatorFailIds(source: string): string[] {
   const calls = new RegExp(`fail\\(\\s*"(?:app|gateway)",\\s*"([^"]*)"`, "g");
-  return [...source.matchAll(calls)].map((match) => match[1]!);
+  return [...source.matchAll(calls)].map((match) => match[1]);
 }
 
 /** Every `.ts` file under `dir`, as paths relative to `root`. */
@@ -125,7 +125,7 @@ function blockRules(text: string): SpecRule[] {
     let start = 0;
     for (const stop of segment.slice(0, -1).matchAll(/[.!?](?=\s)/g)) start = stop.index + 1;
     rules.push({
-      id: match[1]!,
+      id: match[1],
       sentence: normalize(text.slice(from + start, from + segment.length)),
     });
     from = match.index + match[0].length;

@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { FIXTURES } from "./cgi.js";
+import { FIXTURES } from "./processes.js";
 
 export const TS_FIXTURES = join(FIXTURES, "ts");
 
@@ -54,7 +54,7 @@ export function throwSite(name: string): string {
   const lines = readFileSync(tsFixture(name), "utf8").split("\n");
   const line = lines.findIndex((text) => text.includes('throw new Error("thrown from'));
   if (line < 0) throw new Error(`${name} has no /throw`);
-  return `${tsFixture(name)}:${line + 1}:${lines[line]!.indexOf("new Error") + 1}`;
+  return `${tsFixture(name)}:${line + 1}:${lines[line].indexOf("new Error") + 1}`;
 }
 
 /** The log line and first stack frame a gateway writes for a fixture's /throw. */

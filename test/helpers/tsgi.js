@@ -1,0 +1,92 @@
+// `tsgi fcgi` as its own process (from dist/, so run `npm run build` first),
+// for the end-to-end tests and the benchmarks alike. Plain JavaScript with
+// JSDoc types for the reason given in processes.js.
+
+import { join } from "node:path";
+import { CLEAN_PATH, REPO, TSGI_BIN, tempDir } from "./processes.js";
+
+/** @typedef {import("./processes.js").ProcessGroup} ProcessGroup */
+/** @typedef {import("./processes.js").Proc} Proc */
+/** @typedef {import("./processes.js").Address} Address */
+
+export const FCGI_FIXTURES = join(REPO, "test", "fixtures", "fcgi");
+
+/**
+ * The path of a FastCGI fixture application.
+ * @param {string} name
+ */
+export function fcgiFixture(name) {
+  return join(FCGI_FIXTURES, name);
+}
+
+/**
+ * @typedef {object} TsgiFcgiOptions
+ * @property {string} [app] Application module (default: the fixture app).
+ * @property {string | null} [listen] Where to listen: "unix" (a socket in a temp dir, the default), "tcp" (127.0.0.1 and a port the kernel picks), any --listen value, or null for no --listen at all (then `stdio[0]` must be the listening socket).
+ * @property {string[]} [args] More command-line options.
+ * @property {string[]} [nodeArgs] Options for node itself, before the script (e.g. --cpu-prof).
+ * @property {Record<string, string>} [env] Environment variables over a clean one (PATH only).
+ * @property {import("node:child_process").SpawnOptions["stdio"]} [stdio] Default ["ignore", "pipe", "pipe"].
+ * @property {string} [umask] Runs it under `sh -c 'umask <umask>; exec ...'`.
+ * @property {boolean} [waitReady] Wait for the "serving ... on ..." line (default true).
+ */
+
+/**
+ * @typedef {object} TsgiFcgi
+ * @property {Proc} proc
+ * @property {Address} address Where to connect (a path "" when it was not started with --listen).
+ */
+
+/**
+ * The address in tsgi's "serving <app> on <where> (pid …)" line.
+ * @param {string} where
+ * @returns {Address}
+ */
+function parseAddress(where) {
+  const tcp = /^(?:\[(.+)\]|([^/]+)):(\d+)$/.exec(where);
+  if (where.includes("/") || !tcp) return { path: where };
+  return { host: tcp[1] ?? tcp[2] ?? "", port: Number(tcp[3]) };
+}
+
+/**
+ * The --listen value for the `listen` option.
+ * @param {ProcessGroup} group
+ * @param {string | null | undefined} listen
+ */
+function listenValue(group, listen) {
+  if (listen === undefined || listen === "unix") return join(tempDir(group), "tsgi.sock");
+  if (listen === "tcp") return "127.0.0.1:0";
+  return listen;
+}
+
+/**
+ * Starts `node bin/tsgi.js fcgi <app>` and waits until it serves.
+ * @param {ProcessGroup} group
+ * @param {TsgiFcgiOptions} [options]
+ * @returns {Promise<TsgiFcgi>}
+ */
+export async function startTsgiFcgi(group, options = {}) {
+  const listen = listenValue(group, options.listen);
+  const args = [
+    ...(options.nodeArgs ?? []),
+    TSGI_BIN,
+    "fcgi",
+    options.app ?? fcgiFixture("app.js"),
+    ...(listen !== null ? ["--listen", listen] : []),
+    ...(options.args ?? []),
+  ];
+  const env = { PATH: CLEAN_PATH, ...options.env };
+  const stdio = options.stdio ?? ["ignore", "pipe", "pipe"];
+  const proc =
+    options.umask !== undefined
+      ? group.spawn(
+          "tsgi fcgi",
+          "/bin/sh",
+          ["-c", `umask ${options.umask}; exec "$@"`, "sh", process.execPath, ...args],
+          { env, stdio },
+        )
+      : group.spawn("tsgi fcgi", process.execPath, args, { env, stdio });
+  if (!(options.waitReady ?? true)) return { proc, address: { path: listen ?? "" } };
+  const match = await proc.waitForStderr(/serving \S+ on (.+?) \(pid/);
+  return { proc, address: parseAddress(match[1] ?? "") };
+}
