@@ -5,8 +5,8 @@
 
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { REPO, runCgi, type CgiResult } from "./helpers/cgi.js";
-import { ProcessGroup, tempDir } from "./helpers/servers.js";
+import { runCgi, type CgiResult } from "./helpers/cgi.js";
+import { ProcessGroup, REPO, tempDir } from "./helpers/processes.js";
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());

@@ -8,7 +8,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readText, sha256, type HttpResult } from "./helpers/frontends.js";
+import { sha256 } from "./helpers/bytes.js";
+import { readText, type HttpResult } from "./helpers/frontends.js";
 import {
   FRAMEWORKS,
   GATEWAYS,
@@ -16,7 +17,7 @@ import {
   type Framework,
   type Gateway,
 } from "./helpers/frameworks.js";
-import { ProcessGroup, sleep, tempDir } from "./helpers/servers.js";
+import { ProcessGroup, sleep, tempDir } from "./helpers/processes.js";
 import { SSE_FIRST, SSE_SECOND } from "./fixtures/frameworks/shared.js";
 
 const group = new ProcessGroup();

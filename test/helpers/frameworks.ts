@@ -5,15 +5,11 @@
 
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
-import {
-  cgiEnvironment,
-  fetchHttp,
-  startNginxSite,
-  type HttpOptions,
-  type HttpResult,
-} from "./frontends.js";
-import { CLEAN_PATH, TSGI_BIN } from "./cgi.js";
-import { ProcessGroup, REPO, findBinary, sleep, startTsgiFcgi, type Proc } from "./servers.js";
+import { findBinary } from "./available.js";
+import { cgiEnvironment, fetchHttp, type HttpOptions, type HttpResult } from "./frontends.js";
+import { startNginxSite } from "./nginx.js";
+import { CLEAN_PATH, ProcessGroup, REPO, TSGI_BIN, sleep, type Proc } from "./processes.js";
+import { startTsgiFcgi } from "./tsgi.js";
 
 export interface Framework {
   name: string;
