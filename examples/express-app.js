@@ -20,7 +20,8 @@ app.post("/echo", (req, res) => {
 app.get("/login", (req, res) => {
   res.cookie("session", "s3cr3t", { httpOnly: true, sameSite: "lax" });
   res.cookie("theme", "dark");
-  res.redirect("/");
+  // req.baseUrl is where the application is mounted (SCRIPT_NAME): "" at the root.
+  res.redirect(req.baseUrl + "/");
 });
 
 // Streams: each line reaches the client as it is written.

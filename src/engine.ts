@@ -32,6 +32,8 @@ export interface ResponseSink {
   sendHeaders(status: string, headers: HeaderList): void;
   /** Sends body bytes; a returned promise means "wait before writing more". */
   write(data: Uint8Array): void | Promise<void>;
+  /** Optional: sends what was given to sendHeaders now, instead of holding it for the first body bytes. */
+  flush?(): void;
   /** The response is complete. */
   end(): void | Promise<void>;
   /**
@@ -123,6 +125,7 @@ class Exchange {
   ) {
     // Read before the application runs: it may change its environ.
     this.isHead = environ.REQUEST_METHOD === "HEAD";
+    if (!("tsgi.signal" in environ)) defineSignal(environ, sink);
   }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
@@ -155,7 +158,15 @@ class Exchange {
     // promise: an application writing a lot should await it before writing more.
     this.usedWrite = true;
     const bytes = toBytes(chunk);
-    if (bytes.length === 0) return;
+    if (bytes.length === 0) {
+      // [write.flush] Writing an empty chunk through `write` sends the status and headers at once, if they have not
+      // gone out.
+      if (!this.headersSent) {
+        this.sendHead();
+        this.sink.flush?.();
+      }
+      return;
+    }
     const pending = this.send(bytes);
     // The app may ignore the promise; a peer that went away must not become an unhandled rejection.
     if (pending) pending.catch(() => {});
@@ -342,17 +353,20 @@ class Exchange {
    * status without a body.
    */
   // [length.empty] A response with no body bytes at all gets `Content-Length: 0`, except a
-  // response to `HEAD` (where it would announce a wrong length, RFC 9110 §8.6) and a `1xx`,
-  // `204` or `304` response, which has no body by definition.
+  // response to `HEAD` (where it would announce a wrong length, RFC 9110 §8.6), a `1xx`, `204`
+  // or `304` response, which has no body by definition, and a `205`, which the application
+  // may send with no framing at all (RFC 9110 §15.3.6).
   private addEmptyLength(): void {
-    if (this.isHead || !statusAllowsBody(statusCode(this.status!))) return;
+    const code = statusCode(this.status!);
+    if (this.isHead || !statusAllowsBody(code) || code === 205) return;
     if (findHeader(this.headers, "content-length") === undefined)
       this.headers.push(["Content-Length", "0"]);
   }
 
   private send(bytes: Uint8Array): void | Promise<void> {
     // [output.held] The gateway holds the status and headers back until the first non-empty chunk is sent, from
-    // the body or from `write`, or, if there is none, until the body is exhausted.
+    // the body or from `write`, until an empty chunk is written through `write`, or, if there is none of these,
+    // until the body is exhausted.
     if (!this.headersSent) this.sendHead();
     if (this.allowed !== -1) {
       if (bytes.length > this.allowed) {
@@ -536,6 +550,19 @@ export function toBytes(chunk: unknown): Uint8Array {
   throw new ApplicationError(
     `a body chunk must be a Uint8Array or a string, not ${describe(chunk)}`,
   );
+}
+
+// [env.signal] `tsgi.signal`: an `AbortSignal` that aborts when the client goes away or the web server aborts the
+// request, or `undefined` where the gateway cannot tell.
+//
+// A getter, so a sink that builds its signal on first read (FastCGI) builds it
+// only for an application that asks; a gateway may set the key itself.
+function defineSignal(environ: Environ, sink: ResponseSink): void {
+  Object.defineProperty(environ, "tsgi.signal", {
+    get: () => sink.signal,
+    configurable: true,
+    enumerable: true,
+  });
 }
 
 /** A body that arrives after the request was given up still gets its close(). */

@@ -18,9 +18,11 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // [header.value] A header value holds only tab and the characters U+0020–U+007E and U+0080–U+00FF (RFC 9110 field
 // text, Latin-1).
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-// [status.format] A status matches `^[1-5][0-9][0-9] ` followed by a non-empty reason phrase made of the
+// [status.format] A status matches `^[1-9][0-9][0-9] ` followed by a non-empty reason phrase made of the
 // characters a header value may hold.
-const STATUS = /^[1-5][0-9][0-9] [\t\x20-\x7e\x80-\xff]+$/;
+//
+// RFC 9110 §15 allows any three digits from 100 to 999; node:http sends them all.
+const STATUS = /^[1-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]+$/;
 
 // [header.hop-by-hop] Hop-by-hop headers describe one connection and belong to the gateway: `Connection`,
 // `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Trailers`,

@@ -72,6 +72,11 @@ export interface Environ {
   "tsgi.multithread": boolean;
   "tsgi.multiprocess": boolean;
   "tsgi.run_once": boolean;
+  /**
+   * Aborted when the client goes away or the web server aborts the request;
+   * undefined where the gateway cannot tell (CGI). Built on first read.
+   */
+  readonly "tsgi.signal"?: AbortSignal | undefined;
   /** FastCGI only: the role the web server asked for (FastCGI 1.0, section 6). */
   "tsgi.fcgi.role"?: "responder" | "authorizer" | "filter";
   /** FastCGI filter role only: the file to filter (`FCGI_DATA`), a stream like `tsgi.input`. */

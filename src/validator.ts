@@ -656,7 +656,7 @@ function checkStatusAndHeaders(
     validateStatus(status);
   } catch (error) {
     if (!(error instanceof ApplicationError)) throw error;
-    // [status.format] A status matches `^[1-5][0-9][0-9] ` followed by a non-empty reason phrase made of the
+    // [status.format] A status matches `^[1-9][0-9][0-9] ` followed by a non-empty reason phrase made of the
     // characters a header value may hold.
     const detail = `status ${JSON.stringify(status)} must be "NNN Reason" (three digits, a space, a reason phrase, no control characters)`;
     fail("app", "status.format", detail);

@@ -138,6 +138,23 @@ describe("a Node-style handler whose response ends in an error, under `tsgi fcgi
     await expectServing(from);
   });
 
+  it("res.flushHeaders() sends the head in a STDOUT record of its own, before the body exists", async () => {
+    const client = await connect();
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/flush"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    const started = Date.now();
+    const records = await client.waitForRecords(
+      (all) => all.some((record) => record.type === RecordType.STDOUT && record.content.length > 0),
+      2000,
+    );
+    expect(Date.now() - started).toBeLessThan(250);
+    const head = records.find((record) => record.type === RecordType.STDOUT)!.content.toString();
+    expect(head).toMatch(/^Status: 200 OK\r\nContent-Type: text\/event-stream\r\n\r\n$/);
+    const response = (await client.response(1)).response();
+    expect(response.body.toString()).toBe("data: late\n\n");
+  });
+
   it("res.destroy(error) and req.destroy(error) end their own request only", async () => {
     const from = server.proc.stderr.length;
     const other = await slowRequestInFlight();

@@ -31,6 +31,9 @@ import {
 
 const FRAMEWORKS = Object.keys(FRAMEWORK_APPS) as Framework[];
 
+/** Lets pending callbacks and promise jobs run. */
+const settleTicks = () => new Promise<void>((resolve) => setTimeout(resolve, 20));
+
 describe("Express and Hono applications under `tsgi cgi`", () => {
   beforeAll(() => {
     // The fixtures import the compiled adapters, and `tsgi cgi` runs the compiled bundle.
@@ -320,7 +323,7 @@ describe("fromNodeHandler", () => {
       isIncomingMessage: true,
       isServerResponse: true,
       method: "PUT",
-      url: "/mount/caf%C3%A9%20x?a=%20b&c",
+      url: "/caf%C3%A9%20x?a=%20b&c",
       httpVersion: "1.0",
       headers: { host: "example.test", "x-thing": "1", "content-type": "text/plain" },
       rawHeaders: ["host", "example.test", "x-thing", "1", "content-type", "text/plain"],
@@ -421,7 +424,7 @@ describe("fromNodeHandler", () => {
     expect(Buffer.concat(sink.writes).length).toBe(total * chunk.length);
   });
 
-  it("leaves hop-by-hop headers the application set out of the response", async () => {
+  it("leaves hop-by-hop headers the application set out of the response, and streams when it set Transfer-Encoding", async () => {
     const run = start(
       fromNodeHandler((_req, res) => {
         res.setHeader("Connection", "close");
@@ -431,10 +434,88 @@ describe("fromNodeHandler", () => {
       }),
     );
     expect(await run.outcome).toBe("complete");
-    expect(run.sink.headers).toEqual([
-      ["Content-Type", "text/plain"],
-      ["Content-Length", "1"],
-    ]);
+    // Transfer-Encoding asks for no Content-Length: the gateway frames the body.
+    expect(run.sink.headers).toEqual([["Content-Type", "text/plain"]]);
+    expect(run.sink.body()).toBe("x");
+  });
+
+  it("tells a handler that has not written yet that the client left: 'aborted' and 'close' [env.signal]", async () => {
+    const events: string[] = [];
+    const closed = deferred();
+    const run = start(
+      fromNodeHandler((req, res) => {
+        req.on("aborted", () => events.push("req aborted"));
+        req.on("close", () => events.push("req close"));
+        res.on("close", () => {
+          events.push(`res close ${res.writableFinished}`);
+          closed.resolve();
+        });
+        // A long poll: nothing is written until something happens.
+      }),
+    );
+    await settleTicks();
+    expect(events).toEqual([]);
+    run.sink.controller.abort(new ConnectionClosedError("gone"));
+    await within(closed.promise, 2000, "the response's 'close'");
+    expect(await run.outcome).toBe("aborted");
+    expect(events).toContain("req aborted");
+    expect(events).toContain("req close");
+    expect(events).toContain("res close false");
+  });
+
+  it("sends the head at res.flushHeaders(), before any body byte, and cuts the response off on a later error [write.flush]", async () => {
+    let flushes = 0;
+    const sink = new RecordingSink(true);
+    Object.assign(sink, { flush: () => flushes++ });
+    const wrote = deferred();
+    const fail = deferred();
+    const run = start(
+      fromNodeHandler((_req, res) => {
+        res.writeHead(200, { "Content-Type": "text/event-stream" });
+        res.flushHeaders();
+        wrote.resolve();
+        void fail.promise.then(() => res.destroy(new Error("the source failed")));
+      }),
+      {},
+      undefined,
+      sink,
+    );
+    await within(wrote.promise, 2000, "flushHeaders()");
+    await settleTicks();
+    expect(sink.events.map((event) => event.kind)).toEqual(["headers"]);
+    expect(sink.status).toBe("200 OK");
+    expect(flushes).toBe(1);
+    fail.resolve();
+    expect(await run.outcome).toBe("cut");
+  });
+
+  it("makes res.flushHeaders() after the end, or after the client left, a no-op as under node:http", async () => {
+    const calls: string[] = [];
+    const ended = start(
+      fromNodeHandler((_req, res) => {
+        res.end("done");
+        res.flushHeaders();
+        calls.push("after end");
+      }),
+    );
+    expect(await ended.outcome).toBe("complete");
+    expect(ended.sink.body()).toBe("done");
+    expect(ended.sink.header("content-length")).toBe("4");
+    const closed = deferred();
+    const left = start(
+      fromNodeHandler((_req, res) => {
+        res.on("close", () => {
+          res.flushHeaders();
+          calls.push("after the client left");
+          closed.resolve();
+        });
+      }),
+    );
+    await settleTicks();
+    left.sink.controller.abort(new ConnectionClosedError("gone"));
+    await within(closed.promise, 2000, "the response's 'close'");
+    expect(await left.outcome).toBe("aborted");
+    expect(calls).toEqual(["after end", "after the client left"]);
   });
 
   it("emits 'finish' and then 'close' on the response once it went out", async () => {

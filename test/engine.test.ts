@@ -181,6 +181,7 @@ describe("Content-Length", () => {
   it.each([
     ["204 No Content", "Status: 204 No Content\r\n\r\n"],
     ["304 Not Modified", "Status: 304 Not Modified\r\n\r\n"],
+    ["205 Reset Content", "Status: 205 Reset Content\r\n\r\n"],
   ])("adds no Content-Length: 0 for %s", async (status, expected) => {
     const result = await run(respond(status, [], []));
     expect(result.text).toBe(expected);
@@ -494,6 +495,37 @@ describe("header deferral", () => {
     expect(result.text).toBe("Status: 200 OK\r\n\r\nnowlater");
   });
 
+  it("sends the headers at once when an empty chunk is written through write(), and asks the sink to flush [write.flush]", async () => {
+    let eventsSeenByApp: string[] = [];
+    let flushes = 0;
+    const sink = new RecordingSink();
+    Object.assign(sink, { flush: () => flushes++ });
+    const result = await run((_environ, startResponse) => {
+      const write = startResponse("200 OK", [["Content-Type", "text/event-stream"]]);
+      void write("");
+      void write("");
+      eventsSeenByApp = sink.events.map((event) => event.kind);
+      return (async function* () {
+        await settle();
+        yield "data: 1\n\n";
+      })();
+    }, sink);
+    expect(eventsSeenByApp).toEqual(["headers"]);
+    expect(flushes).toBe(1);
+    expect(result.text).toBe(
+      "Status: 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n",
+    );
+  });
+
+  it("cuts the response off on an error after write('') sent the headers [output.held]", async () => {
+    const result = await run((_environ, startResponse) => {
+      void startResponse("200 OK", [])("");
+      throw new Error("after the headers");
+    });
+    expect(result.outcome).toBe("cut");
+    expect(result.text).toBe("Status: 200 OK\r\n\r\n");
+  });
+
   it("works when startResponse is first called inside the body generator [body.lazy-start]", async () => {
     const result = await run((_environ, startResponse) =>
       (function* () {
@@ -516,6 +548,43 @@ describe("header deferral", () => {
       })();
     });
     expect(result.text).toBe("Status: 200 OK\r\n\r\nab");
+  });
+});
+
+describe("tsgi.signal [env.signal]", () => {
+  it("is the sink's signal, read when the application asks", async () => {
+    const sink = new RecordingSink(true);
+    let seen: unknown;
+    await run((environ, startResponse) => {
+      seen = environ["tsgi.signal"];
+      startResponse("200 OK", []);
+      return [];
+    }, sink);
+    expect(seen).toBe(sink.signal);
+    expect(seen).toBeInstanceOf(AbortSignal);
+  });
+
+  it("is undefined where the sink cannot tell, and a gateway's own value is kept", async () => {
+    let seen: unknown = "unset";
+    await run((environ, startResponse) => {
+      seen = environ["tsgi.signal"];
+      startResponse("200 OK", []);
+      return [];
+    });
+    expect(seen).toBeUndefined();
+    const own = new AbortController().signal;
+    const { environ } = testEnviron();
+    (environ as unknown as Record<string, unknown>)["tsgi.signal"] = own;
+    await runApplication(
+      (env, startResponse) => {
+        seen = env["tsgi.signal"];
+        startResponse("200 OK", []);
+        return [];
+      },
+      environ,
+      new RecordingSink(true),
+    );
+    expect(seen).toBe(own);
   });
 });
 
@@ -656,12 +725,20 @@ describe("errors", () => {
 });
 
 describe("status and header validity", () => {
-  it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", "200 ОК", "600 Beyond", "200 \u0000"])(
+  it.each(["200", "2000 OK", "abc OK", "200 OK\r\nX: y", "200 ОК", "099 Low", "200 \u0000"])(
     "answers 500 for status %j and never emits it [status.format]",
     async (status) => {
       const result = await run(respond(status, [], ["body"]));
       expect(result.text).toBe(ERROR_RESPONSE);
       expect(result.errorLog).toContain("invalid status");
+    },
+  );
+
+  it.each(["100 Continue", "600 Beyond", "999 Last"])(
+    "sends status %j: any three digits from 100 to 999 [status.format]",
+    async (status) => {
+      const result = await run(respond(status, [], ["x"]));
+      expect(result.text).toBe(`Status: ${status}\r\nContent-Length: 1\r\n\r\nx`);
     },
   );
 

@@ -440,6 +440,30 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     expect(accessLog.lines[0]).toMatch(/"GET \/ticks HTTP\/1\.1" 200 \d+ [\d.]+ms \(aborted\)$/);
   });
 
+  it("sends the head at once when the application writes an empty chunk through write() [write.flush]", async () => {
+    const release = deferred();
+    const port = await serve(async (_environ, startResponse) => {
+      const write = startResponse("200 OK", [["Content-Type", "text/event-stream"]]);
+      await write("");
+      await release.promise;
+      return ["data: 1\n\n"];
+    });
+    const reply = await within(
+      new Promise<IncomingMessage>((resolve, reject) =>
+        httpRequest({ host: "127.0.0.1", port, path: "/", agent: false }, resolve)
+          .on("error", reject)
+          .end(),
+      ),
+      2000,
+      "the response head",
+    );
+    expect(reply.headers["content-type"]).toBe("text/event-stream");
+    release.resolve();
+    let body = "";
+    for await (const chunk of reply) body += String(chunk);
+    expect(body).toBe("data: 1\n\n");
+  });
+
   it("cuts the connection when the application fails after the headers went out", async () => {
     const port = await serve(async function* (_environ, startResponse) {
       startResponse("200 OK", [["Content-Type", "text/plain"]]);

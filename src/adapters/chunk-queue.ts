@@ -64,10 +64,10 @@ export class ChunkQueue implements AsyncIterable<Uint8Array>, AsyncIterator<Uint
     return this.next();
   }
 
-  async return(): Promise<IteratorResult<Uint8Array>> {
+  return(): Promise<IteratorResult<Uint8Array>> {
     this.chunks.length = 0;
     this.queuedBytes = 0;
-    return { done: true, value: undefined };
+    return Promise.resolve({ done: true, value: undefined });
   }
 
   private notify(): void {

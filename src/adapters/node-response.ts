@@ -6,32 +6,37 @@
 
 import { STATUS_CODES, ServerResponse, type IncomingMessage } from "node:http";
 import { isHopByHop } from "../headers.js";
-import type { Body, Environ, HeaderList, StartResponse } from "../types.js";
+import type { Body, Environ, HeaderList, StartResponse, Write } from "../types.js";
 import { ChunkQueue } from "./chunk-queue.js";
-import { bodyWasRead } from "./node-request.js";
-import type { BridgeSocket } from "./node-socket.js";
+import { bodyWasRead, dropUnreadBody } from "./node-request.js";
+import type { BridgeSocket, SocketOwner } from "./node-socket.js";
 
 type Callback = (error?: Error | null) => void;
 type Encoding = BufferEncoding | null | undefined;
 type ClosableBody = Body & { close(): void };
 
+const EMPTY = new Uint8Array(0);
+
+/** The body or error handed over before anyone waited for it (a handler that answered at once). */
+type Settled = { body: Body } | { error: unknown };
+
 /**
- * One response: `body` resolves, at the application's first write() or its
- * end(), to what the engine iterates — the one chunk given to end() (so the
- * engine can add Content-Length), or a queue of written chunks.
+ * One response: body() gives, at the application's first write() or its
+ * end(), what the engine iterates — the one chunk given to end() (so the
+ * engine can add Content-Length), or a queue of written chunks; a promise of
+ * it while the handler has not responded yet.
  */
-export class ResponseBridge {
+export class ResponseBridge implements SocketOwner {
   readonly res: ServerResponse;
-  readonly body: Promise<Body>;
-  private resolveBody!: (body: Body) => void;
-  private rejectBody!: (error: unknown) => void;
+  private settled: Settled | undefined;
+  private waiting: { resolve: (body: Body) => void; reject: (error: unknown) => void } | undefined;
   private delivered = false;
+  /** The engine's write(), for flushHeaders(): an empty chunk through it sends the headers now. */
+  private engineWrite: Write | undefined;
   private queue: ChunkQueue | undefined;
   private finishEmitted = false;
   /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
   private closingSocket = false;
-  /** The error the stand-in socket was destroyed with (res.destroy(error), req.destroy(error), pipeline). */
-  private socketError: Error | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -39,15 +44,13 @@ export class ResponseBridge {
     private readonly environ: Environ,
     private readonly startResponse: StartResponse,
   ) {
-    this.body = new Promise((resolve, reject) => {
-      this.resolveBody = resolve;
-      this.rejectBody = reject;
-    });
     const res = new ServerResponse(req);
     // writeHead(code, headers) keeps its headers where getHeaders() sees them only
     // once some header has been set; otherwise it renders them straight to text.
     res.setHeader("x-tsgi", "");
     res.removeHeader("x-tsgi");
+    // The head is never rendered to text here: the engine sends the headers from node:http's store.
+    (res as OwnHead)._storeHeader = markHeadStored;
     res.assignSocket(socket as unknown as Parameters<ServerResponse["assignSocket"]>[0]);
     this.res = res;
     this.replaceOutputMethods();
@@ -57,22 +60,41 @@ export class ResponseBridge {
   /**
    * node:http's server listens for errors on every socket it serves, so an
    * application that destroys its response with an error loses only that
-   * response. The stand-in socket needs the same: without a listener an 'error'
-   * event throws and ends the whole process. Here an error on the socket, or
-   * one on the response that the application does not handle itself, ends this
-   * one request: a 500 before the response started, else the response cut off,
-   * with a log line either way.
+   * response; the stand-in socket tells this bridge instead (socketDestroyed).
+   * An error on the response that the application does not handle itself ends
+   * this one request too: a 500 before the response started, else the response
+   * cut off, with a log line either way.
    */
   private listenForErrors(): void {
-    // res.destroy(error), req.destroy(error) on an unfinished body, and stream.pipeline()
-    // with a failing source all end in socket.destroy(error): 'error', then 'close'.
-    this.socket.on("error", (error: Error) => {
-      this.socketError ??= error;
-    });
-    this.socket.once("close", () => {
-      if (!this.closingSocket) this.destroyedByApplication();
-    });
+    this.socket.owner = this;
     this.res.on("error", (error: Error) => this.responseError(error));
+  }
+
+  /**
+   * res.destroy(error), req.destroy(error) on an unfinished body, and
+   * stream.pipeline() with a failing source all end in socket.destroy(error).
+   */
+  socketDestroyed(error: Error | undefined): void {
+    if (!this.closingSocket) this.destroyedByApplication(error);
+  }
+
+  /** What the application returns: the body, or a promise of it while the handler has not responded. */
+  body(): Body | Promise<Body> {
+    const settled = this.settled;
+    if (settled === undefined)
+      return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+    if ("error" in settled) throw settled.error;
+    return settled.body;
+  }
+
+  private resolveBody(body: Body): void {
+    if (this.waiting) this.waiting.resolve(body);
+    else this.settled = { body };
+  }
+
+  private rejectBody(error: unknown): void {
+    if (this.waiting) this.waiting.reject(error);
+    else this.settled = { error };
   }
 
   /**
@@ -89,6 +111,11 @@ export class ResponseBridge {
     } else {
       this.log(`the handler failed after its response ended: ${describeError(error)}`);
     }
+  }
+
+  /** The client went away: the application learns it at once (node:http's 'aborted' and 'close'). */
+  clientLeft(): void {
+    if (!this.finishEmitted) this.abort();
   }
 
   private replaceOutputMethods(): void {
@@ -108,9 +135,21 @@ export class ResponseBridge {
       return res;
     }) as ServerResponse["end"];
     res.flushHeaders = () => {
+      // As under node:http, too late is a no-op: the head went out with the response, or never will.
+      if (res.writableEnded || res.destroyed) return;
       if (!res.headersSent) implicitHeader(res);
       this.streaming();
+      this.flushHead();
     };
+  }
+
+  /** An empty chunk through the engine sends the head now (SPEC: write.flush); a later error cuts it off. */
+  private flushHead(): void {
+    try {
+      void this.engineWrite?.(EMPTY);
+    } catch {
+      // The engine is done with this response (the client left): there is nothing left to send.
+    }
   }
 
   private write(chunk: unknown, encoding: Encoding, callback: Callback | undefined): boolean {
@@ -138,7 +177,8 @@ export class ResponseBridge {
         return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
       if (!res.headersSent) implicitHeader(res);
       const bytes = toBytes(chunk, encoding);
-      if (this.queue) this.queue.push(bytes);
+      // An application's own Transfer-Encoding asks for no Content-Length: streamed, the gateway frames it.
+      if (this.queue || res.hasHeader("transfer-encoding")) this.streaming().push(bytes);
       else this.deliver(this.completeBody([bytes]));
     } else if (res.writableEnded) {
       if (callback) {
@@ -171,15 +211,16 @@ export class ResponseBridge {
 
   /** A body that is all there: an array (the engine adds Content-Length to one chunk) that notes when it was iterated to the end. */
   private completeBody(chunks: Uint8Array[]): ClosableBody {
-    let exhausted = false;
-    const iterate = function* () {
-      yield* chunks;
-      exhausted = true;
-    };
-    return Object.defineProperties([...chunks], {
-      [Symbol.iterator]: { value: iterate },
-      close: { value: () => this.closed(exhausted) },
-    }) as unknown as ClosableBody;
+    const body = chunks as CompleteBody;
+    body[BRIDGE] = this;
+    (body as { [Symbol.iterator]: unknown })[Symbol.iterator] = iterateComplete;
+    body.close = closeComplete;
+    return body;
+  }
+
+  /** The engine is done with a complete body: see closed(). */
+  completeBodyClosed(exhausted: boolean): void {
+    this.closed(exhausted);
   }
 
   /** Hands the engine the status, headers and body; the headers are final by now (writeHead has run). */
@@ -187,7 +228,7 @@ export class ResponseBridge {
     if (this.delivered) return;
     this.delivered = true;
     try {
-      this.startResponse(statusLine(this.res), headerList(this.res));
+      this.engineWrite = this.startResponse(statusLine(this.res), headerList(this.res));
     } catch (error) {
       this.rejectBody(error);
       this.abort();
@@ -203,8 +244,8 @@ export class ResponseBridge {
       this.finishEmitted = true;
       this.res.emit("finish");
       this.closeSocket();
-      // As node:http does, an unread body is read and dropped so that the request still ends and closes.
-      if (!bodyWasRead(this.req)) this.req.resume();
+      // As node:http does, an unread body is dropped so that the request still ends and closes.
+      if (!bodyWasRead(this.req)) dropUnreadBody(this.req);
     });
   }
 
@@ -221,8 +262,7 @@ export class ResponseBridge {
   }
 
   /** res.destroy() or req.socket.destroy() before end(): the response is cut off. */
-  private destroyedByApplication(): void {
-    const error = this.socketError;
+  private destroyedByApplication(error: Error | undefined): void {
     if (this.res.writableEnded) {
       if (error) this.log(`error after the response ended: ${describeError(error)}`);
       return;
@@ -268,6 +308,46 @@ export class ResponseBridge {
       process.nextTick(() => this.res.emit("error", error));
     else if (state === "ended") this.log(error.message);
   }
+}
+
+const BRIDGE = Symbol("tsgi.bridge");
+const EXHAUSTED = Symbol("tsgi.exhausted");
+
+type CompleteBody = Uint8Array[] & {
+  [BRIDGE]: ResponseBridge;
+  [EXHAUSTED]?: true;
+  close(): void;
+};
+
+/** The iterator of a complete body: its chunks, then a note that the engine took them all. Shared by every response. */
+function iterateComplete(this: CompleteBody): Iterator<Uint8Array> {
+  let index = 0;
+  return {
+    next: () => {
+      if (index < this.length) return { done: false, value: this[index++] };
+      this[EXHAUSTED] = true;
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+function closeComplete(this: CompleteBody): void {
+  this[BRIDGE].completeBodyClosed(this[EXHAUSTED] === true);
+}
+
+type OwnHead = ServerResponse & { _storeHeader(firstLine: string, headers: unknown): void };
+
+/**
+ * In place of node:http's _storeHeader (what writeHead() ends with), which
+ * renders the head to text for a socket: here the headers stay in the store
+ * (where writeHead put them, see the constructor) and only `headersSent`
+ * needs to turn true.
+ */
+function markHeadStored(
+  this: ServerResponse & { _header: string | null },
+  firstLine: string,
+): void {
+  this._header = firstLine;
 }
 
 /** What node:http does before the first body byte: writeHead(statusCode), through whatever wraps writeHead. */

@@ -12,10 +12,12 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 
 /**
  * The application that serves each request by calling `handler(req, res)`.
- * `req` carries the method, URL (SCRIPT_NAME + PATH_INFO, and the query),
- * headers, peer address (`req.socket.remoteAddress`) and a body streamed from
+ * `req` carries the method, the URL it routes on (PATH_INFO and the query;
+ * `req.baseUrl` is SCRIPT_NAME, `req.originalUrl` the public path), headers,
+ * peer address (`req.socket.remoteAddress`) and a body streamed from
  * tsgi.input; `res` streams what the handler writes. When the client goes
- * away, `res` and `req` emit 'close' as they would under node:http.
+ * away (`tsgi.signal`), even before the handler wrote anything, `req` emits
+ * 'aborted' and `req` and `res` emit 'close', as under node:http.
  */
 export function fromNodeHandler(handler: NodeHandler): Application {
   if (typeof handler !== "function")
@@ -37,8 +39,17 @@ export function fromNodeHandler(handler: NodeHandler): Application {
     } catch (error) {
       bridge.fail(error);
     }
-    return bridge.body;
+    // A response ended at once is in the engine's hands; only one still to come needs the client watched.
+    if (!bridge.res.writableEnded) watchClient(environ["tsgi.signal"], bridge);
+    return bridge.body();
   };
+}
+
+/** node:http sees a client leave on its socket at once, whatever the handler is doing; here the signal tells. */
+function watchClient(signal: AbortSignal | undefined, bridge: ResponseBridge): void {
+  if (signal === undefined) return;
+  if (signal.aborted) bridge.clientLeft();
+  else signal.addEventListener("abort", () => bridge.clientLeft(), { once: true });
 }
 
 function port(value: unknown): number | undefined {

@@ -3,6 +3,9 @@
 // PEP 3333 and RFC 3875 §4.1.5 do; a Node or fetch application routes on the
 // rest, so it works unchanged under any prefix, behind a rewrite, or in mount().
 //
+// [adapter.mount] An adapted application routes on `PATH_INFO`, relative to where it is mounted, so the same
+// application serves at the root, under a prefix, behind a rewrite and inside `mount()`.
+//
 // The environ holds both parts decoded. Re-encoding them loses what the client
 // meant by "%2F" (an escaped slash is not a separator) and repairs a lone "%"
 // the framework should refuse, so where the raw REQUEST_URI still decodes to

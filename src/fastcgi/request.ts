@@ -428,6 +428,13 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
     this.pendingHead = formatCgiHead(status, headers);
   }
 
+  /** The head goes out alone: the application asked for it before any body byte (write.flush). */
+  flush(): void {
+    if (this.isFinished || !this.pendingHead) return;
+    this.sendStdout(this.pendingHead);
+    this.pendingHead = null;
+  }
+
   write(data: Uint8Array): void | Promise<void> {
     if (this.isFinished) throw new ConnectionClosedError("the web server closed the connection");
     if (this.pendingHead) {

@@ -49,6 +49,10 @@ export class NodeResponseSink implements ResponseSink {
     res.writeHead(this.sentStatus, status.slice(4));
   }
 
+  flush(): void {
+    if (!this.res.destroyed) this.res.flushHeaders();
+  }
+
   write(data: Uint8Array): void | Promise<void> {
     this.throwIfGone();
     if (this.bodyGoesOut) this.bytesSent += data.length;
