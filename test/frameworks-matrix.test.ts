@@ -76,7 +76,7 @@ type Case = "leave" | "form" | "upload";
 const KNOWN_GAPS: { cases: Case[]; gateways: RegExp; frameworks: RegExp; cause: string }[] = [
   {
     cases: ["leave"],
-    gateways: /cgi|fcgi/,
+    gateways: /^tsgi cgi$/,
     frameworks: /express|koa|fastify/,
     cause:
       "fromNodeHandler learns that the client left only when the handler writes: 'close' does not fire while the app waits",
