@@ -3,6 +3,7 @@
 
 import type { Environ, InputStream } from "./types.js";
 import type { Writable } from "node:stream";
+import { decodePath } from "./percent.js";
 
 export const TSGI_VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 
@@ -95,4 +96,20 @@ export function defineValue(target: object, key: string, value: unknown): void {
     enumerable: true,
     configurable: true,
   });
+}
+
+/**
+ * For gateways whose web servers may send neither SCRIPT_NAME nor PATH_INFO
+ * (nginx's stock `scgi_params` carry only REQUEST_URI and DOCUMENT_URI): then
+ * PATH_INFO is the decoded path of DOCUMENT_URI, else of REQUEST_URI, and
+ * SCRIPT_NAME is empty. When either is sent, the variables stay as they are.
+ */
+export function fillPathFromUri(vars: Record<string, string | undefined>): void {
+  // [stream.path] When the web server sends neither `SCRIPT_NAME` nor `PATH_INFO`, `PATH_INFO` is the
+  // percent-decoded path of `DOCUMENT_URI` (else of `REQUEST_URI`) and `SCRIPT_NAME` is `""`.
+  if (vars.SCRIPT_NAME !== undefined || vars.PATH_INFO !== undefined) return;
+  const uri = vars.DOCUMENT_URI ?? vars.REQUEST_URI;
+  if (uri === undefined) return;
+  vars.SCRIPT_NAME = "";
+  vars.PATH_INFO = decodePath(uri.split("?", 1)[0]);
 }

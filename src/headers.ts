@@ -136,7 +136,16 @@ export function cgiHeadText(status: string, headers: HeaderList): string {
   // [cgi.output] Output: a `Status: NNN Reason` line, the headers, a blank line (all ending in CRLF), then the
   // body bytes unchanged.
   // [header.order] A name may repeat (`Set-Cookie`), and the order is kept on the wire.
-  let text = "Status: " + status + "\r\n";
+  return headBlock("Status: " + status, headers);
+}
+
+/** An HTTP/1.1 response head (`HTTP/1.1 200 OK`, the headers, a blank line), as uWSGI answers. */
+export function formatHttpHead(status: string, headers: HeaderList): Buffer {
+  return Buffer.from(headBlock("HTTP/1.1 " + status, headers), "latin1");
+}
+
+function headBlock(firstLine: string, headers: HeaderList): string {
+  let text = firstLine + "\r\n";
   for (const [name, value] of headers) text += name + ": " + value + "\r\n";
   return text + "\r\n";
 }

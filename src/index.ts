@@ -27,7 +27,25 @@ export {
   type FastCgiServer,
   type FastCgiStats,
 } from "./fastcgi/server.js";
-export { validator, ValidationError, type Side, type ValidatedApplication } from "./validator.js";
+export { serveScgi } from "./scgi/server.js";
+export { serveUwsgi } from "./uwsgi/server.js";
+export type {
+  RequestServerOptions as ScgiOptions,
+  RequestServerOptions as UwsgiOptions,
+  RequestServerOptions,
+} from "./server/request-server.js";
+export type { GatewayServerOptions } from "./server/options.js";
+export type {
+  RunningServer,
+  RunningServer as ScgiServer,
+  RunningServer as UwsgiServer,
+} from "./server/serve.js";
+export {
+  validator,
+  ValidationError,
+  type Side,
+  type ValidatedApplication,
+} from "./validator/index.js";
 export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
 export { makeServer, type ServerOptions } from "./http/server.js";
 export {

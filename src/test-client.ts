@@ -8,7 +8,7 @@ import { makeEnviron } from "./environ.js";
 import { statusCode } from "./headers.js";
 import { cgiVariables } from "./http/environ.js";
 import type { Application, HeaderList, InputStream } from "./types.js";
-import { validator } from "./validator.js";
+import { validator } from "./validator/index.js";
 
 export interface TestRequestOptions {
   /** Request headers, as an object or as ordered pairs (a name may repeat). Host defaults to `localhost`. */

@@ -307,6 +307,23 @@ describe("requests on one connection", () => {
     expect(client.socket.errored).toBeNull();
   });
 
+  it("a web server that closes a kept connection (nginx, when its client leaves) aborts tsgi.signal at once, before the app writes again", async () => {
+    const client = await open(main.address);
+    const from = main.proc.stderr.length;
+    await client.beginRequest(1, { keepConn: true });
+    await client.sendParams(1, paramsFor("/long-poll?tag=kept"));
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0), true);
+    await client.waitForRecords(
+      (records) =>
+        Buffer.concat(records.filter((r) => r.type === RecordType.STDOUT).map((r) => r.content))
+          .toString("latin1")
+          .includes("waiting\n"),
+      3000,
+    );
+    client.end();
+    await main.proc.waitForStderr(/long-poll aborted tag=kept/, 2000, from);
+  });
+
   it("an app that reads its body only after answering gets an error at once (the unread input was dropped), never a hang; the kept connection serves on", async () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
@@ -848,7 +865,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 30_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (server/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   });
 
@@ -888,7 +905,7 @@ describe("backpressure", () => {
     const result = await client.response(1, { timeoutMs: 60_000 });
     const growthMb = (rss.stop() - before) / 1024;
     expect(bodyJson(result)).toEqual({ length: size, sha256: hash.digest("hex") });
-    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (fastcgi/reclaim.ts) this is ~35 MiB.
+    // Bounded memory for a body of any size [body.backpressure]: 16 MiB leaves room for V8's heap growth; without the collection every 2 MiB of body (server/reclaim.ts) this is ~35 MiB.
     expect(growthMb).toBeLessThanOrEqual(16);
   }, 60_000);
 });

@@ -8,10 +8,10 @@ import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { cgiVariables } from "../src/http/environ.js";
-import { decodePath, encodePath, encodeQuery } from "../src/http/percent.js";
+import { decodePath, encodePath, encodeQuery } from "../src/percent.js";
 import { makeServer } from "../src/http/server.js";
 import type { Application, Body, Environ } from "../src/types.js";
-import { validator } from "../src/validator.js";
+import { validator } from "../src/validator/index.js";
 import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
 import { CLEAN_PATH, REPO, TSGI_BIN } from "./helpers/processes.js";
 

@@ -7,7 +7,7 @@ import { runApplication, type ResponseSink } from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
 import { compose, copyEnviron, mount, type Middleware } from "../src/middleware.js";
 import type { Application, Environ, HeaderList, StartResponse } from "../src/types.js";
-import { validator } from "../src/validator.js";
+import { validator } from "../src/validator/index.js";
 
 function request(pathInfo: string, scriptName = ""): Environ {
   return makeEnviron(

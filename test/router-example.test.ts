@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { runApplication, type ResponseSink } from "../src/engine.js";
 import { makeEnviron } from "../src/environ.js";
 import type { Application, HeaderList } from "../src/types.js";
-import { validator } from "../src/validator.js";
+import { validator } from "../src/validator/index.js";
 
 // Through a path TypeScript does not resolve: the example is plain JavaScript.
 const examplePath: string = "../examples/router.js";

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { makeServer } from "../src/http/server.js";
 import { testClient } from "../src/test-client.js";
 import type { Application, Environ } from "../src/types.js";
-import { ValidationError } from "../src/validator.js";
+import { ValidationError } from "../src/validator/index.js";
 import { rawRequest } from "./helpers/engine-harness.js";
 
 /** Answers with the environ's CGI variables as JSON. */

@@ -12,7 +12,7 @@ import { runWithCgi } from "../src/cgi/gateway.js";
 import { runApplication, type Outcome } from "../src/engine.js";
 import { serveFastCgi, type FastCgiServer } from "../src/fastcgi/server.js";
 import type { Application, Chunk, Environ, HeaderList, StartResponse } from "../src/types.js";
-import { ValidationError, validator, type Side } from "../src/validator.js";
+import { ValidationError, validator, type Side } from "../src/validator/index.js";
 import { paramsFor, trackClients } from "./helpers/fastcgi-client.js";
 import { testEnviron } from "./helpers/engine-harness.js";
 import { RecordingSink, TextCollector } from "./helpers/sinks.js";

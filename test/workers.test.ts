@@ -34,7 +34,7 @@ const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 // SIGTERM) at once closes the connections it accepted a moment before, without
 // reading the request already on its way, so under load a few requests get no
 // answer at all. The load tests below let exactly those through (and say how
-// many); set this to false once src/fastcgi/server.ts is fixed.
+// many); set this to false once src/server/serve.ts is fixed.
 const TOLERATE_FRESH_CONNECTIONS_CLOSED = false;
 
 /** Failures other than the known one above. */

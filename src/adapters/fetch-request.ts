@@ -2,7 +2,7 @@
 // Request/Response (Hono, plain fetch handlers). The body streams from tsgi.input.
 
 import type { Environ, InputStream } from "../types.js";
-import { encodePath, encodeQuery } from "../http/percent.js";
+import { encodePath, encodeQuery } from "../percent.js";
 
 // A Host value that cannot move the path: a registered name or IP literal, and a port.
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;

@@ -11,7 +11,7 @@
 // the framework should refuse, so where the raw REQUEST_URI still decodes to
 // the same path, its raw form is used instead.
 
-import { decodePath, encodePath } from "../http/percent.js";
+import { decodePath, encodePath } from "../percent.js";
 import type { Environ } from "../types.js";
 
 const NOT_VISIBLE_ASCII = /[^\x21-\x7e]/;

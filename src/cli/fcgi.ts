@@ -1,140 +1,18 @@
-// `tsgi fcgi <module>`: runs the FastCGI server in this process, or with
-// --workers as a primary and its worker processes (each of which runs this
-// same command line again), until SIGTERM or SIGINT.
+// `tsgi fcgi <module>`: the FastCGI server, run as every server command is (server-command.ts).
 
-import cluster from "node:cluster";
-import { availableParallelism } from "node:os";
-import { setFlagsFromString } from "node:v8";
-import { loadApplicationWith } from "../load-app.js";
-import { exitOnStartupError } from "./load-error.js";
-import { commandLineLoader } from "../typescript/loader.js";
 import {
   FASTCGI_INHERITED_SOCKET_HINT,
-  ListenError,
   serveFastCgi,
   type FastCgiOptions,
-  type FastCgiServer,
 } from "../fastcgi/server.js";
-import type { Application } from "../types.js";
-import { askPrimaryForStatus, askToRetire, runPrimary, serveAsWorker } from "../server/workers.js";
+import { runServerCommand, type ServerCommandOptions } from "./server-command.js";
 
-export interface FcgiCommandOptions extends FastCgiOptions {
-  /** Seconds requests in flight get to finish after SIGTERM/SIGINT. */
-  grace: number;
-  /** Worker processes; undefined runs everything in this one process. */
-  workers?: number | "auto" | undefined;
-  /** Where a TypeScript application is compiled to (--cache-dir). */
-  cacheDir?: string | undefined;
-}
+export type FcgiCommandOptions = ServerCommandOptions & FastCgiOptions;
 
-/**
- * Under steady load V8 doubles its young generation every so often until it
- * reaches its maximum (32 MiB in Node 20), so a server's RSS creeps up for
- * hours and collects more often meanwhile. A request server reaches that size
- * anyway; growing there in one step makes its memory flat from the first
- * busy second and spares the extra scavenges. Only the growth factor is read
- * at run time, so that is the flag set; a process given its own semi-space
- * flags keeps them.
- */
-function growYoungGenerationAtOnce(): void {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].join(" ");
-  if (/semi[-_]space/.test(given)) return;
-  setFlagsFromString("--semi-space-growth-factor=16");
-}
-
-const log = (message: string) => process.stderr.write(`[tsgi] fastcgi: ${message}\n`);
-
-export async function runFcgiCommand(spec: string, options: FcgiCommandOptions): Promise<void> {
-  if (options.workers !== undefined && cluster.isPrimary) {
-    await startPrimary(options.workers, options);
-    return;
-  }
-  // Before start-up's own allocations, which then take the step: an idle process
-  // stays small all the same (untouched young-generation pages are not resident).
-  growYoungGenerationAtOnce();
-  let app: Application;
-  try {
-    app = await loadApplicationWith(spec, commandLineLoader({ cacheDir: options.cacheDir }));
-  } catch (error) {
-    fail(error);
-  }
-  let running: FastCgiServer;
-  try {
-    running = await serve(app, options);
-  } catch (error) {
-    fail(error);
-  }
-  const stop = (grace: number) => void running.close(grace).then(() => process.exit(0));
-  if (cluster.isWorker) {
-    serveAsWorker({ stats: () => running.stats(), stop }, options.grace);
-    return;
-  }
-  stopOnSignals(running, options.grace);
-  // Only now: whoever waits for this line may signal at once, and before the
-  // handlers exist a SIGTERM would kill the process instead of stopping it.
-  log(`serving ${spec} on ${running.where} (pid ${process.pid})`);
-}
-
-async function startPrimary(workers: number | "auto", options: FcgiCommandOptions): Promise<void> {
-  try {
-    await runPrimary({
-      workers: workers === "auto" ? availableParallelism() : workers,
-      listen: options.listen,
-      socketMode: options.socketMode ?? 0o660,
-      inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
-      grace: options.grace,
-      log,
-    });
-  } catch (error) {
-    fail(error);
-  }
-}
-
-/** serveFastCgi as the command runs it: this process is ours, and may be one of several workers. */
-function serve(app: Application, options: FcgiCommandOptions): Promise<FastCgiServer> {
-  const inWorker = cluster.isWorker;
-  let retiring = false;
-  let running: FastCgiServer | undefined;
-  const onRetire = () => {
-    if (retiring) return;
-    retiring = true;
-    // A worker asks the primary to start its replacement first; alone, the
-    // process exits and the web server (mod_fcgid, lighttpd) starts a new one.
-    if (inWorker) return askToRetire();
-    log(
-      `served ${options.maxRequests} requests (--max-requests): exiting after the requests in flight`,
-    );
-    void running?.close(options.grace).then(() => process.exit(0));
-  };
-  return serveFastCgi(app, {
-    ...options,
-    // Workers share the socket; otherwise serveFastCgi decides from where it listens.
-    multiprocess: inWorker || options.multiprocess ? true : undefined,
-    // This process is ours: its V8 flags may be set (see fastcgi/reclaim.ts).
-    reclaimBodyMemory: true,
-    onRetire,
-    clusterStatus: inWorker ? askPrimaryForStatus : undefined,
-  }).then((server) => (running = server));
-}
-
-/** SIGTERM/SIGINT: requests in flight get the grace period; a second signal exits at once. */
-function stopOnSignals(running: FastCgiServer, grace: number): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log(`${signal} again: exiting at once`);
-      process.exit(1);
-    }
-    stopping = true;
-    log(
-      `${signal}: no new connections; ${running.stats().inFlight} request(s) in flight get up to ${grace} s`,
-    );
-    void running.close(grace).then(() => process.exit(0));
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-}
-
-function fail(error: unknown): never {
-  exitOnStartupError(error, [ListenError]);
+export function runFcgiCommand(spec: string, options: FcgiCommandOptions): Promise<void> {
+  return runServerCommand(spec, options, {
+    name: "fastcgi",
+    inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
+    serve: serveFastCgi,
+  });
 }

@@ -20,11 +20,15 @@ function packageVersion(): string {
 
 export function buildProgram() {
   const program = new Command("tsgi")
-    .description("TypeScript Server Gateway Interface: run a TSGI application under CGI or FastCGI")
+    .description(
+      "TypeScript Server Gateway Interface: run a TSGI application under CGI, FastCGI, SCGI, uwsgi or HTTP",
+    )
     .version(packageVersion(), "-V, --version")
     .showHelpAfterError();
   addCgiCommand(program);
   addFcgiCommand(program);
+  addRequestGatewayCommand(program, "scgi");
+  addRequestGatewayCommand(program, "uwsgi");
   addBuildCommand(program);
   addServeCommand(program);
   return program;
@@ -50,29 +54,42 @@ function addFcgiCommand(program: Command): void {
       "run a long-lived FastCGI server for nginx, Apache (mod_fcgid, mod_proxy_fcgi) or lighttpd",
     )
     .argument("<module>", MODULE_HELP);
-  const withMonitoring = workerOptions(listeningOptions(command))
-    .option(
-      "--request-timeout <seconds>",
-      "give up an application call running longer: 504, or the response cut off",
-      number,
-    )
-    .option("--slow-request <seconds>", "log a request still running after this long", number)
-    .option(
-      "--status-path <path>",
-      "answer this path with tsgi's status (plain text; JSON with ?json)",
-    )
-    .option("--ping-path <path>", 'answer this path with "pong"');
-  cacheDirOption(withMonitoring).action(async (module, options) => {
+  serverCommandOptions(fastcgiOptions(command)).action(async (module, options) => {
     const { runFcgiCommand } = await import("./fcgi.js");
     await runFcgiCommand(module, options);
   });
 }
 
+const REQUEST_GATEWAYS = {
+  scgi: "run a long-lived SCGI server for nginx (scgi_pass), Apache (mod_proxy_scgi) or lighttpd (mod_scgi)",
+  uwsgi:
+    "run a long-lived uwsgi-protocol server for nginx (uwsgi_pass), Apache (mod_proxy_uwsgi) or lighttpd",
+};
+
+/** `tsgi scgi` and `tsgi uwsgi`: the protocols of one request per connection. */
+function addRequestGatewayCommand(program: Command, name: keyof typeof REQUEST_GATEWAYS): void {
+  const command = program
+    .command(name)
+    .description(REQUEST_GATEWAYS[name])
+    .argument("<module>", MODULE_HELP);
+  serverCommandOptions(headerLimitOption(command)).action(async (module, options) => {
+    const { runRequestGatewayCommand } = await import("./request-gateways.js");
+    await runRequestGatewayCommand(name, module, options);
+  });
+}
+
+/** Every option a long-lived server command takes, whatever its protocol. */
+function serverCommandOptions<A extends unknown[], O extends OptionValues>(
+  command: AnyCommand<A, O>,
+) {
+  return cacheDirOption(monitoringOptions(workerOptions(listeningOptions(command))));
+}
+
 /**
  * How a server process serves: where it listens and who may connect, how much
- * it takes on at once, how long it waits for a request, what it offers in the
- * protocol, how long requests in flight get to finish when it stops, and what
- * it tells the application about other processes.
+ * it takes on at once, how long it waits for a request, how long requests in
+ * flight get to finish when it stops, and what it tells the application about
+ * other processes.
  */
 function listeningOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
   return command
@@ -88,7 +105,7 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
     )
     .option(
       "--allow <addresses>",
-      "comma-separated peer addresses allowed over TCP (adds to FCGI_WEB_SERVER_ADDRS)",
+      "comma-separated peer addresses allowed over TCP (fcgi: adds to FCGI_WEB_SERVER_ADDRS)",
       list,
     )
     .option(
@@ -99,11 +116,26 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
     )
     .option(
       "--concurrency <n>",
-      "requests in progress at once; more get FCGI_OVERLOADED",
+      "requests in progress at once; more are refused (FCGI_OVERLOADED, or 503)",
       integer,
       1024,
     )
     .option("--max-connections <n>", "connections open at once", integer, 1024)
+    .option(
+      "--receive-timeout <seconds>",
+      "give up a request whose head or body stalls this long",
+      number,
+      60,
+    )
+    .option(
+      "--multiprocess",
+      "set tsgi.multiprocess: other processes serve the same app (default: with fd 0 or --workers)",
+    );
+}
+
+/** What only FastCGI offers in its protocol. */
+function fastcgiOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
+  return command
     .option(
       "--max-requests-per-connection <n>",
       "requests at once on one multiplexed connection",
@@ -116,21 +148,37 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
       integer,
       1024 * 1024,
     )
-    .option(
-      "--receive-timeout <seconds>",
-      "give up a request whose params or body stall this long",
-      number,
-      60,
-    )
     .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
     .option(
       "--stderr-to-web-server",
       "send tsgi.errors as FCGI_STDERR records instead of to stderr",
-    )
-    .option(
-      "--multiprocess",
-      "set tsgi.multiprocess: other processes serve the same app (default: with fd 0 or --workers)",
     );
+}
+
+/** The size limit of an SCGI or uwsgi request's header block. */
+function headerLimitOption<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
+  return command.option(
+    "--max-header-bytes <n>",
+    "size limit of one request's header block (larger: 431)",
+    integer,
+    64 * 1024,
+  );
+}
+
+/** Time limits and the pages tsgi answers itself. */
+function monitoringOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
+  return command
+    .option(
+      "--request-timeout <seconds>",
+      "give up an application call running longer: 504, or the response cut off",
+      number,
+    )
+    .option("--slow-request <seconds>", "log a request still running after this long", number)
+    .option(
+      "--status-path <path>",
+      "answer this path with tsgi's status (plain text; JSON with ?json)",
+    )
+    .option("--ping-path <path>", 'answer this path with "pong"');
 }
 
 /** Worker processes sharing the listening socket, and when one is replaced. */

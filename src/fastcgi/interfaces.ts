@@ -33,33 +33,7 @@ export interface ConnectionOptions extends RequestSettings {
   multiplex: boolean;
 }
 
-/** What a connection needs from its server. */
-export interface ServerHooks {
-  /** Takes a request slot; false when the process is at its limit. */
-  admit(): boolean;
-  /** Gives a request slot back. */
-  release(): void;
-  /** The application finished a request, however it ended. */
-  requestFinished(outcome: Outcome): void;
-  connectionClosed(connection: ServerConnection): void;
-  readonly shuttingDown: boolean;
-}
-
-/** What the server asks of a connection. */
-export interface ServerConnection {
-  /** Whether any record arrived yet: a fresh connection's first request may still be on its way. */
-  readonly used: boolean;
-  /** Requests in progress on it. */
-  readonly activeRequests: number;
-  /** Gives up the requests whose input stalled longer than the receive timeout. */
-  timeOutStalled(now: number): void;
-  /** Called when the server shuts down: close now if nothing is in flight. */
-  closeIfIdle(): void;
-  /** Resolves when the socket has closed. */
-  closed(): Promise<void>;
-  /** Closes the socket at once. */
-  destroy(): void;
-}
+export type { ServerConnection, ServerHooks } from "../server/serve.js";
 
 /** What a request may ask of its connection. */
 export interface RequestChannel {

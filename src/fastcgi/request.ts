@@ -28,8 +28,9 @@ import {
   encodeStream,
   encodeWholeResponse,
 } from "./records.js";
-import { bodyBytesReceived } from "./reclaim.js";
+import { bodyBytesReceived } from "../server/reclaim.js";
 import { builtInPage } from "../server/status.js";
+import { statusApplication, timeoutMessage, watchRequest } from "../server/request-watch.js";
 
 // The bytes that end a response (empty STDOUT + END_REQUEST) depend only on the
 // request id, and web servers use a few small ids: made once, shared.
@@ -130,7 +131,6 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
   /** Some of the response went out: a timeout can no longer answer 504. */
   private outputStarted = false;
   private timedOut = false;
-  private timers: NodeJS.Timeout[] | undefined;
   private isFinished = false;
   private inputAt = Date.now();
 
@@ -241,33 +241,16 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
   }
 
   private run(app: Application, environ: Environ): void {
-    const { requestTimeout, slowRequest } = this.settings;
-    if (requestTimeout > 0 || slowRequest > 0) this.watch(environ, requestTimeout, slowRequest);
+    const stopWatching = watchRequest(
+      environ,
+      this.settings,
+      (message) => this.connection.log(message),
+      (line, elapsed) => this.timeOutApplication(line, elapsed),
+    );
     void runApplication(app, environ, this).then((outcome) => {
-      if (this.timers) for (const timer of this.timers) clearTimeout(timer);
+      stopWatching?.();
       this.applicationFinished(this.timedOut ? "failed" : outcome);
     });
-  }
-
-  /** --slow-request logs a request still running at the threshold; --request-timeout gives it up. */
-  private watch(environ: Environ, timeout: number, slow: number): void {
-    const started = Date.now();
-    const line = () => requestLine(environ);
-    this.timers = [];
-    if (slow > 0) {
-      this.timers.push(
-        setTimeout(
-          () =>
-            this.connection.log(`slow request: still running after ${slow / 1000} s: ${line()}`),
-          slow,
-        ),
-      );
-    }
-    if (timeout > 0) {
-      this.timers.push(
-        setTimeout(() => this.timeOutApplication(line(), Date.now() - started), timeout),
-      );
-    }
   }
 
   // [fcgi.timeout] An application call running past `--request-timeout` is given up with a `504`, or cut off once
@@ -275,10 +258,7 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
   /** The application ran past --request-timeout: 504 if nothing went out yet, else cut the response off. */
   private timeOutApplication(line: string, elapsed: number): void {
     if (this.isFinished || this.appFinished) return;
-    const what = this.outputStarted ? "response cut off" : "answered 504";
-    this.connection.log(
-      `request timed out after ${(elapsed / 1000).toFixed(1)} s (--request-timeout), ${what}: ${line}`,
-    );
+    this.connection.log(timeoutMessage(line, elapsed, this.outputStarted));
     this.giveUp("504 Gateway Timeout", "request timed out");
   }
 
@@ -322,10 +302,7 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
         runOnce: false,
       },
     );
-    this.run((_env, startResponse) => {
-      startResponse(status, [["Content-Type", "text/plain; charset=utf-8"]]);
-      return [status.slice(4) + "\n"];
-    }, environ);
+    this.run(statusApplication(status), environ);
   }
 
   private applicationFinished(outcome: Outcome): void {
@@ -498,15 +475,4 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
       },
     });
   }
-}
-
-/** "GET /path?query" for log lines. */
-function requestLine(environ: Environ): string {
-  const target =
-    typeof environ.REQUEST_URI === "string"
-      ? environ.REQUEST_URI
-      : environ.SCRIPT_NAME +
-        environ.PATH_INFO +
-        (environ.QUERY_STRING ? "?" + environ.QUERY_STRING : "");
-  return `${environ.REQUEST_METHOD} ${target}`;
 }

@@ -5,7 +5,7 @@ import type { IncomingMessage } from "node:http";
 import type { Writable } from "node:stream";
 import { makeEnviron } from "../environ.js";
 import type { Environ, InputStream } from "../types.js";
-import { decodePath } from "./percent.js";
+import { decodePath } from "../percent.js";
 
 /** What the environ is built from: an HTTP request's head and its connection. */
 export interface HttpRequestHead {

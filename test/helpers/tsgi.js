@@ -1,4 +1,4 @@
-// `tsgi fcgi` as its own process (from dist/, so run `npm run build` first),
+// `tsgi fcgi`, `tsgi scgi` and `tsgi uwsgi` as their own processes (from dist/, so run `npm run build` first),
 // for the end-to-end tests and the benchmarks alike. Plain JavaScript with
 // JSDoc types for the reason given in processes.js.
 
@@ -65,12 +65,24 @@ function listenValue(group, listen) {
  * @param {TsgiFcgiOptions} [options]
  * @returns {Promise<TsgiFcgi>}
  */
-export async function startTsgiFcgi(group, options = {}) {
+export function startTsgiFcgi(group, options = {}) {
+  return startTsgiServer(group, "fcgi", options);
+}
+
+/**
+ * Starts `node bin/tsgi.js <command> <app>` (`fcgi`, `scgi` or `uwsgi`; the
+ * app defaults to the FastCGI fixture, which serves them all) and waits until it serves.
+ * @param {ProcessGroup} group
+ * @param {"fcgi" | "scgi" | "uwsgi"} command
+ * @param {TsgiFcgiOptions} [options]
+ * @returns {Promise<TsgiFcgi>}
+ */
+export async function startTsgiServer(group, command, options = {}) {
   const listen = listenValue(group, options.listen);
   const args = [
     ...(options.nodeArgs ?? []),
     TSGI_BIN,
-    "fcgi",
+    command,
     options.app ?? fcgiFixture("app.js"),
     ...(listen !== null ? ["--listen", listen] : []),
     ...(options.args ?? []),
@@ -80,12 +92,12 @@ export async function startTsgiFcgi(group, options = {}) {
   const proc =
     options.umask !== undefined
       ? group.spawn(
-          "tsgi fcgi",
+          `tsgi ${command}`,
           "/bin/sh",
           ["-c", `umask ${options.umask}; exec "$@"`, "sh", process.execPath, ...args],
           { env, stdio },
         )
-      : group.spawn("tsgi fcgi", process.execPath, args, { env, stdio });
+      : group.spawn(`tsgi ${command}`, process.execPath, args, { env, stdio });
   if (!(options.waitReady ?? true)) return { proc, address: { path: listen ?? "" } };
   const match = await proc.waitForStderr(/serving \S+ on (.+?) \(pid/);
   return { proc, address: parseAddress(match[1] ?? "") };

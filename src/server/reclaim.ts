@@ -9,8 +9,8 @@
 // so the collector is reached once through V8's --expose-gc flag.
 //
 // Setting a V8 flag changes the whole process, which a library must not do to
-// its host: this runs only when asked for (serveFastCgi's `reclaimBodyMemory`,
-// which `tsgi fcgi` sets, owning its process), and the flag is set at the first
+// its host: this runs only when asked for (the servers' `reclaimBodyMemory`,
+// which `tsgi fcgi`, `scgi` and `uwsgi` set, owning their process), and the flag is set at the first
 // collection, not before.
 
 import { setFlagsFromString } from "node:v8";

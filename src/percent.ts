@@ -2,8 +2,14 @@
 // target, and the decoded byte string (one Latin-1 code point per byte) that
 // environ holds in PATH_INFO and SCRIPT_NAME.
 
-// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range tested for
-const NOT_LATIN1 = /[^\x00-\xff]/;
+/**
+ * Matches a character no byte decodes to, where an environ string must hold
+ * only U+0000..U+00FF (see decodeEnvironBytes in environ.ts). No `g` flag: it keeps no state
+ * between calls, so every module can share it.
+ */
+// eslint-disable-next-line no-control-regex -- U+0000 is the lower end of the Latin-1 range
+export const NOT_LATIN1 = /[^\x00-\xff]/;
+
 // What must be encoded in a path: all but RFC 3986 unreserved, sub-delims, ":", "@" and "/".
 const PATH_UNSAFE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g;
 // What must be encoded in a query: all but visible ASCII other than "#" ("%" stays: the query is still encoded).

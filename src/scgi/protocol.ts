@@ -1,0 +1,50 @@
+// The SCGI wire format (python.ca/scgi/protocol.txt): the request is a
+// netstring (`<length>:<block>,`) whose block is NUL-terminated name and value
+// strings, then the body; the response is CGI-style (`Status:` and headers).
+// Hand-written: it is a few lines, and no maintained package parses SCGI.
+
+import { decodeEnvironBytes } from "../environ.js";
+import { BadRequest } from "../server/request-connection.js";
+
+/** Digits a netstring's length may have: more would be over any header limit. */
+const MAX_LENGTH_DIGITS = 9;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+
+/** The size of the whole netstring (`<length>:`, the block, `,`) once its length is in, else undefined. */
+export function scgiHeadSize(start: Buffer): number | undefined {
+  const colon = start.indexOf(COLON);
+  const digits = colon < 0 ? start.length : colon;
+  if (digits > MAX_LENGTH_DIGITS || (colon === 0 && start.length > 0))
+    throw new BadRequest("400 Bad Request", "malformed netstring: no length before ':'");
+  for (let i = 0; i < digits; i++)
+    if (start[i] < 0x30 || start[i] > 0x39)
+      throw new BadRequest("400 Bad Request", "malformed netstring: its length is not a number");
+  if (colon < 0) return undefined;
+  return colon + 1 + Number(start.toString("latin1", 0, colon)) + 1;
+}
+
+/** The variables of a whole netstring; a name sent twice keeps its last value. */
+export function parseScgiHead(head: Buffer): Record<string, string> {
+  const colon = head.indexOf(COLON);
+  if (head[head.length - 1] !== COMMA)
+    throw new BadRequest("400 Bad Request", "malformed netstring: it does not end with ','");
+  const block = head.subarray(colon + 1, head.length - 1);
+  if (block.length > 0 && block[block.length - 1] !== 0)
+    throw new BadRequest("400 Bad Request", "malformed SCGI headers: the last one has no NUL");
+  const vars: Record<string, string> = {};
+  let at = 0;
+  while (at < block.length) {
+    const nameEnd = block.indexOf(0, at);
+    const valueEnd = block.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0)
+      throw new BadRequest("400 Bad Request", "malformed SCGI headers: a name without a value");
+    if (nameEnd === at)
+      throw new BadRequest("400 Bad Request", "malformed SCGI headers: empty name");
+    vars[decodeEnvironBytes(block.subarray(at, nameEnd))] = decodeEnvironBytes(
+      block.subarray(nameEnd + 1, valueEnd),
+    );
+    at = valueEnd + 1;
+  }
+  return vars;
+}

@@ -1,0 +1,154 @@
+// The response of a one-request-per-connection gateway (SCGI, uwsgi): the
+// protocol's head, then the body straight onto the socket with backpressure,
+// and the socket's end as the response's end. A response that cannot be
+// completed is cut off with a reset, so the web server cannot take it as whole
+// (without a Content-Length, a clean close would mark its end).
+
+import type { Socket } from "node:net";
+import { ConnectionClosedError, type ResponseSink } from "../engine.js";
+import type { HeaderList } from "../types.js";
+
+/** Turns the final status and headers into the protocol's response head. */
+/** A first body chunk up to this size is joined to the head; a larger one goes out beside it, corked. */
+const JOIN_LIMIT = 16 * 1024;
+
+export type HeadFormatter = (status: string, headers: HeaderList) => Buffer;
+
+// [stream.response] SCGI answers with a CGI-style head (`Status: 200 OK`), uwsgi with an HTTP status line
+// (`HTTP/1.1 200 OK`); the connection closes after every response, and a response cut off after its headers ends
+// with a connection reset.
+export class StreamResponse implements ResponseSink {
+  readonly #socket: Socket;
+  readonly #formatHead: HeadFormatter;
+  #pendingHead: Buffer | null = null;
+  #outputStarted = false;
+  #finished = false;
+  #controller: AbortController | undefined;
+  #abortReason: string | undefined;
+
+  constructor(socket: Socket, formatHead: HeadFormatter) {
+    this.#socket = socket;
+    this.#formatHead = formatHead;
+  }
+
+  /** Some of the response went out: it can no longer be replaced by an error status. */
+  get outputStarted(): boolean {
+    return this.#outputStarted;
+  }
+
+  /** Nothing more is sent: the response ended, was cut off, or the connection is gone. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Built on first read: most responses are sent without the engine ever waiting. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined)
+        this.#controller.abort(new ConnectionClosedError(this.#abortReason));
+    }
+    return this.#controller.signal;
+  }
+
+  sendHeaders(status: string, headers: HeaderList): void {
+    this.#pendingHead = this.#formatHead(status, headers);
+  }
+
+  write(data: Uint8Array): void | Promise<void> {
+    this.#checkOpen();
+    this.#send(data);
+    if (!this.#socket.writableNeedDrain) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off("drain", done);
+        this.#socket.off("close", done);
+        resolve();
+      };
+      this.#socket.on("drain", done);
+      this.#socket.on("close", done);
+    });
+  }
+
+  end(): void {
+    this.#checkOpen();
+    if (this.#pendingHead) this.#send(undefined);
+    this.#finished = true;
+    this.#socket.end();
+  }
+
+  abort(): void {
+    // The engine gives up on this response; whoever ran it decides how it ends (cut).
+  }
+
+  /** Answers `status` in plain text if nothing went out yet, else cuts the response off; then aborts the request. */
+  giveUp(status: string, reason: string): void {
+    if (!this.#finished) {
+      if (this.#outputStarted) {
+        this.cut();
+      } else {
+        const body = Buffer.from(status.slice(4) + "\n");
+        this.#pendingHead = this.#formatHead(status, [
+          ["Content-Type", "text/plain; charset=utf-8"],
+          ["Content-Length", String(body.length)],
+        ]);
+        this.#send(body);
+        this.#finished = true;
+        this.#socket.end();
+      }
+    }
+    this.abortRequest(reason);
+  }
+
+  /** Ends the connection with a reset: the web server must not take what went out as the whole response. */
+  cut(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    // Not at once: a reset in the same turn of the event loop as the last write
+    // went out as a clean close in tests (Node 20, Linux), which would pass the
+    // cut response off as whole. Even so, with much output still unsent, or a
+    // peer that has not read the last bytes yet, the peer may see a clean end:
+    // a response with a Content-Length is still seen short; one without may not be.
+    setTimeout(() => {
+      if (!this.#socket.destroyed) this.#socket.resetAndDestroy();
+    }, 0);
+  }
+
+  /** The peer went away, or the request is given up: the application sees its signal abort. */
+  abortRequest(reason: string): void {
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(new ConnectionClosedError(reason));
+  }
+
+  /** The connection closed: nothing more is sent. */
+  connectionClosed(): void {
+    this.#finished = true;
+    this.abortRequest("the web server closed the connection");
+  }
+
+  #checkOpen(): void {
+    if (this.#finished) throw new ConnectionClosedError("the web server closed the connection");
+  }
+
+  #send(data: Uint8Array | undefined): void {
+    this.#outputStarted = true;
+    const head = this.#pendingHead;
+    this.#pendingHead = null;
+    if (head === null) {
+      if (data !== undefined) this.#socket.write(data);
+      return;
+    }
+    // The head and the first body bytes leave in one write (a large body is not copied for it).
+    if (data === undefined) {
+      this.#socket.write(head);
+    } else if (data.length <= JOIN_LIMIT) {
+      this.#socket.write(Buffer.concat([head, data]));
+    } else {
+      this.#socket.cork();
+      this.#socket.write(head);
+      this.#socket.write(data);
+      this.#socket.uncork();
+    }
+  }
+}
