@@ -28,7 +28,10 @@ export const CLEAN_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bi
 
 export const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
-/** @param {number} ms */
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
