@@ -69,7 +69,7 @@ async function eventFor(id: string, timeoutMs: number): Promise<string | undefin
 type Case = "leave" | "form" | "upload";
 
 /**
- * Cases that fail today for a known cause in src/adapters, each run with
+ * Cases that fail today for a known cause, each run with
  * `it.fails`: still a real assertion, which turns red once the cause is fixed
  * (then its entry goes).
  */
@@ -77,30 +77,11 @@ const KNOWN_GAPS: { cases: Case[]; gateways: RegExp; frameworks: RegExp; cause: 
   {
     cases: ["leave"],
     gateways: /^tsgi cgi$/,
-    frameworks: /express|koa|fastify/,
+    frameworks: /./,
     cause:
-      "fromNodeHandler learns that the client left only when the handler writes: 'close' does not fire while the app waits",
-  },
-  {
-    cases: ["leave"],
-    gateways: /./,
-    frameworks: /hono/,
-    cause: "fromFetchHandler's Request has no AbortSignal tied to the client",
-  },
-  {
-    cases: ["form", "upload"],
-    gateways: /nginx/,
-    frameworks: /hono/,
-    cause:
-      "nginx sends HTTP_CONTENT_TYPE besides CONTENT_TYPE and fromFetchHandler appends both: Content-Type 'x, x', which Hono and busboy cannot parse",
+      "a CGI program has no channel to its web server but stdin and stdout: it learns that stdout was closed only when it writes (EPIPE)",
   },
 ];
-
-// Not listed, because it does not fail every time: under `tsgi cgi`, Express 4 and 5
-// log a route's exception from finalhandler on setImmediate after the 500 is sent,
-// and [cgi.run-once] may end the process before that runs, so the exception case
-// for Express under CGI can fail (no log line) until the CGI gateway lets pending
-// immediates run before it exits.
 
 function knownGap(gateway: Gateway, framework: Framework, name: Case): string | undefined {
   return KNOWN_GAPS.find(

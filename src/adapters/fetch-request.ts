@@ -83,10 +83,15 @@ export function requestHeaders(environ: Environ): Headers {
   return headers;
 }
 
-/** The body part of the RequestInit: a stream from tsgi.input when the request has a body. */
+/**
+ * The body and signal of the RequestInit: a stream from tsgi.input when the request has a
+ * body, and tsgi.signal, so that `request.signal` aborts when the client leaves, as it does
+ * under a fetch-style server.
+ */
 export function requestInit(environ: Environ): RequestInit & { duplex?: "half" } {
-  if (!hasBody(environ)) return {};
-  return { body: streamFromInput(environ["tsgi.input"]), duplex: "half" };
+  const signal = environ["tsgi.signal"];
+  if (!hasBody(environ)) return { signal };
+  return { body: streamFromInput(environ["tsgi.input"]), duplex: "half", signal };
 }
 
 /** A body is there when CONTENT_LENGTH says so, or when it comes chunked with no length. */
