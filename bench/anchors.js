@@ -12,9 +12,11 @@
 // nginx cannot keep uwsgi or SCGI upstream connections alive, so behind
 // uwsgi_pass and scgi_pass every request opens a connection; Gunicorn's sync
 // worker closes each connection too. Each round runs `wrk -t1 -c16` for
-// --duration s on every backend (the order rotating from round to round);
-// each round's req/s is divided by node:http's and by the backend it is
-// compared with in the same round, and the tables give the medians.
+// --duration s on every backend, those with a target back to back
+// (node:http and tsgi serve, uWSGI and tsgi uwsgi; the order rotating from
+// round to round, A,B then B,A); each round's req/s is divided by node:http's
+// and by the backend it is compared with in the same round, and the tables
+// give the medians.
 //
 // usage: node bench/anchors.js [--rounds 5] [--duration 10] [--json]
 //        (run `npm run build` first; needs nginx, wrk, gunicorn, uwsgi + uwsgi-plugin-python3)
@@ -59,6 +61,29 @@ const ACCESS_LOG =
 
 /** Python writes no __pycache__ into bench/anchors/. */
 const PYTHON_ENV = { env: { PYTHONDONTWRITEBYTECODE: "1" } };
+
+/**
+ * The backends measured back to back in a round, so that load from elsewhere
+ * on the machine moves both sides of a targeted ratio alike.
+ */
+const BACK_TO_BACK = [
+  ["node-http", "tsgi-serve"],
+  ["uwsgi", "tsgi-uwsgi"],
+  ["gunicorn"],
+  ["tsgi-scgi"],
+];
+
+/**
+ * The running backends in their back-to-back groups (a backend missing from
+ * this build drops out of its group; one in no group runs on its own).
+ * @param {Running[]} running
+ */
+const backToBack = (running) => [
+  ...BACK_TO_BACK.map((keys) => running.filter((t) => keys.includes(t.key))).filter(
+    (g) => g.length,
+  ),
+  ...running.filter((t) => !BACK_TO_BACK.flat().includes(t.key)).map((t) => [t]),
+];
 
 /** Which backends are compared with which, and the target ratio where there is one. */
 const PAIRS = [
@@ -277,8 +302,9 @@ await runStopping(SCRIPT, group, async () => {
   await startFront(group, running, dir);
   for (const target of running) await checkHello(target, HELLO);
   process.stderr.write("warm-up: 1 s per backend\n");
-  await measureRounds([running], { rounds: 1, duration: 1, connections: 16, latency: false });
-  const samples = await measureRounds([running], { ...chosen, connections: 16, latency: false });
+  const groups = backToBack(running);
+  await measureRounds(groups, { rounds: 1, duration: 1, connections: 16, latency: false });
+  const samples = await measureRounds(groups, { ...chosen, connections: 16, latency: false });
   const found = results(running, samples);
   const side = sideProblems(running, samples, dir);
   if (chosen.json) {
