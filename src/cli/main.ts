@@ -3,7 +3,7 @@
 // `tsgi cgi` normally skips this file: bin/tsgi.js sends it straight to the
 // fast path in cli/cgi.ts.
 
-import { Command, type OptionValues } from "@commander-js/extra-typings";
+import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import { readFileSync } from "node:fs";
 import { integer, list, number, octal, port, workerCount } from "./option-values.js";
 
@@ -97,11 +97,11 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
       "-l, --listen <address>",
       "unix socket path, host:port or port (default: the listening socket on fd 0)",
     )
-    .option(
-      "--socket-mode <octal>",
-      "permissions of a unix socket, whatever the umask",
-      octal,
-      0o660,
+    .addOption(
+      // The default is shown as the octal a user would type, not as 432.
+      new Option("--socket-mode <octal>", "permissions of a unix socket, whatever the umask")
+        .argParser(octal)
+        .default(0o660, "660"),
     )
     .option(
       "--allow <addresses>",
