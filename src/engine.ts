@@ -125,7 +125,7 @@ class Exchange {
   ) {
     // Read before the application runs: it may change its environ.
     this.isHead = environ.REQUEST_METHOD === "HEAD";
-    if (!("tsgi.signal" in environ)) defineSignal(environ, sink);
+    if (!("tsgi.get_signal" in environ)) defineSignal(environ, sink);
   }
 
   readonly startResponse: StartResponse = (status, headers, excInfo) => {
@@ -552,17 +552,15 @@ export function toBytes(chunk: unknown): Uint8Array {
   );
 }
 
-// [env.signal] `tsgi.signal`: an `AbortSignal` that aborts when the client goes away or the web server aborts the
-// request, or `undefined` where the gateway cannot tell.
+// [env.signal] `tsgi.get_signal`: a function that returns an `AbortSignal` that aborts when the client goes away or
+// the web server aborts the request, or `undefined` where the gateway cannot tell.
 //
-// A getter, so a sink that builds its signal on first read (FastCGI) builds it
-// only for an application that asks; a gateway may set the key itself.
+// A plain value holding a function, not a getter: defining an accessor on an environ
+// costs more than the rest of a FastCGI request's environ, and building an AbortSignal
+// for every request costs as much again, so it is built only for an application that asks.
 function defineSignal(environ: Environ, sink: ResponseSink): void {
-  Object.defineProperty(environ, "tsgi.signal", {
-    get: () => sink.signal,
-    configurable: true,
-    enumerable: true,
-  });
+  (environ as { "tsgi.get_signal"?: () => AbortSignal | undefined })["tsgi.get_signal"] = () =>
+    sink.signal;
 }
 
 /** A body that arrives after the request was given up still gets its close(). */

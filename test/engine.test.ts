@@ -551,12 +551,12 @@ describe("header deferral", () => {
   });
 });
 
-describe("tsgi.signal [env.signal]", () => {
+describe("tsgi.get_signal [env.signal]", () => {
   it("is the sink's signal, read when the application asks", async () => {
     const sink = new RecordingSink(true);
     let seen: unknown;
     await run((environ, startResponse) => {
-      seen = environ["tsgi.signal"];
+      seen = environ["tsgi.get_signal"]?.();
       startResponse("200 OK", []);
       return [];
     }, sink);
@@ -567,17 +567,17 @@ describe("tsgi.signal [env.signal]", () => {
   it("is undefined where the sink cannot tell, and a gateway's own value is kept", async () => {
     let seen: unknown = "unset";
     await run((environ, startResponse) => {
-      seen = environ["tsgi.signal"];
+      seen = environ["tsgi.get_signal"]?.();
       startResponse("200 OK", []);
       return [];
     });
     expect(seen).toBeUndefined();
     const own = new AbortController().signal;
     const { environ } = testEnviron();
-    (environ as unknown as Record<string, unknown>)["tsgi.signal"] = own;
+    (environ as unknown as Record<string, unknown>)["tsgi.get_signal"] = () => own;
     await runApplication(
       (env, startResponse) => {
-        seen = env["tsgi.signal"];
+        seen = env["tsgi.get_signal"]?.();
         startResponse("200 OK", []);
         return [];
       },

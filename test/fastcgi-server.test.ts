@@ -307,7 +307,7 @@ describe("requests on one connection", () => {
     expect(client.socket.errored).toBeNull();
   });
 
-  it("a web server that closes a kept connection (nginx, when its client leaves) aborts tsgi.signal at once, before the app writes again", async () => {
+  it("a web server that closes a kept connection (nginx, when its client leaves) aborts the request's signal at once, before the app writes again", async () => {
     const client = await open(main.address);
     const from = main.proc.stderr.length;
     await client.beginRequest(1, { keepConn: true });

@@ -85,11 +85,11 @@ export function requestHeaders(environ: Environ): Headers {
 
 /**
  * The body and signal of the RequestInit: a stream from tsgi.input when the request has a
- * body, and tsgi.signal, so that `request.signal` aborts when the client leaves, as it does
+ * body, and the signal of tsgi.get_signal, so that `request.signal` aborts when the client leaves, as it does
  * under a fetch-style server.
  */
 export function requestInit(environ: Environ): RequestInit & { duplex?: "half" } {
-  const signal = environ["tsgi.signal"];
+  const signal = environ["tsgi.get_signal"]?.();
   if (!hasBody(environ)) return { signal };
   return { body: streamFromInput(environ["tsgi.input"]), duplex: "half", signal };
 }

@@ -16,7 +16,7 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
  * `req.baseUrl` is SCRIPT_NAME, `req.originalUrl` the public path), headers,
  * peer address (`req.socket.remoteAddress`) and a body streamed from
  * tsgi.input; `res` streams what the handler writes. When the client goes
- * away (`tsgi.signal`), even before the handler wrote anything, `req` emits
+ * away (`tsgi.get_signal`), even before the handler wrote anything, `req` emits
  * 'aborted' and `req` and `res` emit 'close', as under node:http.
  */
 export function fromNodeHandler(handler: NodeHandler): Application {
@@ -40,7 +40,7 @@ export function fromNodeHandler(handler: NodeHandler): Application {
       bridge.fail(error);
     }
     // A response ended at once is in the engine's hands; only one still to come needs the client watched.
-    if (!bridge.res.writableEnded) watchClient(environ["tsgi.signal"], bridge);
+    if (!bridge.res.writableEnded) watchClient(environ["tsgi.get_signal"]?.(), bridge);
     return bridge.body();
   };
 }

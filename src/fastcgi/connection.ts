@@ -249,7 +249,7 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
     // not held (with their slot) until the receive timeout. A web server that asked to
     // keep the connection (FCGI_KEEP_CONN, spec §5.1) retains it for the response and
     // closes it only when it no longer wants one: nginx does so when the client leaves,
-    // which the application then learns at once (tsgi.signal), not at its next write.
+    // which the application then learns at once (tsgi.get_signal), not at its next write.
     // Without KEEP_CONN the FIN may be a half-close after the request, so those run on.
     for (const request of [...this.requests.values()])
       if (!request.inputComplete || request.keepConn) request.peerGone();
