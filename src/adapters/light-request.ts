@@ -43,23 +43,17 @@ export function lightRequest(environ: Environ, url: string): Request {
 function defineLightRequest(): new (environ: Environ, url: string, method: string) => Request {
   class LightRequest {
     readonly #environ: Environ;
-    readonly #url: string;
-    readonly #method: string;
     #headers: Headers | undefined;
     #real: Request | undefined;
 
-    constructor(environ: Environ, url: string, method: string) {
+    // What a router reads on every request, as own values that shadow Request's getters:
+    // answered without building the real Request.
+    constructor(
+      environ: Environ,
+      readonly url: string,
+      readonly method: string,
+    ) {
       this.#environ = environ;
-      this.#url = url;
-      this.#method = method;
-    }
-
-    get method(): string {
-      return this.#method;
-    }
-
-    get url(): string {
-      return this.#url;
     }
 
     get headers(): Headers {
@@ -68,9 +62,9 @@ function defineLightRequest(): new (environ: Environ, url: string, method: strin
 
     /** The real Request, built the first time it is needed, with the same headers object's entries. */
     static real(light: LightRequest): Request {
-      light.#real ??= new Request(light.#url, {
+      light.#real ??= new Request(light.url, {
         ...requestInit(light.#environ),
-        method: light.#method,
+        method: light.method,
         headers: light.headers,
       });
       return light.#real;

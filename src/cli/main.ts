@@ -136,18 +136,8 @@ function listeningOptions<A extends unknown[], O extends OptionValues>(command: 
 /** What only FastCGI offers in its protocol. */
 function fastcgiOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
   return command
-    .option(
-      "--max-requests-per-connection <n>",
-      "requests at once on one multiplexed connection",
-      integer,
-      64,
-    )
-    .option(
-      "--max-params-bytes <n>",
-      "size limit of one request's FCGI_PARAMS",
-      integer,
-      1024 * 1024,
-    )
+    .option("--max-requests-per-connection <n>", "requests at once on one connection", integer, 64)
+    .option("--max-params-bytes <n>", "size limit of one request's FCGI_PARAMS", integer, 1 << 20)
     .option("--no-multiplex", "one request at a time per connection (FCGI_MPXS_CONNS=0)")
     .option(
       "--stderr-to-web-server",
@@ -168,16 +158,9 @@ function headerLimitOption<A extends unknown[], O extends OptionValues>(command:
 /** Time limits and the pages tsgi answers itself. */
 function monitoringOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
   return command
-    .option(
-      "--request-timeout <seconds>",
-      "give up an application call running longer: 504, or the response cut off",
-      number,
-    )
+    .option("--request-timeout <seconds>", "give up a call running longer: 504, or cut off", number)
     .option("--slow-request <seconds>", "log a request still running after this long", number)
-    .option(
-      "--status-path <path>",
-      "answer this path with tsgi's status (plain text; JSON with ?json)",
-    )
+    .option("--status-path <path>", "answer this path with tsgi's status (text; JSON with ?json)")
     .option("--ping-path <path>", 'answer this path with "pong"');
 }
 
