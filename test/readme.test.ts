@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { REPO, TSGI_BIN } from "./helpers/processes.js";
 
 const README = readFileSync(join(REPO, "README.md"), "utf8");
-const COMMANDS = ["cgi", "fcgi", "serve", "build"];
+const COMMANDS = ["cgi", "fcgi", "scgi", "uwsgi", "serve", "build"];
 
 /** The long flags a command's --help lists, without the generic --help/--version. */
 function flagsOf(command: string): string[] {
@@ -22,7 +22,7 @@ function flagsOf(command: string): string[] {
 
 describe("README.md", () => {
   it("is under 250 lines", () => {
-    expect(README.split("\n").length).toBeLessThan(250);
+    expect(README.trimEnd().split("\n").length).toBeLessThan(250);
   });
 
   it.each(COMMANDS)("names every flag of tsgi %s", (command) => {
