@@ -53,18 +53,30 @@ describe("SCGI header blocks (parseScgiHead)", () => {
     });
   });
 
+  // The variables every request carries first; the cases below follow them.
+  const REQUIRED = "CONTENT_LENGTH\x000\x00SCGI\x001\x00";
+  const netstring = (block: string) => `${block.length}:${block},`;
   const table: [string, string, Record<string, string>][] = [
-    ["an empty block", "0:,", {}],
-    ["an empty value", "6:A\x00\x00B\x00\x00,", { A: "", B: "" }],
+    ["an empty value", "A\x00\x00B\x00\x00", { A: "", B: "" }],
     [
       "a name sent twice: the last value counts",
-      "12:A\x001\x00B\x002\x00A\x003\x00,",
+      "A\x001\x00B\x002\x00A\x003\x00",
       { A: "3", B: "2" },
     ],
-    ["bytes over 0x7f as Latin-1", "5:X\x00\xe9\xff\x00,", { X: "\xe9\xff" }],
+    ["bytes over 0x7f as Latin-1", "X\x00\xe9\xff\x00", { X: "\xe9\xff" }],
+    ["an empty CONTENT_LENGTH (no body)", "", {}],
   ];
-  it.each(table)("%s", (_name, input, vars) => {
-    expect(parseScgiHead(Buffer.from(input, "latin1"))).toEqual(vars);
+  it.each(table)("%s", (_name, rest, vars) => {
+    const input = Buffer.from(netstring(REQUIRED + rest), "latin1");
+    expect(parseScgiHead(input)).toEqual({ CONTENT_LENGTH: "0", SCGI: "1", ...vars });
+  });
+
+  it("takes SCGI = 1 anywhere (lighttpd sends it last)", () => {
+    const input = Buffer.from(
+      netstring("CONTENT_LENGTH\x000\x00A\x00b\x00SCGI\x001\x00"),
+      "latin1",
+    );
+    expect(parseScgiHead(input)).toEqual({ CONTENT_LENGTH: "0", A: "b", SCGI: "1" });
   });
 
   const bad: [string, string, RegExp][] = [
@@ -72,6 +84,14 @@ describe("SCGI header blocks (parseScgiHead)", () => {
     ["the last value without NUL", "3:A\x00B,", /the last one has no NUL/],
     ["a name without a value", "2:A\x00,", /a name without a value/],
     ["an empty name", "3:\x00B\x00,", /empty name/],
+    ["an empty block", "0:,", /must begin with CONTENT_LENGTH/],
+    [
+      "CONTENT_LENGTH not first",
+      "24:SCGI\x001\x00CONTENT_LENGTH\x000\x00,",
+      /must begin with CONTENT_LENGTH/,
+    ],
+    ["no SCGI variable", "17:CONTENT_LENGTH\x000\x00,", /lack SCGI = "1"/],
+    ["SCGI other than 1", "24:CONTENT_LENGTH\x000\x00SCGI\x002\x00,", /lack SCGI = "1"/],
   ];
   it.each(bad)("refuses %s with 400", (_name, input, message) => {
     const parse = () => parseScgiHead(Buffer.from(input, "latin1"));

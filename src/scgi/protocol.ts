@@ -24,8 +24,26 @@ export function scgiHeadSize(start: Buffer): number | undefined {
   return colon + 1 + Number(start.toString("latin1", 0, colon)) + 1;
 }
 
-/** The variables of a whole netstring; a name sent twice keeps its last value. */
+/**
+ * The variables of a whole netstring; a name sent twice keeps its last value.
+ * The SCGI protocol requires CONTENT_LENGTH as the first variable (even for no
+ * body) and SCGI = "1" among them (lighttpd sends it last): a block without
+ * either is not an SCGI request, and is refused.
+ */
 export function parseScgiHead(head: Buffer): Record<string, string> {
+  const vars = parseVariables(head);
+  if (firstName(head) !== "CONTENT_LENGTH")
+    throw new BadRequest("400 Bad Request", "SCGI headers must begin with CONTENT_LENGTH");
+  if (vars.SCGI !== "1") throw new BadRequest("400 Bad Request", 'SCGI headers lack SCGI = "1"');
+  return vars;
+}
+
+function firstName(head: Buffer): string {
+  const start = head.indexOf(COLON) + 1;
+  return head.toString("latin1", start, Math.max(start, head.indexOf(0, start)));
+}
+
+function parseVariables(head: Buffer): Record<string, string> {
   const colon = head.indexOf(COLON);
   if (head[head.length - 1] !== COMMA)
     throw new BadRequest("400 Bad Request", "malformed netstring: it does not end with ','");
