@@ -5,6 +5,7 @@
 //
 // A gateway supplies only the environ and a ResponseSink (where bytes go).
 
+import { defineWatchedSignal, type PeerWatch } from "./abort-watch.js";
 import { requestLine } from "./environ.js";
 import {
   ApplicationError,
@@ -50,7 +51,15 @@ export interface ResponseSink {
    * so a sink may build it on first read.
    */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Optional: the same state as `signal` (whose AbortSignal it builds), which
+   * the engine and the adapters watch without building an AbortSignal.
+   */
+  readonly abortWatch?: PeerWatch | undefined;
 }
+
+/** What the engine watches: a sink's AbortWatch, or its AbortSignal seen the same way. */
+type Watch = Pick<PeerWatch, "aborted" | "listen">;
 
 /** The web server or client went away; the response cannot be delivered. */
 export class ConnectionClosedError extends Error {
@@ -199,11 +208,22 @@ class Exchange {
 
   /** An async application may never settle; an abort (timeout, client gone) must not wait for it. */
   private async settledBody(result: PromiseLike<Body>): Promise<Body> {
-    const signal = this.sink.signal;
-    const settled = signal ? await untilAborted(Promise.resolve(result), signal) : await result;
+    const watch = this.peerWatch();
+    const settled = watch ? await untilAborted(Promise.resolve(result), watch) : await result;
     if (settled !== ABORTED) return settled;
     closeWhenSettled(result, (error) => this.log("error in body close()", error));
     throw new ConnectionClosedError("request aborted");
+  }
+
+  /** How the engine watches for the peer leaving, read only when it is about to wait (see ResponseSink.signal). */
+  private peerWatch(): Watch | undefined {
+    if (this.sink.abortWatch) return this.sink.abortWatch;
+    const signal = this.sink.signal;
+    return signal ? signalWatch(signal) : undefined;
+  }
+
+  private peerAborted(): boolean {
+    return (this.sink.abortWatch ?? this.sink.signal)?.aborted === true;
   }
 
   /** Sends every chunk of the body; a sync body without backpressure never awaits. */
@@ -233,17 +253,17 @@ class Exchange {
   private async iterateAsync(iterator: AsyncIterator<Chunk>): Promise<void> {
     this.started(iterator);
     // Only an await lets an abort be noticed, so a sink may build its signal on first read.
-    const signal = this.sink.signal;
+    const watch = this.peerWatch();
     for (;;) {
       let step: IteratorResult<Chunk> | typeof ABORTED;
       try {
         const next = iterator.next();
-        step = await (signal ? untilAborted(next, signal) : next);
+        step = await (watch ? untilAborted(next, watch) : next);
       } catch (error) {
         this.needsReturn = false; // an iterator that threw is finished
         throw error;
       }
-      if (step === ABORTED || signal?.aborted) throw new ConnectionClosedError("request aborted");
+      if (step === ABORTED || watch?.aborted) throw new ConnectionClosedError("request aborted");
       if (step.done) {
         this.needsReturn = false;
         return;
@@ -260,7 +280,7 @@ class Exchange {
   /** Waits for the sink to take more; a peer that left meanwhile ends the iteration. */
   private async drained(pending: Promise<void>): Promise<void> {
     await pending;
-    if (this.sink.signal?.aborted) throw new ConnectionClosedError("request aborted");
+    if (this.peerAborted()) throw new ConnectionClosedError("request aborted");
   }
 
   /** The next non-empty chunk of a sync body as bytes, or null at its end. */
@@ -438,7 +458,7 @@ class Exchange {
   private async fail(error: unknown): Promise<Outcome> {
     // [error.abort] When the client goes away, or the web server aborts the request, the gateway stops: it calls
     // `return()` and `close()` as above and logs nothing.
-    if (error instanceof ConnectionClosedError || this.sink.signal?.aborted) {
+    if (error instanceof ConnectionClosedError || this.peerAborted()) {
       this.sink.abort(error);
       return "aborted";
     }
@@ -559,6 +579,7 @@ export function toBytes(chunk: unknown): Uint8Array {
 // costs more than the rest of a FastCGI request's environ, and building an AbortSignal
 // for every request costs as much again, so it is built only for an application that asks.
 function defineSignal(environ: Environ, sink: ResponseSink): void {
+  if (sink.abortWatch) return defineWatchedSignal(environ, sink.abortWatch);
   (environ as { "tsgi.get_signal"?: () => AbortSignal | undefined })["tsgi.get_signal"] = () =>
     sink.signal;
 }
@@ -580,22 +601,34 @@ function closeWhenSettled(result: PromiseLike<Body>, onError: (error: unknown) =
   );
 }
 
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
-  if (signal.aborted) return Promise.resolve(ABORTED);
+function untilAborted<T>(promise: Promise<T>, watch: Watch): Promise<T | typeof ABORTED> {
+  if (watch.aborted) return Promise.resolve(ABORTED);
   return new Promise((resolve, reject) => {
-    const onAbort = () => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const stop = watch.listen(() => resolve(ABORTED));
     promise.then(
       (value) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         resolve(value);
       },
       (error) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         // The iterator's own rejection, passed on unchanged.
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         reject(error);
       },
     );
   });
+}
+
+/** An AbortSignal watched the way the engine watches an AbortWatch. */
+function signalWatch(signal: AbortSignal): Watch {
+  return {
+    get aborted() {
+      return signal.aborted;
+    },
+    listen(listener) {
+      signal.addEventListener("abort", listener, { once: true });
+      return () => signal.removeEventListener("abort", listener);
+    },
+  };
 }

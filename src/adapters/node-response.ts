@@ -35,8 +35,12 @@ export class ResponseBridge implements SocketOwner {
   private engineWrite: Write | undefined;
   private queue: ChunkQueue | undefined;
   private finishEmitted = false;
+  /** The engine is done with the body (its close() ran). */
+  private exchangeOver = false;
   /** The bridge itself destroys the socket when the exchange is over; any other destroy is the application's. */
   private closingSocket = false;
+  /** Stops watching for the client leaving, once the exchange is over. */
+  private stopWatching: (() => void) | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -111,6 +115,16 @@ export class ResponseBridge implements SocketOwner {
     } else {
       this.log(`the handler failed after its response ended: ${describeError(error)}`);
     }
+  }
+
+  /**
+   * Keeps `stop` (what ends watching the client) for when the engine is done
+   * with the response: a listener left behind would keep this exchange's
+   * objects alive as long as the gateway's request.
+   */
+  watchUntilDone(stop: () => void): void {
+    if (this.exchangeOver) stop();
+    else this.stopWatching = stop;
   }
 
   /** The client went away: the application learns it at once (node:http's 'aborted' and 'close'). */
@@ -239,6 +253,10 @@ export class ResponseBridge implements SocketOwner {
 
   /** The engine is done with the body (its close()): the whole response went out, or it stopped early. */
   private closed(complete: boolean): void {
+    this.exchangeOver = true;
+    const stop = this.stopWatching;
+    this.stopWatching = undefined;
+    stop?.();
     if (!complete) return this.abort();
     process.nextTick(() => {
       this.finishEmitted = true;

@@ -3,6 +3,7 @@
 // objects and without patching anything global.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { onSignalAbort } from "../abort-watch.js";
 import type { Application } from "../types.js";
 import { incomingMessageFromEnviron } from "./node-request.js";
 import { ResponseBridge } from "./node-response.js";
@@ -39,17 +40,12 @@ export function fromNodeHandler(handler: NodeHandler): Application {
     } catch (error) {
       bridge.fail(error);
     }
-    // A response ended at once is in the engine's hands; only one still to come needs the client watched.
-    if (!bridge.res.writableEnded) watchClient(environ["tsgi.get_signal"]?.(), bridge);
+    // A response ended at once is in the engine's hands; only one still to come needs the client watched:
+    // node:http sees a client leave on its socket at once, whatever the handler is doing; here tsgi.get_signal's signal tells.
+    if (!bridge.res.writableEnded)
+      bridge.watchUntilDone(onSignalAbort(environ, () => bridge.clientLeft()));
     return bridge.body();
   };
-}
-
-/** node:http sees a client leave on its socket at once, whatever the handler is doing; here the signal tells. */
-function watchClient(signal: AbortSignal | undefined, bridge: ResponseBridge): void {
-  if (signal === undefined) return;
-  if (signal.aborted) bridge.clientLeft();
-  else signal.addEventListener("abort", () => bridge.clientLeft(), { once: true });
 }
 
 function port(value: unknown): number | undefined {

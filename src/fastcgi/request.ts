@@ -3,6 +3,7 @@
 // records through the shared response engine.
 
 import { Readable, Writable } from "node:stream";
+import { AbortWatch } from "../abort-watch.js";
 import {
   ConnectionClosedError,
   runApplication,
@@ -123,8 +124,7 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
   private params: ParamsDecoder | null;
   private readonly input: RecordInput;
   private readonly data: RecordInput | null;
-  private controller: AbortController | undefined;
-  private abortReason: string | undefined;
+  readonly abortWatch = new AbortWatch();
   private pendingHead: Buffer | null = null;
   private stderrUsed = false;
   private appFinished = false;
@@ -148,14 +148,9 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
     if (role === Role.AUTHORIZER) this.input.add(Buffer.alloc(0)); // an authorizer gets no body
   }
 
-  /** Built on first read: most responses are sent without the engine ever waiting. */
+  /** Built on first read: the engine and the adapters watch abortWatch instead. */
   get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.abortReason !== undefined)
-        this.controller.abort(new ConnectionClosedError(this.abortReason));
-    }
-    return this.controller.signal;
+    return this.abortWatch.signal;
   }
 
   /** Whether all input has arrived (or is no longer wanted). */
@@ -331,10 +326,9 @@ export class FastCgiRequest implements ResponseSink, ChannelRequest {
   // when the web server closes the connection, or on a timeout.
   /** FCGI_ABORT_REQUEST, the connection closing, or a timeout: stop the application. */
   private abortRequest(reason: string): void {
-    if (this.abortReason !== undefined) return;
-    this.abortReason = reason;
+    if (this.abortWatch.aborted) return;
     const error = new ConnectionClosedError(reason);
-    this.controller?.abort(error);
+    this.abortWatch.abort(error);
     if (!this.input.ended) this.input.destroy(error);
     if (this.data && !this.data.ended) this.data.destroy(error);
   }

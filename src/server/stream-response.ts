@@ -5,6 +5,7 @@
 // (without a Content-Length, a clean close would mark its end).
 
 import type { Socket } from "node:net";
+import { AbortWatch } from "../abort-watch.js";
 import { ConnectionClosedError, type ResponseSink } from "../engine.js";
 import type { HeaderList } from "../types.js";
 
@@ -23,8 +24,7 @@ export class StreamResponse implements ResponseSink {
   #pendingHead: Buffer | null = null;
   #outputStarted = false;
   #finished = false;
-  #controller: AbortController | undefined;
-  #abortReason: string | undefined;
+  readonly abortWatch = new AbortWatch();
 
   constructor(socket: Socket, formatHead: HeadFormatter) {
     this.#socket = socket;
@@ -41,14 +41,9 @@ export class StreamResponse implements ResponseSink {
     return this.#finished;
   }
 
-  /** Built on first read: most responses are sent without the engine ever waiting. */
+  /** Built on first read: the engine and the adapters watch abortWatch instead. */
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#abortReason !== undefined)
-        this.#controller.abort(new ConnectionClosedError(this.#abortReason));
-    }
-    return this.#controller.signal;
+    return this.abortWatch.signal;
   }
 
   sendHeaders(status: string, headers: HeaderList): void {
@@ -116,9 +111,7 @@ export class StreamResponse implements ResponseSink {
 
   /** The peer went away, or the request is given up: the application sees its signal abort. */
   abortRequest(reason: string): void {
-    if (this.#abortReason !== undefined) return;
-    this.#abortReason = reason;
-    this.#controller?.abort(new ConnectionClosedError(reason));
+    this.abortWatch.abort(new ConnectionClosedError(reason));
   }
 
   /** The connection closed: nothing more is sent. */
