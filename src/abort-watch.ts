@@ -1,5 +1,5 @@
 // The "peer no longer wants this response" state of one request, watched
-// without an AbortSignal unless someone asks for one (tsgi.signal).
+// without an AbortSignal unless someone asks for one (tsgi.get_signal).
 //
 // An AbortController is an EventTarget: building one for every request and
 // listening on it (the engine racing an async body against the abort, the Node
