@@ -4,7 +4,7 @@
 // in front of tsgi must get right. The servers themselves are started by
 // apache.ts, lighttpd.ts and nginx.js.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { userInfo } from "node:os";
@@ -364,4 +364,77 @@ export function cgiToHttp(stdout: Buffer): HttpResult {
   for (const [name, value] of parsed.headers)
     if (name !== "Status") headers[name.toLowerCase()] = value;
   return { status: Number(parsed.status.slice(0, 3)), headers, body: parsed.body };
+}
+
+// ---------------------------------------------------------------------------
+// Streamed responses
+
+export interface TimedResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** ms from sending the request to the first body bytes, and to the end of the response. */
+  firstChunkMs: number;
+  endMs: number;
+}
+
+/** GETs `url` and notes when the first body bytes and the end arrive (the matrix app's /sse?wait=ms). */
+export function timedGet(url: string, timeoutMs = 20_000): Promise<TimedResponse> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const request = httpRequest(url, { agent: false }, (response) => {
+      let firstChunkMs = -1;
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => {
+        if (firstChunkMs < 0) firstChunkMs = Date.now() - start;
+        chunks.push(chunk);
+      });
+      response.on("end", () =>
+        resolve({
+          status: response.statusCode!,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+          firstChunkMs,
+          endMs: Date.now() - start,
+        }),
+      );
+      response.on("error", reject);
+    });
+    request.setTimeout(timeoutMs, () =>
+      request.destroy(new Error(`no answer from ${url} in time`)),
+    );
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/** The SSE check every front end with buffering off must pass: the first event comes well before the second. */
+export async function expectFirstEventEarly(url: string, waitMs = 1500): Promise<TimedResponse> {
+  const result = await timedGet(`${url}?wait=${waitMs}`);
+  expect(result.status).toBe(200);
+  expect(result.body).toBe("data: first\n\ndata: second\n\n");
+  expect(result.endMs).toBeGreaterThanOrEqual(waitMs - 50);
+  expect(
+    result.firstChunkMs,
+    `the first event came after ${result.firstChunkMs} ms, the end after ${result.endMs} ms`,
+  ).toBeLessThan(waitMs / 2);
+  return result;
+}
+
+/** Chunks of `total` random bytes produced on demand, and the SHA-256 of what was sent (read it after the request). */
+export function randomUpload(
+  total: number,
+  chunkSize = 1024 * 1024,
+): { body: () => AsyncIterable<Buffer>; sha256: () => string } {
+  const hash = createHash("sha256");
+  return {
+    body: async function* () {
+      for (let sent = 0; sent < total; sent += chunkSize) {
+        const chunk = randomBytes(Math.min(chunkSize, total - sent));
+        hash.update(chunk);
+        yield chunk;
+      }
+    },
+    sha256: () => hash.digest("hex"),
+  };
 }

@@ -51,6 +51,40 @@ fastcgi_param  SERVER_PORT        $server_port;
 fastcgi_param  SERVER_NAME        $server_name;
 `;
 
+/** nginx's stock scgi_params (Debian's, without its HTTP_HOST comment), used when /etc/nginx/scgi_params is not there. */
+export const STOCK_SCGI_PARAMS = `scgi_param  REQUEST_METHOD     $request_method;
+scgi_param  REQUEST_URI        $request_uri;
+scgi_param  QUERY_STRING       $query_string;
+scgi_param  CONTENT_TYPE       $content_type;
+scgi_param  DOCUMENT_URI       $document_uri;
+scgi_param  DOCUMENT_ROOT      $document_root;
+scgi_param  SCGI               1;
+scgi_param  SERVER_PROTOCOL    $server_protocol;
+scgi_param  REQUEST_SCHEME     $scheme;
+scgi_param  HTTPS              $https if_not_empty;
+scgi_param  REMOTE_ADDR        $remote_addr;
+scgi_param  REMOTE_PORT        $remote_port;
+scgi_param  SERVER_PORT        $server_port;
+scgi_param  SERVER_NAME        $server_name;
+`;
+
+/** nginx's stock uwsgi_params (Debian's, without its HTTP_HOST comment), used when /etc/nginx/uwsgi_params is not there. */
+export const STOCK_UWSGI_PARAMS = `uwsgi_param  QUERY_STRING       $query_string;
+uwsgi_param  REQUEST_METHOD     $request_method;
+uwsgi_param  CONTENT_TYPE       $content_type;
+uwsgi_param  CONTENT_LENGTH     $content_length;
+uwsgi_param  REQUEST_URI        $request_uri;
+uwsgi_param  PATH_INFO          $document_uri;
+uwsgi_param  DOCUMENT_ROOT      $document_root;
+uwsgi_param  SERVER_PROTOCOL    $server_protocol;
+uwsgi_param  REQUEST_SCHEME     $scheme;
+uwsgi_param  HTTPS              $https if_not_empty;
+uwsgi_param  REMOTE_ADDR        $remote_addr;
+uwsgi_param  REMOTE_PORT        $remote_port;
+uwsgi_param  SERVER_PORT        $server_port;
+uwsgi_param  SERVER_NAME        $server_name;
+`;
+
 /**
  * Lines at level error or worse in an nginx log text.
  * @param {string} text
@@ -129,8 +163,8 @@ export async function startNginx(group, binary, options) {
 /**
  * Starts nginx with `site` (a filled example for the http { } context, holding
  * its own server block, listening where `site` is told) next
- * to the distribution's fastcgi_params, as `include fastcgi_params` finds it
- * in /etc/nginx. A master and one worker, which runs as nobody when we are root.
+ * to the distribution's fastcgi_params, scgi_params and uwsgi_params, as
+ * `include fastcgi_params` finds them in /etc/nginx. A master and one worker, which runs as nobody when we are root.
  * @param {ProcessGroup} group
  * @param {string} binary
  * @param {(listen: string) => string} site
@@ -139,9 +173,15 @@ export async function startNginx(group, binary, options) {
 export async function startNginxSite(group, binary, site) {
   const dir = tempDir(group, "tsgi-nginx-");
   const port = await freePort();
-  const system = "/etc/nginx/fastcgi_params";
-  if (existsSync(system)) copyFileSync(system, join(dir, "fastcgi_params"));
-  else writeFileSync(join(dir, "fastcgi_params"), STOCK_FASTCGI_PARAMS);
+  for (const [name, stock] of [
+    ["fastcgi_params", STOCK_FASTCGI_PARAMS],
+    ["scgi_params", STOCK_SCGI_PARAMS],
+    ["uwsgi_params", STOCK_UWSGI_PARAMS],
+  ]) {
+    const system = join("/etc/nginx", name);
+    if (existsSync(system)) copyFileSync(system, join(dir, name));
+    else writeFileSync(join(dir, name), stock);
+  }
   writeFileSync(join(dir, "site.conf"), site(`127.0.0.1:${port}`));
   return startNginx(group, binary, {
     dir,
