@@ -77,4 +77,16 @@ describe.skipIf(!apacheBinary)("an Express app behind the .htaccess rewrite (mod
     expect(home.status).toBe(200);
     expect(await home.text()).toMatch(/^home at \/site/);
   });
+
+  it("sends a redirect the app builds from req.baseUrl to a URL under /site/ that serves the route", async () => {
+    const response = await fetch(apache.url("/site/me"), {
+      redirect: "manual",
+      signal: AbortSignal.timeout(20_000),
+    });
+    expect(response.status, apache.errorLog()).toBe(302);
+    const location = response.headers.get("location");
+    expect(location).toBe("/site/app.cgi/users/9");
+    const target = await fetch(apache.url(location!), { signal: AbortSignal.timeout(20_000) });
+    expect(await target.json()).toMatchObject({ id: "9", path: "/users/9" });
+  });
 });
