@@ -60,7 +60,8 @@ const paths = (environ: Record<string, string>) => ({
   DOCUMENT_URI: environ.DOCUMENT_URI,
 });
 
-const DECODED = MATRIX_GET.split("?")[0];
+/** The matrix GET's path as sent, still percent-encoded. */
+const ENCODED_PATH = MATRIX_GET.split("?")[0];
 
 /** The `location` block of a filled nginx example, to put in another server block. */
 function locationOf(site: string): string {
@@ -341,7 +342,7 @@ describe.skipIf(!apacheBinary || !scgiModule)(
         const escaped = await environFor(cell, "/pathinfo" + MATRIX_GET);
         expect([escaped.SCRIPT_NAME, escaped.PATH_INFO]).toEqual([
           "/pathinfo" + MATRIX_PATH_INFO,
-          DECODED,
+          ENCODED_PATH,
         ]);
       });
 
@@ -426,6 +427,87 @@ describe.skipIf(!lighttpdBinary)(
       const result = await timedGet(lighttpd.url("/app/sse") + "?wait=1500");
       expect(result.body).toBe("data: first\n\ndata: second\n\n");
       expect(result.firstChunkMs).toBeGreaterThanOrEqual(1400);
+    });
+  },
+);
+
+// ---------------------------------------------------------------------------
+// The whole site ("/"): what lighttpd and Apache send there
+
+describe.skipIf(!lighttpdBinary)('lighttpd mod_scgi for the whole site ("/" => …)', () => {
+  let tsgi: TsgiFcgi;
+
+  beforeAll(async () => {
+    tsgi = await startScgi("tcp");
+  });
+
+  /** lighttpd with `scgi.server = ( "/" => … )`, and `more` options for the backend. */
+  async function startRoot(more: string): Promise<Lighttpd> {
+    const { HOST, PORT } = hostPortOf(tsgi);
+    return startLighttpd(group, lighttpdBinary!, tempDir(group, "tsgi-lighttpd-"), [
+      `server.modules += ( "mod_scgi" )
+scgi.server = ( "/" => (( "host" => "${HOST}", "port" => ${PORT}, "check-local" => "disable", ${more} )))`,
+    ]);
+  }
+
+  describe('with "fix-root-scriptname" => "enable"', () => {
+    let lighttpd: Lighttpd;
+    beforeAll(async () => {
+      lighttpd = await startRoot('"fix-root-scriptname" => "enable"');
+    });
+
+    matrixTests(() =>
+      httpCell(() => lighttpd.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  });
+
+  it('recorded: without "fix-root-scriptname", SCRIPT_NAME is the first path segment', async () => {
+    const lighttpd = await startRoot("");
+    const environ = await environFor(
+      { request: (path) => fetchHttp(lighttpd.url(path)) },
+      MATRIX_GET,
+    );
+    expect(paths(environ)).toEqual({
+      SCRIPT_NAME: "/env",
+      PATH_INFO: MATRIX_PATH_INFO.slice("/env".length),
+      REQUEST_URI: MATRIX_GET,
+      DOCUMENT_URI: undefined,
+    });
+  });
+});
+
+describe.skipIf(!apacheBinary || !scgiModule)(
+  "recorded: Apache mod_proxy_scgi for the whole site",
+  () => {
+    it('ProxyPass "/" with proxy-scgi-pathinfo: right for a plain path, the whole path as SCRIPT_NAME and PATH_INFO still encoded for a %-escape', async () => {
+      const tsgi = await startScgi("tcp");
+      const { HOST, PORT } = hostPortOf(tsgi);
+      const apache = await startApache(group, apacheBinary!, MODULES, {
+        dir: tempDir(group, "tsgi-apache-proxy-scgi-"),
+        mpm: "event",
+        modules: ["proxy", "proxy_scgi", "setenvif"],
+        config: [
+          `ProxyPass "/" "scgi://${HOST}:${PORT}/"`,
+          `SetEnvIf Request_URI "^/" proxy-scgi-pathinfo`,
+        ].join("\n"),
+      });
+      const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
+      expect(paths(await environFor(cell, "/env/plain"))).toEqual({
+        SCRIPT_NAME: "",
+        PATH_INFO: "/env/plain",
+        REQUEST_URI: "/env/plain",
+        DOCUMENT_URI: undefined,
+      });
+      expect(paths(await environFor(cell, MATRIX_GET))).toEqual({
+        SCRIPT_NAME: MATRIX_PATH_INFO,
+        PATH_INFO: ENCODED_PATH,
+        REQUEST_URI: MATRIX_GET,
+        DOCUMENT_URI: undefined,
+      });
     });
   },
 );

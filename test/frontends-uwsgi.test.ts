@@ -455,3 +455,70 @@ describe.skipIf(!lighttpdBinary)(
     });
   },
 );
+
+// ---------------------------------------------------------------------------
+// The whole site ("/")
+
+describe.skipIf(!apacheBinary || !uwsgiModule)(
+  'Apache mod_proxy_uwsgi for the whole site (<Location "/">, examples/deploy/apache-proxy-uwsgi/tsgi-proxy-uwsgi-tcp.conf)',
+  () => {
+    let apache: Apache;
+    let tsgi: TsgiFcgi;
+
+    beforeAll(async () => {
+      tsgi = await startUwsgi("tcp");
+      apache = await startApache(group, apacheBinary!, MODULES, {
+        dir: tempDir(group, "tsgi-apache-proxy-uwsgi-"),
+        mpm: "event",
+        modules: ["proxy", "proxy_uwsgi"],
+        config: example("apache-proxy-uwsgi", "tsgi-proxy-uwsgi-tcp.conf", {
+          PREFIX: "/",
+          ...hostPortOf(tsgi),
+        }),
+      });
+    });
+
+    it("recorded: SCRIPT_NAME empty, PATH_INFO the whole decoded path", async () => {
+      const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
+      expect(paths(await environFor(cell, MATRIX_GET))).toEqual({
+        SCRIPT_NAME: "",
+        PATH_INFO: MATRIX_PATH_INFO,
+        REQUEST_URI: MATRIX_GET,
+      });
+    });
+
+    matrixTests(() =>
+      httpCell(() => apache.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  },
+);
+
+describe.skipIf(!lighttpdBinary)(
+  'lighttpd mod_scgi speaking uwsgi for the whole site ("/" => … with "fix-root-scriptname")',
+  () => {
+    let lighttpd: Lighttpd;
+    let tsgi: TsgiFcgi;
+
+    beforeAll(async () => {
+      tsgi = await startUwsgi("tcp");
+      const { HOST, PORT } = hostPortOf(tsgi);
+      lighttpd = await startLighttpd(group, lighttpdBinary!, tempDir(group, "tsgi-lighttpd-"), [
+        `server.modules += ( "mod_scgi" )
+scgi.protocol = "uwsgi"
+scgi.server = ( "/" => (( "host" => "${HOST}", "port" => ${PORT}, "check-local" => "disable", "fix-root-scriptname" => "enable" )))`,
+      ]);
+    });
+
+    matrixTests(() =>
+      httpCell(() => lighttpd.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  },
+);
