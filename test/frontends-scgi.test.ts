@@ -24,7 +24,7 @@ import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import { startApache, type Apache } from "./helpers/apache.js";
 import { startLighttpd, type Lighttpd } from "./helpers/lighttpd.js";
 import { ProcessGroup, sleep, tempDir } from "./helpers/processes.js";
-import { startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
+import { startTsgiOnFd0, startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 const apacheBinary = findBinary("apache2", "apache2");
@@ -33,6 +33,7 @@ const scgiModule = apacheBinary
   ? findFile(join(MODULES, "mod_proxy_scgi.so"), "apache2")
   : undefined;
 const lighttpdBinary = findBinary("lighttpd", "lighttpd");
+const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
@@ -508,6 +509,31 @@ describe.skipIf(!apacheBinary || !scgiModule)(
         REQUEST_URI: MATRIX_GET,
         DOCUMENT_URI: undefined,
       });
+    });
+  },
+);
+
+// ---------------------------------------------------------------------------
+// The socket on fd 0, as examples/deploy/systemd gives it
+
+describe.skipIf(!nginxBinary || !spawnFcgi)(
+  "tsgi scgi on a socket inherited on fd 0 (no --listen, as under systemd's socket activation), behind examples/deploy/nginx-scgi",
+  () => {
+    it("serves the request matrix's GET", async () => {
+      const tsgi = await startTsgiOnFd0(group, "scgi", spawnFcgi!, MATRIX_APP);
+      const nginx = await startNginxSite(group, nginxBinary!, (listen) =>
+        example("nginx-scgi", "tsgi-scgi.conf", {
+          SOCKET: socketOf(tsgi),
+          PREFIX: "/app",
+          LISTEN: listen,
+        }),
+      );
+      const environ = await environFor(
+        { request: (path) => fetchHttp(nginx.url(path)) },
+        "/app" + MATRIX_GET,
+      );
+      expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/app", MATRIX_PATH_INFO]);
+      expect(tsgi.proc.stderr).toMatch(/serving /);
     });
   },
 );
