@@ -4,7 +4,6 @@
 // each server sends (recorded where they differ), uploads, and Server-Sent
 // Events with response buffering off. Needs `npm run build` first.
 
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   environFor,
@@ -12,63 +11,46 @@ import {
   expectFirstEventEarly,
   fetchHttp,
   httpCell,
-  MATRIX_APP,
   MATRIX_GET,
   MATRIX_PATH_INFO,
   matrixTests,
-  randomUpload,
   timedGet,
 } from "./helpers/frontends.js";
-import { findBinary, findFile } from "./helpers/available.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import { startApache, type Apache } from "./helpers/apache.js";
 import { startLighttpd, type Lighttpd } from "./helpers/lighttpd.js";
 import { ProcessGroup, sleep, tempDir } from "./helpers/processes.js";
-import { startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
+import { type TsgiFcgi } from "./helpers/tsgi.js";
+import {
+  apacheExampleTests,
+  fd0Tests,
+  findFrontEnds,
+  hostPortOf,
+  locationOf,
+  nginxPrefixTests,
+  notRunningTests,
+  paths,
+  socketOf,
+  startGateway,
+} from "./helpers/stream-frontends.js";
 
-const nginxBinary = findBinary("nginx", "nginx");
-const apacheBinary = findBinary("apache2", "apache2");
-const MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/modules";
-const scgiModule = apacheBinary
-  ? findFile(join(MODULES, "mod_proxy_scgi.so"), "apache2")
-  : undefined;
-const lighttpdBinary = findBinary("lighttpd", "lighttpd");
+const found = findFrontEnds("scgi");
+const {
+  nginx: nginxBinary,
+  apache: apacheBinary,
+  apacheModules: MODULES,
+  apacheModule: scgiModule,
+  lighttpd: lighttpdBinary,
+} = found;
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
 
-/** `tsgi scgi` with the matrix app; a unix socket any web server user may open (666), or TCP. */
-function startScgi(listen: "unix" | "tcp"): Promise<TsgiFcgi> {
-  return startTsgiServer(group, "scgi", {
-    app: MATRIX_APP,
-    listen,
-    args: listen === "unix" ? ["--socket-mode", "666"] : [],
-  });
-}
+/** `tsgi scgi` with the matrix app on a unix socket (666) or TCP. */
+const startScgi = (listen: "unix" | "tcp") => startGateway(group, "scgi", listen);
 
-const socketOf = (tsgi: TsgiFcgi) => (tsgi.address as { path: string }).path;
-const hostPortOf = (tsgi: TsgiFcgi) => {
-  const { host, port } = tsgi.address as { host: string; port: number };
-  return { HOST: host, PORT: String(port) };
-};
-
-/** The path variables an environ holds, for the recorded tables. */
-const paths = (environ: Record<string, string>) => ({
-  SCRIPT_NAME: environ.SCRIPT_NAME,
-  PATH_INFO: environ.PATH_INFO,
-  REQUEST_URI: environ.REQUEST_URI,
-  DOCUMENT_URI: environ.DOCUMENT_URI,
-});
-
-const DECODED = MATRIX_GET.split("?")[0];
-
-/** The `location` block of a filled nginx example, to put in another server block. */
-function locationOf(site: string): string {
-  const start = site.indexOf("\n    location ");
-  const end = site.lastIndexOf("\n    }");
-  if (start < 0 || end < start) throw new Error(`no location block in:\n${site}`);
-  return site.slice(start + 1, end + "\n    }".length);
-}
+/** The matrix GET's path as sent, still percent-encoded. */
+const ENCODED_PATH = MATRIX_GET.split("?")[0];
 
 // ---------------------------------------------------------------------------
 // nginx: examples/deploy/nginx-scgi
@@ -108,42 +90,7 @@ describe.skipIf(!nginxBinary)("nginx scgi_pass, examples/deploy/nginx-scgi", () 
       }),
     );
 
-    it("/app itself and /app/ are the application (PATH_INFO empty and /), /apple is not", async () => {
-      const cell = { request: (path: string) => fetchHttp(unixNginx.url(path)) };
-      const bare = await environFor(cell, "/app?x=1");
-      expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual(["/app", "", "x=1"]);
-      const slash = await environFor(cell, "/app/");
-      expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app", "/"]);
-      expect((await fetchHttp(unixNginx.url("/apple/env"))).status).toBe(404);
-    });
-
-    it("a %0A in the path still splits (the (?s) in the location)", async () => {
-      const environ = await environFor(
-        { request: (path) => fetchHttp(unixNginx.url(path)) },
-        "/app/env/a%0Ab",
-      );
-      expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/app", "/env/a\nb"]);
-    });
-
-    it("a chunked upload (no Content-Length) arrives whole: nginx buffers it and sends its length", async () => {
-      const total = 3 * 1024 * 1024 + 5;
-      const upload = randomUpload(total, 256 * 1024);
-      const result = await fetchHttp(unixNginx.url("/app/sha256"), {
-        method: "POST",
-        body: upload.body,
-        headers: { "Content-Type": "application/octet-stream" },
-      });
-      expect(result.status, result.body.toString("utf8")).toBe(200);
-      expect(JSON.parse(result.body.toString("utf8"))).toEqual({
-        length: total,
-        sha256: upload.sha256(),
-        contentLength: String(total),
-      });
-    });
-
-    it("nginx logged nothing at level error or worse (but the /apple 404 above)", () => {
-      expect(unixNginx.errorLines().filter((line) => !line.includes("/apple/env"))).toEqual([]);
-    });
+    nginxPrefixTests(() => unixNginx);
   });
 
   describe("TCP for the whole site (tsgi-scgi-tcp.conf, empty @PREFIX@)", () => {
@@ -282,51 +229,18 @@ describe.skipIf(!apacheBinary || !scgiModule)(
       });
     });
 
-    describe("unix socket: SetHandler proxy:unix:…|scgi://localhost/ (tsgi-proxy-scgi.conf)", () => {
-      matrixTests(() =>
-        httpCell(() => apache.url(""), {
-          mount: "/app",
-          persistent: true,
-          errorLog: () => unixTsgi.proc.stderr,
-        }),
-      );
-    });
-
-    describe("TCP: SetHandler proxy:scgi://127.0.0.1:port/ (tsgi-proxy-scgi-tcp.conf)", () => {
-      matrixTests(() =>
-        httpCell(() => apache.url(""), {
-          mount: "/app-tcp",
-          persistent: true,
-          errorLog: () => tcpTsgi.proc.stderr,
-        }),
-      );
-
-      it("/app-tcp and /app-tcp/ are the application, /app-tcple is not", async () => {
-        const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
-        const bare = await environFor(cell, "/app-tcp?x=1");
-        expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual([
-          "/app-tcp",
-          "",
-          "x=1",
-        ]);
-        const slash = await environFor(cell, "/app-tcp/");
-        expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app-tcp", "/"]);
-        // Not proxied: Apache's own answer (this test's document root is denied).
-        expect((await fetchHttp(apache.url("/app-tcple/env"))).status).toBe(403);
-      });
-    });
+    apacheExampleTests(
+      "scgi",
+      () => ({ apache, unixTsgi, tcpTsgi }),
+      {
+        unix: "SetHandler proxy:unix:…|scgi://localhost/",
+        tcp: "SetHandler proxy:scgi://127.0.0.1:port/",
+      },
+      { bare: ["/app-tcp", ""], slash: ["/app-tcp", "/"] },
+    );
 
     describe("recorded: what mod_proxy_scgi sends", () => {
       const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
-
-      it("the example (SetHandler in <Location>): SCRIPT_NAME the prefix, PATH_INFO the decoded rest", async () => {
-        expect(paths(await environFor(cell, "/app-tcp" + MATRIX_GET))).toEqual({
-          SCRIPT_NAME: "/app-tcp",
-          PATH_INFO: MATRIX_PATH_INFO,
-          REQUEST_URI: "/app-tcp" + MATRIX_GET,
-          DOCUMENT_URI: undefined,
-        });
-      });
 
       it("ProxyPass alone: the whole decoded path as SCRIPT_NAME, PATH_INFO empty", async () => {
         expect(paths(await environFor(cell, "/raw" + MATRIX_GET))).toMatchObject({
@@ -341,29 +255,13 @@ describe.skipIf(!apacheBinary || !scgiModule)(
         const escaped = await environFor(cell, "/pathinfo" + MATRIX_GET);
         expect([escaped.SCRIPT_NAME, escaped.PATH_INFO]).toEqual([
           "/pathinfo" + MATRIX_PATH_INFO,
-          DECODED,
+          ENCODED_PATH,
         ]);
       });
 
       it("ProxyPass slashes that do not match (/unmatched → …/): PATH_INFO begins with //", async () => {
         const environ = await environFor(cell, "/unmatched/env/plain");
-        expect(environ.PATH_INFO).toBe("//env/plain");
-      });
-
-      it("a chunked upload (no Content-Length): Apache answers 411 itself and tsgi logs nothing", async () => {
-        const before = tcpTsgi.proc.stderr;
-        const upload = randomUpload(64 * 1024, 16 * 1024);
-        const result = await fetchHttp(apache.url("/app-tcp/sha256"), {
-          method: "POST",
-          body: upload.body,
-        });
-        expect(result.status).toBe(411);
-        await sleep(200);
-        expect(tcpTsgi.proc.stderr.slice(before.length)).toBe("");
-      });
-
-      it("a response streams through: the first Server-Sent Event arrives before the stream ends", async () => {
-        await expectFirstEventEarly(apache.url("/app-tcp/sse"));
+        expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/unmatched", "//env/plain"]);
       });
     });
   },
@@ -429,3 +327,90 @@ describe.skipIf(!lighttpdBinary)(
     });
   },
 );
+
+// ---------------------------------------------------------------------------
+// The whole site ("/"): what lighttpd and Apache send there
+
+describe.skipIf(!lighttpdBinary)('lighttpd mod_scgi for the whole site ("/" => …)', () => {
+  let tsgi: TsgiFcgi;
+
+  beforeAll(async () => {
+    tsgi = await startScgi("tcp");
+  });
+
+  /** lighttpd with `scgi.server = ( "/" => … )`, and `more` options for the backend. */
+  async function startRoot(more: string): Promise<Lighttpd> {
+    const { HOST, PORT } = hostPortOf(tsgi);
+    return startLighttpd(group, lighttpdBinary!, tempDir(group, "tsgi-lighttpd-"), [
+      `server.modules += ( "mod_scgi" )
+scgi.server = ( "/" => (( "host" => "${HOST}", "port" => ${PORT}, "check-local" => "disable", ${more} )))`,
+    ]);
+  }
+
+  describe('with "fix-root-scriptname" => "enable"', () => {
+    let lighttpd: Lighttpd;
+    beforeAll(async () => {
+      lighttpd = await startRoot('"fix-root-scriptname" => "enable"');
+    });
+
+    matrixTests(() =>
+      httpCell(() => lighttpd.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  });
+
+  it('recorded: without "fix-root-scriptname", SCRIPT_NAME is the first path segment', async () => {
+    const lighttpd = await startRoot("");
+    const environ = await environFor(
+      { request: (path) => fetchHttp(lighttpd.url(path)) },
+      MATRIX_GET,
+    );
+    expect(paths(environ)).toEqual({
+      SCRIPT_NAME: "/env",
+      PATH_INFO: MATRIX_PATH_INFO.slice("/env".length),
+      REQUEST_URI: MATRIX_GET,
+      DOCUMENT_URI: undefined,
+    });
+  });
+});
+
+describe.skipIf(!apacheBinary || !scgiModule)(
+  "recorded: Apache mod_proxy_scgi for the whole site",
+  () => {
+    it('ProxyPass "/" with proxy-scgi-pathinfo: right for a plain path, the whole path as SCRIPT_NAME and PATH_INFO still encoded for a %-escape', async () => {
+      const tsgi = await startScgi("tcp");
+      const { HOST, PORT } = hostPortOf(tsgi);
+      const apache = await startApache(group, apacheBinary!, MODULES, {
+        dir: tempDir(group, "tsgi-apache-proxy-scgi-"),
+        mpm: "event",
+        modules: ["proxy", "proxy_scgi", "setenvif"],
+        config: [
+          `ProxyPass "/" "scgi://${HOST}:${PORT}/"`,
+          `SetEnvIf Request_URI "^/" proxy-scgi-pathinfo`,
+        ].join("\n"),
+      });
+      const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
+      expect(paths(await environFor(cell, "/env/plain"))).toEqual({
+        SCRIPT_NAME: "",
+        PATH_INFO: "/env/plain",
+        REQUEST_URI: "/env/plain",
+        DOCUMENT_URI: undefined,
+      });
+      expect(paths(await environFor(cell, MATRIX_GET))).toEqual({
+        SCRIPT_NAME: MATRIX_PATH_INFO,
+        PATH_INFO: ENCODED_PATH,
+        REQUEST_URI: MATRIX_GET,
+        DOCUMENT_URI: undefined,
+      });
+    });
+  },
+);
+
+// ---------------------------------------------------------------------------
+// The socket on fd 0 (examples/deploy/systemd), and tsgi not running
+
+fd0Tests(group, "scgi", found);
+notRunningTests(group, "scgi", found);

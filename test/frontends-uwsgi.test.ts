@@ -6,15 +6,14 @@
 // uwsgi_request_buffering off, and Server-Sent Events with response buffering
 // off. Needs `npm run build` first.
 
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   environFor,
   example,
   expectFirstEventEarly,
   fetchHttp,
+  type HttpOptions,
   httpCell,
-  MATRIX_APP,
   MATRIX_GET,
   MATRIX_PATH_INFO,
   matrixTests,
@@ -22,53 +21,38 @@ import {
   randomUpload,
   timedGet,
 } from "./helpers/frontends.js";
-import { findBinary, findFile } from "./helpers/available.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import { startApache, type Apache } from "./helpers/apache.js";
 import { startLighttpd, type Lighttpd } from "./helpers/lighttpd.js";
-import { ProcessGroup, sleep, tempDir } from "./helpers/processes.js";
-import { startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
+import { ProcessGroup, tempDir } from "./helpers/processes.js";
+import { type TsgiFcgi } from "./helpers/tsgi.js";
+import {
+  apacheExampleTests,
+  fd0Tests,
+  findFrontEnds,
+  hostPortOf,
+  locationOf,
+  nginxPrefixTests,
+  notRunningTests,
+  paths,
+  socketOf,
+  startGateway,
+} from "./helpers/stream-frontends.js";
 
-const nginxBinary = findBinary("nginx", "nginx");
-const apacheBinary = findBinary("apache2", "apache2");
-const MODULES = process.env.TSGI_APACHE2_MODULES ?? "/usr/lib/apache2/modules";
-const uwsgiModule = apacheBinary
-  ? findFile(join(MODULES, "mod_proxy_uwsgi.so"), "apache2-bin")
-  : undefined;
-const lighttpdBinary = findBinary("lighttpd", "lighttpd");
+const found = findFrontEnds("uwsgi");
+const {
+  nginx: nginxBinary,
+  apache: apacheBinary,
+  apacheModules: MODULES,
+  apacheModule: uwsgiModule,
+  lighttpd: lighttpdBinary,
+} = found;
 
 const group = new ProcessGroup();
 afterAll(() => group.cleanUp());
 
-/** `tsgi uwsgi` with the matrix app; a unix socket any web server user may open (666), or TCP. */
-function startUwsgi(listen: "unix" | "tcp"): Promise<TsgiFcgi> {
-  return startTsgiServer(group, "uwsgi", {
-    app: MATRIX_APP,
-    listen,
-    args: listen === "unix" ? ["--socket-mode", "666"] : [],
-  });
-}
-
-const socketOf = (tsgi: TsgiFcgi) => (tsgi.address as { path: string }).path;
-const hostPortOf = (tsgi: TsgiFcgi) => {
-  const { host, port } = tsgi.address as { host: string; port: number };
-  return { HOST: host, PORT: String(port) };
-};
-
-/** The path variables an environ holds, for the recorded tables. */
-const paths = (environ: Record<string, string>) => ({
-  SCRIPT_NAME: environ.SCRIPT_NAME,
-  PATH_INFO: environ.PATH_INFO,
-  REQUEST_URI: environ.REQUEST_URI,
-});
-
-/** The `location` block of a filled nginx example, to put in another server block. */
-function locationOf(site: string): string {
-  const start = site.indexOf("\n    location ");
-  const end = site.lastIndexOf("\n    }");
-  if (start < 0 || end < start) throw new Error(`no location block in:\n${site}`);
-  return site.slice(start + 1, end + "\n    }".length);
-}
+/** `tsgi uwsgi` with the matrix app on a unix socket (666) or TCP. */
+const startUwsgi = (listen: "unix" | "tcp") => startGateway(group, "uwsgi", listen);
 
 // ---------------------------------------------------------------------------
 // nginx: examples/deploy/nginx-uwsgi
@@ -116,42 +100,7 @@ describe.skipIf(!nginxBinary)("nginx uwsgi_pass, examples/deploy/nginx-uwsgi", (
       }),
     );
 
-    it("/app itself and /app/ are the application (PATH_INFO empty and /), /apple is not", async () => {
-      const cell = { request: (path: string) => fetchHttp(splitNginx.url(path)) };
-      const bare = await environFor(cell, "/app?x=1");
-      expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual(["/app", "", "x=1"]);
-      const slash = await environFor(cell, "/app/");
-      expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app", "/"]);
-      expect((await fetchHttp(splitNginx.url("/apple/env"))).status).toBe(404);
-    });
-
-    it("a %0A in the path still splits (the (?s) in the location)", async () => {
-      const environ = await environFor(
-        { request: (path) => fetchHttp(splitNginx.url(path)) },
-        "/app/env/a%0Ab",
-      );
-      expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/app", "/env/a\nb"]);
-    });
-
-    it("a chunked upload (no Content-Length) arrives whole: nginx buffers it whatever uwsgi_request_buffering says, and sends its length", async () => {
-      const total = 3 * 1024 * 1024 + 5;
-      const upload = randomUpload(total, 256 * 1024);
-      const result = await fetchHttp(splitNginx.url("/app/sha256"), {
-        method: "POST",
-        body: upload.body,
-        headers: { "Content-Type": "application/octet-stream" },
-      });
-      expect(result.status, result.body.toString("utf8")).toBe(200);
-      expect(JSON.parse(result.body.toString("utf8"))).toEqual({
-        length: total,
-        sha256: upload.sha256(),
-        contentLength: String(total),
-      });
-    });
-
-    it("nginx logged nothing at level error or worse (but the /apple 404 above)", () => {
-      expect(splitNginx.errorLines().filter((line) => !line.includes("/apple/env"))).toEqual([]);
-    });
+    nginxPrefixTests(() => splitNginx);
   });
 
   describe("TCP at /app with uwsgi_modifier1 30 (tsgi-uwsgi-tcp.conf)", () => {
@@ -317,85 +266,17 @@ describe.skipIf(!apacheBinary || !uwsgiModule)(
             PREFIX: "/app-tcp",
             ...tcp,
           }),
-          // The short form, recorded below.
-          `ProxyPass "/short" "uwsgi://${tcp.HOST}:${tcp.PORT}/"`,
         ].join("\n"),
       });
     });
 
-    describe("unix socket: ProxyPass unix:…|uwsgi://localhost/ (tsgi-proxy-uwsgi.conf)", () => {
-      matrixTests(() =>
-        httpCell(() => apache.url(""), {
-          mount: "/app",
-          persistent: true,
-          errorLog: () => unixTsgi.proc.stderr,
-        }),
-      );
-    });
-
-    describe("TCP: ProxyPass uwsgi://127.0.0.1:port/ (tsgi-proxy-uwsgi-tcp.conf)", () => {
-      matrixTests(() =>
-        httpCell(() => apache.url(""), {
-          mount: "/app-tcp",
-          persistent: true,
-          errorLog: () => tcpTsgi.proc.stderr,
-        }),
-      );
-
-      it("/app-tcp and /app-tcp/ are the application (mod_proxy_uwsgi sends PATH_INFO / for both, and /app-tcp/ as SCRIPT_NAME for the second), /app-tcple is not", async () => {
-        const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
-        const bare = await environFor(cell, "/app-tcp?x=1");
-        expect([bare.SCRIPT_NAME, bare.PATH_INFO, bare.QUERY_STRING]).toEqual([
-          "/app-tcp",
-          "/",
-          "x=1",
-        ]);
-        const slash = await environFor(cell, "/app-tcp/");
-        expect([slash.SCRIPT_NAME, slash.PATH_INFO]).toEqual(["/app-tcp/", "/"]);
-        // Not proxied: Apache's own answer (this test's document root is denied).
-        expect((await fetchHttp(apache.url("/app-tcple/env"))).status).toBe(403);
-      });
-    });
-
-    describe("recorded: what mod_proxy_uwsgi sends", () => {
-      const cell = { request: (path: string) => fetchHttp(apache.url(path)) };
-
-      it("the example: SCRIPT_NAME the prefix, PATH_INFO the decoded rest", async () => {
-        expect(paths(await environFor(cell, "/app-tcp" + MATRIX_GET))).toEqual({
-          SCRIPT_NAME: "/app-tcp",
-          PATH_INFO: MATRIX_PATH_INFO,
-          REQUEST_URI: "/app-tcp" + MATRIX_GET,
-        });
-      });
-
-      it("ProxyPass outside <Location>: the same split, but no Authorization (no CGIPassAuth)", async () => {
-        const environ = await environFor(cell, "/short" + MATRIX_GET, {
-          Authorization: "Bearer x",
-        });
-        expect(paths(environ)).toEqual({
-          SCRIPT_NAME: "/short",
-          PATH_INFO: MATRIX_PATH_INFO,
-          REQUEST_URI: "/short" + MATRIX_GET,
-        });
-        expect(environ.HTTP_AUTHORIZATION).toBeUndefined();
-      });
-
-      it("a chunked upload (no Content-Length): Apache answers 411 itself and tsgi logs nothing", async () => {
-        const before = tcpTsgi.proc.stderr;
-        const upload = randomUpload(64 * 1024, 16 * 1024);
-        const result = await fetchHttp(apache.url("/app-tcp/sha256"), {
-          method: "POST",
-          body: upload.body,
-        });
-        expect(result.status).toBe(411);
-        await sleep(200);
-        expect(tcpTsgi.proc.stderr.slice(before.length)).toBe("");
-      });
-
-      it("a response streams through: the first Server-Sent Event arrives before the stream ends", async () => {
-        await expectFirstEventEarly(apache.url("/app-tcp/sse"));
-      });
-    });
+    // mod_proxy_uwsgi sends PATH_INFO "/" for the prefix itself, and "/app-tcp/" as SCRIPT_NAME for the prefix and a slash.
+    apacheExampleTests(
+      "uwsgi",
+      () => ({ apache, unixTsgi, tcpTsgi }),
+      { unix: "ProxyPass unix:…|uwsgi://localhost/", tcp: "ProxyPass uwsgi://127.0.0.1:port/" },
+      { bare: ["/app-tcp", "/"], slash: ["/app-tcp/", "/"] },
+    );
   },
 );
 
@@ -455,3 +336,78 @@ describe.skipIf(!lighttpdBinary)(
     });
   },
 );
+
+// ---------------------------------------------------------------------------
+// The whole site ("/")
+
+describe.skipIf(!apacheBinary || !uwsgiModule)(
+  'Apache mod_proxy_uwsgi for the whole site (examples/deploy/apache-proxy-uwsgi/tsgi-proxy-uwsgi-tcp.conf, @PREFIX@ "/")',
+  () => {
+    let apache: Apache;
+    let tsgi: TsgiFcgi;
+
+    beforeAll(async () => {
+      tsgi = await startUwsgi("tcp");
+      apache = await startApache(group, apacheBinary!, MODULES, {
+        dir: tempDir(group, "tsgi-apache-proxy-uwsgi-"),
+        mpm: "event",
+        modules: ["proxy", "proxy_uwsgi"],
+        config: example("apache-proxy-uwsgi", "tsgi-proxy-uwsgi-tcp.conf", {
+          PREFIX: "/",
+          ...hostPortOf(tsgi),
+        }),
+      });
+    });
+
+    it("recorded: SCRIPT_NAME empty, PATH_INFO the whole decoded path", async () => {
+      const cell = {
+        request: (path: string, options?: HttpOptions) => fetchHttp(apache.url(path), options),
+      };
+      expect(paths(await environFor(cell, MATRIX_GET))).toEqual({
+        SCRIPT_NAME: "",
+        PATH_INFO: MATRIX_PATH_INFO,
+        REQUEST_URI: MATRIX_GET,
+      });
+    });
+
+    matrixTests(() =>
+      httpCell(() => apache.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  },
+);
+
+describe.skipIf(!lighttpdBinary)(
+  'lighttpd mod_scgi speaking uwsgi for the whole site ("/" => … with "fix-root-scriptname")',
+  () => {
+    let lighttpd: Lighttpd;
+    let tsgi: TsgiFcgi;
+
+    beforeAll(async () => {
+      tsgi = await startUwsgi("tcp");
+      const { HOST, PORT } = hostPortOf(tsgi);
+      lighttpd = await startLighttpd(group, lighttpdBinary!, tempDir(group, "tsgi-lighttpd-"), [
+        `server.modules += ( "mod_scgi" )
+scgi.protocol = "uwsgi"
+scgi.server = ( "/" => (( "host" => "${HOST}", "port" => ${PORT}, "check-local" => "disable", "fix-root-scriptname" => "enable" )))`,
+      ]);
+    });
+
+    matrixTests(() =>
+      httpCell(() => lighttpd.url(""), {
+        mount: "",
+        persistent: true,
+        errorLog: () => tsgi.proc.stderr,
+      }),
+    );
+  },
+);
+
+// ---------------------------------------------------------------------------
+// The socket on fd 0 (examples/deploy/systemd), and tsgi not running
+
+fd0Tests(group, "uwsgi", found);
+notRunningTests(group, "uwsgi", found);

@@ -182,6 +182,52 @@ describe("tsgi scgi: environ from what the front ends send", () => {
   });
 });
 
+describe("tsgi scgi: a header block that breaks the SCGI rules is refused (the real process, raw bytes)", () => {
+  // Golden: the whole reply, byte for byte; then the log line; then the next request is served.
+  const cases: [string, string, string][] = [
+    [
+      "CONTENT_LENGTH not first",
+      "24:SCGI\x001\x00CONTENT_LENGTH\x000\x00,",
+      "SCGI headers must begin with CONTENT_LENGTH",
+    ],
+    [
+      "no CONTENT_LENGTH at all",
+      "26:SCGI\x001\x00REQUEST_URI\x00/hello\x00,",
+      "SCGI headers must begin with CONTENT_LENGTH",
+    ],
+    [
+      "no SCGI variable",
+      "36:CONTENT_LENGTH\x000\x00REQUEST_URI\x00/hello\x00,",
+      'SCGI headers lack SCGI = "1"',
+    ],
+    [
+      "SCGI = 0",
+      "43:CONTENT_LENGTH\x000\x00SCGI\x000\x00REQUEST_URI\x00/hello\x00,",
+      'SCGI headers lack SCGI = "1"',
+    ],
+  ];
+  it.each(cases)(
+    "%s: 400, a log line, and the next request is served",
+    async (_name, block, reason) => {
+      const { startTsgiServer } = await import("./helpers/tsgi.js");
+      const { ProcessGroup } = await import("./helpers/processes.js");
+      const group = new ProcessGroup();
+      try {
+        const server = await startTsgiServer(group, "scgi", { listen: "tcp" });
+        const reply = await exchange(server.address, Buffer.from(block, "latin1"));
+        expect(reply.bytes.toString("latin1")).toBe(
+          "Status: 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nBad Request\n",
+        );
+        await server.proc.waitForStderr(new RegExp(`bad request, answered 400: ${reason}`));
+        const next = await exchange(server.address, encodeScgiRequest(scgiVars({ uri: "/hello" })));
+        expect(parseCgiResponse(next.bytes).body.toString()).toBe("hello\n");
+      } finally {
+        await group.cleanUp();
+      }
+    },
+  );
+});
+
 describe("serveScgi from code", () => {
   it("listens where told, serves, counts in stats(), and closes", async () => {
     const { serveScgi } = await import("../src/index.js");

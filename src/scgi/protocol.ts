@@ -32,6 +32,8 @@ export function scgiHeadSize(start: Buffer): number | undefined {
  */
 export function parseScgiHead(head: Buffer): Record<string, string> {
   const vars = parseVariables(head);
+  // [scgi.head] An SCGI header block begins with `CONTENT_LENGTH` (empty for no body) and holds `SCGI` = `1`
+  // anywhere, as the SCGI protocol requires; a block that does not is malformed (`400`, with a log line).
   if (firstName(head) !== "CONTENT_LENGTH")
     throw new BadRequest("400 Bad Request", "SCGI headers must begin with CONTENT_LENGTH");
   if (vars.SCGI !== "1") throw new BadRequest("400 Bad Request", 'SCGI headers lack SCGI = "1"');

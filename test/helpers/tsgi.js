@@ -3,7 +3,7 @@
 // JSDoc types for the reason given in processes.js.
 
 import { join } from "node:path";
-import { CLEAN_PATH, REPO, TSGI_BIN, tempDir } from "./processes.js";
+import { CLEAN_PATH, REPO, TSGI_BIN, tempDir, waitForListening } from "./processes.js";
 
 /** @typedef {import("./processes.js").ProcessGroup} ProcessGroup */
 /** @typedef {import("./processes.js").Proc} Proc */
@@ -101,4 +101,26 @@ export async function startTsgiServer(group, command, options = {}) {
   if (!(options.waitReady ?? true)) return { proc, address: { path: listen ?? "" } };
   const match = await proc.waitForStderr(/serving \S+ on (.+?) \(pid/);
   return { proc, address: parseAddress(match[1] ?? "") };
+}
+
+/**
+ * Starts `tsgi <command> <app>` without --listen, on a unix socket it inherits
+ * on fd 0, as under systemd's socket activation: `spawn-fcgi -n` binds the
+ * socket (mode 666), puts it on fd 0 and execs tsgi in its own place.
+ * @param {ProcessGroup} group
+ * @param {"fcgi" | "scgi" | "uwsgi"} command
+ * @param {string} spawnFcgi The spawn-fcgi binary.
+ * @param {string} app
+ * @returns {Promise<TsgiFcgi>}
+ */
+export async function startTsgiOnFd0(group, command, spawnFcgi, app) {
+  const path = join(tempDir(group), "fd0.sock");
+  const proc = group.spawn(
+    `tsgi ${command} (fd 0)`,
+    spawnFcgi,
+    ["-n", "-s", path, "-M", "0666", "--", process.execPath, TSGI_BIN, command, app],
+    { env: { PATH: CLEAN_PATH } },
+  );
+  await waitForListening({ path }, 10_000, () => proc.running);
+  return { proc, address: { path } };
 }
