@@ -23,6 +23,7 @@ export interface PeerWatch {
 export class AbortWatch implements PeerWatch {
   #aborted = false;
   #reason: unknown;
+  #makeReason: (() => unknown) | undefined;
   #listeners: Listener[] | undefined;
   #controller: AbortController | undefined;
 
@@ -34,7 +35,7 @@ export class AbortWatch implements PeerWatch {
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
+      if (this.#aborted) this.#controller.abort(this.#reasonNow());
     }
     return this.#controller.signal;
   }
@@ -48,6 +49,29 @@ export class AbortWatch implements PeerWatch {
     const listeners = this.#listeners;
     this.#listeners = undefined;
     if (listeners) for (const listener of listeners) callListener(listener);
+  }
+
+  /**
+   * As abort(), with the reason built only if an AbortSignal needs it (now or
+   * later): most requests end without anyone asking for a signal, and an Error
+   * per request, with its stack trace, is a cost every connection would pay.
+   */
+  abortLazily(makeReason: () => unknown): void {
+    if (this.#aborted) return;
+    if (this.#controller) {
+      this.abort(makeReason());
+      return;
+    }
+    this.#makeReason = makeReason;
+    this.abort(undefined);
+  }
+
+  #reasonNow(): unknown {
+    if (this.#makeReason) {
+      this.#reason = this.#makeReason();
+      this.#makeReason = undefined;
+    }
+    return this.#reason;
   }
 
   /** Calls `listener` once when the watch aborts (at once if it has); returns what stops that. */

@@ -18,6 +18,11 @@ export function decodeEnvironBytes(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
+/** decodeEnvironBytes of `buffer[start, end)`, without a Buffer made for the range (a header block's parsers). */
+export function decodeEnvironRange(buffer: Buffer, start: number, end: number): string {
+  return buffer.toString("latin1", start, end);
+}
+
 /** Reads an environ string (Latin-1 code points standing for bytes) as UTF-8 text. */
 export function utf8(value: string): string {
   return Buffer.from(value, "latin1").toString("utf8");

@@ -2,6 +2,7 @@
 // which adds the HTTP/1.1 framing: chunked or Content-Length, keep-alive, HEAD.
 
 import type { ServerResponse } from "node:http";
+import { AbortWatch } from "../abort-watch.js";
 import { ConnectionClosedError, type ResponseSink } from "../engine.js";
 import { statusAllowsBody, statusCode } from "../headers.js";
 import type { HeaderList } from "../types.js";
@@ -10,7 +11,8 @@ import type { HeaderList } from "../types.js";
 const FLUSH_BEFORE_CUT_MS = 2000;
 
 export class NodeResponseSink implements ResponseSink {
-  readonly signal: AbortSignal;
+  /** The client left; an AbortSignal is built only when someone asks for one (see abort-watch.ts). */
+  readonly abortWatch = new AbortWatch();
   /** The status code sent, once the headers went out. */
   sentStatus: number | undefined;
   /** Body bytes that go to the client (none for HEAD, 204, 304: node:http drops them). */
@@ -20,13 +22,15 @@ export class NodeResponseSink implements ResponseSink {
   private framed = false;
 
   constructor(private readonly res: ServerResponse) {
-    const controller = new AbortController();
-    this.signal = controller.signal;
     // 'close' also follows a completed response; only a close before 'finish' means the client left.
     res.once("close", () => {
       if (!res.writableFinished)
-        controller.abort(new ConnectionClosedError("the client closed the connection"));
+        this.abortWatch.abort(new ConnectionClosedError("the client closed the connection"));
     });
+  }
+
+  get signal(): AbortSignal {
+    return this.abortWatch.signal;
   }
 
   sendHeaders(status: string, headers: HeaderList): void {
@@ -100,7 +104,7 @@ export class NodeResponseSink implements ResponseSink {
   }
 
   private throwIfGone(): void {
-    if (this.signal.aborted || this.res.destroyed)
+    if (this.abortWatch.aborted || this.res.destroyed)
       throw new ConnectionClosedError("the client closed the connection");
   }
 }

@@ -3,7 +3,7 @@
 // strings, then the body; the response is CGI-style (`Status:` and headers).
 // Hand-written: it is a few lines, and no maintained package parses SCGI.
 
-import { decodeEnvironBytes } from "../environ.js";
+import { decodeEnvironRange } from "../environ.js";
 import { BadRequest } from "../server/request-connection.js";
 
 /** Digits a netstring's length may have: more would be over any header limit. */
@@ -61,9 +61,7 @@ function parseVariables(head: Buffer): Record<string, string> {
       throw new BadRequest("400 Bad Request", "malformed SCGI headers: a name without a value");
     if (nameEnd === at)
       throw new BadRequest("400 Bad Request", "malformed SCGI headers: empty name");
-    vars[decodeEnvironBytes(block.subarray(at, nameEnd))] = decodeEnvironBytes(
-      block.subarray(nameEnd + 1, valueEnd),
-    );
+    vars[decodeEnvironRange(block, at, nameEnd)] = decodeEnvironRange(block, nameEnd + 1, valueEnd);
     at = valueEnd + 1;
   }
   return vars;

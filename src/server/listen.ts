@@ -173,11 +173,10 @@ export class PeerAllowList {
     );
   }
 
-  allows(remoteAddress: string | undefined): boolean {
-    return (
-      this.#addresses.size === 0 ||
-      remoteAddress === undefined ||
-      this.#addresses.has(normalizeAddress(remoteAddress))
-    );
+  /** Whether `peer` may connect; its address is only asked for (a getpeername call) when there is a list. */
+  allows(peer: { readonly remoteAddress?: string | undefined }): boolean {
+    if (this.#addresses.size === 0) return true;
+    const remoteAddress = peer.remoteAddress;
+    return remoteAddress === undefined || this.#addresses.has(normalizeAddress(remoteAddress));
   }
 }

@@ -79,6 +79,8 @@ export class RequestConnection implements ServerConnection {
   #closed = false;
   #timedOut = false;
   #lastInputAt = Date.now();
+  /** Body bytes still to come from the web server; -1 when unknown (a refused request). */
+  #unreceived = -1;
 
   constructor(
     socket: Socket,
@@ -92,8 +94,10 @@ export class RequestConnection implements ServerConnection {
     this.#hooks = hooks;
     this.#app = app;
     this.#format = format;
-    this.#response = new StreamResponse(socket, (status, headers) =>
-      format.formatHead(status, headers),
+    this.#response = new StreamResponse(
+      socket,
+      (status, headers) => format.formatHead(status, headers),
+      () => this.#unreceived === 0,
     );
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("end", () => this.#onPeerEnd());
@@ -146,6 +150,7 @@ export class RequestConnection implements ServerConnection {
       return;
     }
     this.#active = true;
+    this.#unreceived = length;
     this.#input = new BodyInput(length, () => this.#resumeReading());
     if (!this.#hooks.admit()) {
       this.#settings.log(
@@ -219,6 +224,10 @@ export class RequestConnection implements ServerConnection {
   }
 
   #feedBody(chunk: Buffer): void {
+    // Bytes past the body (which no web server sends) leave the count unknown:
+    // the connection then waits for the peer's end before it closes.
+    if (this.#unreceived !== -1)
+      this.#unreceived = chunk.length > this.#unreceived ? -1 : this.#unreceived - chunk.length;
     const input = this.#input;
     if (input === undefined || input.complete) return;
     if (this.#settings.reclaimBodyMemory) bodyBytesReceived(chunk.length);
@@ -258,7 +267,9 @@ export class RequestConnection implements ServerConnection {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#input?.fail(new ConnectionClosedError("the web server closed the connection"));
+    const input = this.#input;
+    if (input && !input.complete)
+      input.fail(new ConnectionClosedError("the web server closed the connection"));
     this.#response.connectionClosed();
     this.#release();
     this.#hooks.connectionClosed(this);

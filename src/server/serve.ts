@@ -168,7 +168,7 @@ class GatewayServer implements ServerHooks {
   }
 
   #accept(socket: Socket): void {
-    if (!this.#allowed.allows(socket.remoteAddress)) {
+    if (!this.#allowed.allows(socket)) {
       this.#log(
         `connection from ${socket.remoteAddress} refused: not in ${this.#options.allowName}`,
       );

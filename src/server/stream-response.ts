@@ -21,14 +21,17 @@ export type HeadFormatter = (status: string, headers: HeaderList) => Buffer;
 export class StreamResponse implements ResponseSink {
   readonly #socket: Socket;
   readonly #formatHead: HeadFormatter;
+  readonly #inputReceived: () => boolean;
   #pendingHead: Buffer | null = null;
   #outputStarted = false;
   #finished = false;
   readonly abortWatch = new AbortWatch();
 
-  constructor(socket: Socket, formatHead: HeadFormatter) {
+  /** `inputReceived`: whether the whole request arrived (and nothing after it), so the socket may close at once. */
+  constructor(socket: Socket, formatHead: HeadFormatter, inputReceived: () => boolean) {
     this.#socket = socket;
     this.#formatHead = formatHead;
+    this.#inputReceived = inputReceived;
   }
 
   /** Some of the response went out: it can no longer be replaced by an error status. */
@@ -69,7 +72,19 @@ export class StreamResponse implements ResponseSink {
     this.#checkOpen();
     if (this.#pendingHead) this.#send(undefined);
     this.#finished = true;
-    this.#socket.end();
+    this.#close();
+  }
+
+  /**
+   * Ends the connection after the response. When all of it is with the kernel
+   * and the whole request arrived, the socket closes at once, as uWSGI does: the
+   * kernel still sends what is queued, then its FIN, and with nothing unread no
+   * reset. Otherwise it ends its side and waits for the peer's (unread input is
+   * read and dropped meanwhile, so that no reset destroys the response).
+   */
+  #close(): void {
+    if (this.#socket.writableLength === 0 && this.#inputReceived()) this.#socket.destroy();
+    else this.#socket.end();
   }
 
   abort(): void {
@@ -111,7 +126,7 @@ export class StreamResponse implements ResponseSink {
 
   /** The peer went away, or the request is given up: the application sees its signal abort. */
   abortRequest(reason: string): void {
-    this.abortWatch.abort(new ConnectionClosedError(reason));
+    this.abortWatch.abortLazily(() => new ConnectionClosedError(reason));
   }
 
   /** The connection closed: nothing more is sent. */

@@ -4,7 +4,7 @@
 // strings, then the body; the response is a full HTTP status line and headers.
 // Hand-written: it is a few lines, and no maintained package parses it.
 
-import { decodeEnvironBytes } from "../environ.js";
+import { decodeEnvironRange } from "../environ.js";
 import { BadRequest } from "../server/request-connection.js";
 
 const HEADER_BYTES = 4;
@@ -42,7 +42,7 @@ function parseVars(block: Buffer): Record<string, string> {
     const length = block.readUInt16LE(at);
     const end = at + 2 + length;
     if (end > block.length) throw malformed(`a ${what} of ${length} bytes runs past the block`);
-    const text = decodeEnvironBytes(block.subarray(at + 2, end));
+    const text = decodeEnvironRange(block, at + 2, end);
     at = end;
     return text;
   };
