@@ -78,11 +78,14 @@ function addRequestGatewayCommand(program: Command, name: keyof typeof REQUEST_G
   });
 }
 
+const LISTEN_HELP = "unix socket path, host:port or port (default: the listening socket on fd 0)";
+
 /** Every option a long-lived server command takes, whatever its protocol. */
 function serverCommandOptions<A extends unknown[], O extends OptionValues>(
   command: AnyCommand<A, O>,
+  listenHelp = LISTEN_HELP,
 ) {
-  return cacheDirOption(monitoringOptions(workerOptions(listeningOptions(command))));
+  return cacheDirOption(monitoringOptions(workerOptions(listeningOptions(command, listenHelp))));
 }
 
 /**
@@ -91,12 +94,12 @@ function serverCommandOptions<A extends unknown[], O extends OptionValues>(
  * flight get to finish when it stops, and what it tells the application about
  * other processes.
  */
-function listeningOptions<A extends unknown[], O extends OptionValues>(command: AnyCommand<A, O>) {
+function listeningOptions<A extends unknown[], O extends OptionValues>(
+  command: AnyCommand<A, O>,
+  listenHelp: string,
+) {
   return command
-    .option(
-      "-l, --listen <address>",
-      "unix socket path, host:port or port (default: the listening socket on fd 0)",
-    )
+    .option("-l, --listen <address>", listenHelp)
     .addOption(
       // The default is shown as the octal a user would type, not as 432.
       new Option("--socket-mode <octal>", "permissions of a unix socket, whatever the umask")
@@ -211,20 +214,33 @@ function addServeCommand(program: Command): void {
   const command = program
     .command("serve")
     .description(
-      "serve an application over HTTP for development (one process, access log on stderr)",
+      "serve an application over HTTP: for development, or with --workers behind a proxy (nginx proxy_pass)",
     )
     .argument("<module>", MODULE_HELP)
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "TCP port (0: any free port)", port, 8000);
-  cacheDirOption(command)
+    .option("--port <port>", "TCP port (0: any free port)", port, 8000)
+    .option("--no-access-log", "write no access log line per request (default: on stderr)")
+    .option(
+      "--keep-alive-timeout <seconds>",
+      "how long an idle keep-alive connection stays open",
+      number,
+      5,
+    )
     .option(
       "--watch",
-      "restart the application when a file it loaded changes, keeping the listening socket",
-    )
-    .action(async (module, options) => {
-      const { runServeCommand } = await import("../http/serve.js");
-      await runServeCommand(module, { ...options, watch: options.watch === true });
+      "restart the application when a file it loaded changes, keeping the listening socket (one process)",
+    );
+  serverCommandOptions(
+    command,
+    "unix socket path or host:port (default: --host and --port)",
+  ).action(async (module, options) => {
+    const { runServeCommand } = await import("../http/serve.js");
+    await runServeCommand(module, {
+      ...options,
+      watch: options.watch === true,
+      accessLog: options.accessLog ? undefined : false,
     });
+  });
 }
 
 export async function main(argv: string[]): Promise<void> {

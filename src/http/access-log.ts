@@ -1,7 +1,8 @@
-// The dev server's access log: one line per request in the common log format,
-// with the time the request took appended.
+// The HTTP gateway's access log: one line per request in the common log format,
+// with the time the request took appended, written a turn of the event loop at a time.
 
 import type { IncomingMessage } from "node:http";
+import type { Writable } from "node:stream";
 import type { ServedRequest } from "./handler.js";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -38,4 +39,42 @@ function escape(text: string): string {
     /["\\\x00-\x1f\x7f-\xff]/g,
     (char) => "\\x" + char.charCodeAt(0).toString(16).padStart(2, "0"),
   );
+}
+
+/** The flushes of batched writes that have lines waiting, run at exit if their turn has not come. */
+const pendingFlushes = new Set<() => void>();
+let flushAtExit = false;
+
+/**
+ * Writes the lines given in one turn of the event loop together, at its end: a
+ * write per request (synchronous to a file or a terminal) cost `tsgi serve`
+ * about a fifth of its throughput behind a proxy. What is pending is written
+ * before the process exits.
+ */
+export function batchedWrites(stream: Writable): (line: string) => void {
+  let pending = "";
+  const flush = () => {
+    pendingFlushes.delete(flush);
+    if (pending === "") return;
+    const text = pending;
+    pending = "";
+    try {
+      stream.write(text);
+    } catch {
+      // Nowhere left to write to.
+    }
+  };
+  return (line) => {
+    if (pending === "") {
+      setImmediate(flush);
+      pendingFlushes.add(flush);
+      if (!flushAtExit) {
+        flushAtExit = true;
+        process.once("exit", () => {
+          for (const pendingFlush of pendingFlushes) pendingFlush();
+        });
+      }
+    }
+    pending += line;
+  };
 }

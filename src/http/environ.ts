@@ -31,6 +31,8 @@ export interface HttpRequestHead {
 export interface HttpEnvironOptions {
   /** `tsgi.errors`; by default process.stderr. */
   errors?: Writable | undefined;
+  /** `tsgi.multiprocess`: other processes serve the same application (`tsgi serve --workers`). Default false. */
+  multiprocess?: boolean | undefined;
 }
 
 /**
@@ -102,12 +104,13 @@ export function environFromHttpRequest(
   options: HttpEnvironOptions = {},
 ): Environ {
   // [http.input] `tsgi.input` is the request itself (an `http.IncomingMessage`).
-  // [http.flags] `tsgi.run_once`, `tsgi.multithread` and `tsgi.multiprocess` are `false`.
+  // [http.flags] `tsgi.run_once` and `tsgi.multithread` are `false`; `tsgi.multiprocess` is `true` only
+  // under `tsgi serve --workers` (or the option that says so).
   return makeEnviron(cgiVariables(requestHead(req)), {
     input: req as IncomingMessage & InputStream,
     errors: options.errors ?? process.stderr,
     multithread: false,
-    multiprocess: false,
+    multiprocess: options.multiprocess ?? false,
     runOnce: false,
   });
 }

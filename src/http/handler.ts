@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { runApplication, type Outcome } from "../engine.js";
 import type { Application } from "../types.js";
+import { timeoutMessage, watchRequest, type WatchSettings } from "../server/request-watch.js";
 import { environFromHttpRequest, type HttpEnvironOptions } from "./environ.js";
 import { NodeResponseSink } from "./sink.js";
 
@@ -18,18 +19,35 @@ export interface ServedRequest {
   durationMs: number;
 }
 
+/** The HTTP gateway's server: --slow-request and --request-timeout (request-watch.ts), and where they log. */
+export interface RequestWatch extends WatchSettings {
+  log: (message: string) => void;
+}
+
 /** Serves one request with `app`. Never rejects. */
 export async function serveNodeRequest(
   app: Application,
   req: IncomingMessage,
   res: ServerResponse,
   options: HttpEnvironOptions = {},
+  watch?: RequestWatch,
+  sink: NodeResponseSink = new NodeResponseSink(res),
 ): Promise<ServedRequest> {
   const started = performance.now();
-  const sink = new NodeResponseSink(res);
-  const outcome = await runApplication(app, environFromHttpRequest(req, options), sink);
+  const environ = environFromHttpRequest(req, options);
+  let timedOut = false;
+  const stopWatching =
+    watch &&
+    watchRequest(environ, watch, watch.log, (line, elapsed) => {
+      if (res.writableEnded) return;
+      watch.log(timeoutMessage(line, elapsed, res.headersSent));
+      timedOut = true;
+      sink.giveUp("504 Gateway Timeout", "request timed out");
+    });
+  const outcome = await runApplication(app, environ, sink);
+  stopWatching?.();
   return {
-    outcome,
+    outcome: timedOut ? "failed" : outcome,
     status: sink.sentStatus,
     bytes: sink.bytesSent,
     durationMs: performance.now() - started,

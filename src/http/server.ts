@@ -4,7 +4,7 @@
 import { createServer, type Server } from "node:http";
 import type { Writable } from "node:stream";
 import type { Application } from "../types.js";
-import { accessLogLine } from "./access-log.js";
+import { accessLogLine, batchedWrites } from "./access-log.js";
 import { serveNodeRequest } from "./handler.js";
 
 export interface ServerOptions {
@@ -31,44 +31,6 @@ export function createAppServer(
       logLine?.(accessLogLine(req, served));
     });
   });
-}
-
-/** The flushes of batched writes that have lines waiting, run at exit if their turn has not come. */
-const pendingFlushes = new Set<() => void>();
-let flushAtExit = false;
-
-/**
- * Writes the lines given in one turn of the event loop together, at its end: a
- * write per request (synchronous to a file or a terminal) cost `tsgi serve`
- * about a fifth of its throughput behind a proxy. What is pending is written
- * before the process exits.
- */
-function batchedWrites(stream: Writable): (line: string) => void {
-  let pending = "";
-  const flush = () => {
-    pendingFlushes.delete(flush);
-    if (pending === "") return;
-    const text = pending;
-    pending = "";
-    try {
-      stream.write(text);
-    } catch {
-      // Nowhere left to write to.
-    }
-  };
-  return (line) => {
-    if (pending === "") {
-      setImmediate(flush);
-      pendingFlushes.add(flush);
-      if (!flushAtExit) {
-        flushAtExit = true;
-        process.once("exit", () => {
-          for (const pendingFlush of pendingFlushes) pendingFlush();
-        });
-      }
-    }
-    pending += line;
-  };
 }
 
 /** Starts an HTTP server for `app`; resolves once it listens, rejects when it cannot (port taken). */

@@ -20,6 +20,8 @@ export class NodeResponseSink implements ResponseSink {
   private bodyGoesOut = true;
   /** The body's end is marked (Content-Length or chunked), so a connection that just ends shows it incomplete. */
   private framed = false;
+  /** The gateway answered for the application (giveUp): the response is over, whatever it does. */
+  private gaveUp = false;
 
   constructor(private readonly res: ServerResponse) {
     // 'close' also follows a completed response; only a close before 'finish' means the client left.
@@ -34,6 +36,7 @@ export class NodeResponseSink implements ResponseSink {
   }
 
   sendHeaders(status: string, headers: HeaderList): void {
+    this.throwIfGone();
     const res = this.res;
     const req = res.req;
     this.sentStatus = statusCode(status);
@@ -90,7 +93,33 @@ export class NodeResponseSink implements ResponseSink {
     });
   }
 
+  /**
+   * The gateway gives the request up (--request-timeout, a stalled body): it
+   * answers `status` itself when nothing went out yet, else cuts the response;
+   * what the application does afterwards goes nowhere.
+   */
+  giveUp(status: string, reason: string): void {
+    const res = this.res;
+    if (!res.headersSent && !res.destroyed) {
+      const body = status.slice(4) + "\n";
+      this.sentStatus = statusCode(status);
+      this.bytesSent = res.req?.method === "HEAD" ? 0 : Buffer.byteLength(body);
+      res.writeHead(this.sentStatus, status.slice(4), {
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Length": String(Buffer.byteLength(body)),
+        Connection: "close",
+      });
+      res.end(body);
+      this.gaveUp = true;
+    } else if (!res.writableEnded) {
+      this.abort();
+      this.gaveUp = true;
+    }
+    this.abortWatch.abort(new ConnectionClosedError(reason));
+  }
+
   abort(): void {
+    if (this.gaveUp) return;
     // A framed response that stops short (no final chunk, fewer bytes than Content-Length) cannot pass for
     // whole, so what was written is flushed before the connection ends; an unframed one needs the reset.
     const socket = this.res.socket;

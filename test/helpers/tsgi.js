@@ -43,6 +43,9 @@ export function fcgiFixture(name) {
  * @returns {Address}
  */
 function parseAddress(where) {
+  // `tsgi serve` names its TCP address as a URL: http://host:port/
+  const url = /^http:\/\/(.+)\/$/.exec(where);
+  if (url) return parseAddress(url[1] ?? "");
   const tcp = /^(?:\[(.+)\]|([^/]+)):(\d+)$/.exec(where);
   if (where.includes("/") || !tcp) return { path: where };
   return { host: tcp[1] ?? tcp[2] ?? "", port: Number(tcp[3]) };
