@@ -73,10 +73,10 @@ export function startTsgiFcgi(group, options = {}) {
 }
 
 /**
- * Starts `node bin/tsgi.js <command> <app>` (`fcgi`, `scgi` or `uwsgi`; the
+ * Starts `node bin/tsgi.js <command> <app>` (`fcgi`, `scgi`, `uwsgi` or `serve`; the
  * app defaults to the FastCGI fixture, which serves them all) and waits until it serves.
  * @param {ProcessGroup} group
- * @param {"fcgi" | "scgi" | "uwsgi"} command
+ * @param {"fcgi" | "scgi" | "uwsgi" | "serve"} command
  * @param {TsgiFcgiOptions} [options]
  * @returns {Promise<TsgiFcgi>}
  */
