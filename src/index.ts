@@ -48,6 +48,7 @@ export {
 } from "./validator/index.js";
 export { compose, copyEnviron, mount, type Middleware } from "./middleware.js";
 export { makeServer, type ServerOptions } from "./http/server.js";
+export { serveHttp, type HttpServerOptions } from "./http/gateway.js";
 export {
   environFromHttpRequest,
   cgiVariables,

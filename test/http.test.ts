@@ -3,13 +3,15 @@
 // Length, backpressure, clients that leave), the access log and `tsgi serve`.
 
 import { spawn } from "node:child_process";
-import { Agent, request as httpRequest, type IncomingMessage, type Server } from "node:http";
+import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { cgiVariables } from "../src/http/environ.js";
 import { decodePath, encodePath, encodeQuery } from "../src/percent.js";
 import { makeServer } from "../src/http/server.js";
+import { serveHttp } from "../src/http/gateway.js";
+import type { RunningServer } from "../src/server/serve.js";
 import type { Application, Body, Environ } from "../src/types.js";
 import { validator } from "../src/validator/index.js";
 import { deferred, rawRequest, within } from "./helpers/engine-harness.js";
@@ -23,24 +25,23 @@ class LineCollector extends Writable {
   }
 }
 
-let server: Server | undefined;
+let server: RunningServer | undefined;
 let accessLog: LineCollector;
 
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+  await server?.close(0);
   server = undefined;
 });
 
+/** serveHttp, as `tsgi serve` runs it, on a free port. */
 async function serve(app: Application): Promise<number> {
   accessLog = new LineCollector();
-  server = await makeServer(app, {
-    host: "127.0.0.1",
-    port: 0,
+  server = await serveHttp(app, {
+    listen: "127.0.0.1:0",
     accessLog,
     errors: new LineCollector(),
   });
-  return (server.address() as AddressInfo).port;
+  return (server.server.address() as AddressInfo).port;
 }
 
 interface Reply {
