@@ -286,6 +286,32 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     }
   });
 
+  it.each([
+    ["a UTF-8 string", ["caf\u00e9 \u2603"]],
+    ["every byte value", [Uint8Array.from({ length: 256 }, (_, i) => i)]],
+    ["strings and bytes together", ["a\u00e9", Buffer.from([0, 255]), "\u2603"]],
+    ["a body over 16 KiB", [Buffer.alloc(20_000, 0xe9)]],
+  ] as const)(
+    "sends a whole response (%s) byte for byte, beside a Latin-1 header value",
+    async (_name, chunks) => {
+      const port = await serve((_environ, startResponse) => {
+        startResponse("200 OK", [["X-Latin", "caf\u00e9"]]);
+        return [...chunks];
+      });
+      // HTTP/1.0: no chunked framing around a body of several chunks (which gets no Content-Length).
+      const raw = await rawRequest(port, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+      const expected = Buffer.concat(
+        chunks.map((chunk) => (typeof chunk === "string" ? Buffer.from(chunk) : chunk)),
+      );
+      const split = raw.indexOf("\r\n\r\n");
+      const head = raw.subarray(0, split).toString("latin1");
+      expect(head).toMatch(/\r\nX-Latin: caf\u00e9\r\n/);
+      if (chunks.length === 1)
+        expect(head).toMatch(new RegExp(`\r\nContent-Length: ${expected.length}\r\n`, "i"));
+      expect(raw.subarray(split + 4).equals(expected)).toBe(true);
+    },
+  );
+
   it("gives a one-chunk body a Content-Length, and a HEAD response the headers without the body", async () => {
     const port = await serve(hello);
     const get = await send(port);
