@@ -1,5 +1,6 @@
-// The HTTP gateway for development: toNodeHandler's request handling behind
-// http.createServer, with an access log.
+// A plain node:http server for an application, with an access log and nothing
+// else: `makeServer` for embedding, and what `tsgi serve --watch` restarts.
+// `tsgi serve` itself runs serveHttp (gateway.ts), on the server core.
 
 import { createServer, type Server } from "node:http";
 import type { Writable } from "node:stream";
