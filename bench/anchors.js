@@ -8,7 +8,9 @@
 //     1 worker) with the Python WSGI hello bench/anchors/hello.py;
 //   uwsgi_pass: uWSGI (`--plugin python3`, 1 process) with the same Python
 //     hello, and `tsgi uwsgi` when `tsgi uwsgi --help` succeeds;
-//   scgi_pass: `tsgi scgi` when `tsgi scgi --help` succeeds.
+//   scgi_pass: `tsgi scgi` when `tsgi scgi --help` succeeds;
+//   and, behind uwsgi_pass, the floor of Node itself: bench/anchors/net-floor.js
+//     writes a fixed response on each connection and closes it (node:net alone).
 // nginx cannot keep uwsgi or SCGI upstream connections alive, so behind
 // uwsgi_pass and scgi_pass every request opens a connection; Gunicorn's sync
 // worker closes each connection too. Each round runs `wrk -t1 -c16` for
@@ -68,7 +70,7 @@ const PYTHON_ENV = { env: { PYTHONDONTWRITEBYTECODE: "1" } };
  */
 const BACK_TO_BACK = [
   ["node-http", "tsgi-serve"],
-  ["uwsgi", "tsgi-uwsgi"],
+  ["uwsgi", "tsgi-uwsgi", "net-floor"],
   ["gunicorn"],
   ["tsgi-scgi"],
 ];
@@ -92,6 +94,8 @@ const PAIRS = [
   { a: "uwsgi", b: "node-http" },
   { a: "tsgi-uwsgi", b: "uwsgi", target: 1.0 },
   { a: "tsgi-uwsgi", b: "node-http" },
+  { a: "net-floor", b: "uwsgi" },
+  { a: "tsgi-uwsgi", b: "net-floor" },
   { a: "tsgi-scgi", b: "node-http" },
 ];
 
@@ -236,6 +240,19 @@ function targets(group, dir) {
     },
     ...tsgiGateway(group, "uwsgi"),
     ...tsgiGateway(group, "scgi"),
+    {
+      key: "net-floor",
+      name: "node:net floor: fixed answer, no parsing (uwsgi_pass)",
+      front: "uwsgi",
+      start: (port) =>
+        spawnListening(
+          group,
+          "net-floor",
+          process.execPath,
+          [join(anchors, "net-floor.js"), String(port)],
+          port,
+        ),
+    },
   ];
 }
 
