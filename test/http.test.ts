@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cgiVariables } from "../src/http/environ.js";
 import { decodePath, encodePath, encodeQuery } from "../src/percent.js";
 import { makeServer } from "../src/http/server.js";
-import { serveHttp } from "../src/http/gateway.js";
+import { serveHttp, type HttpServerOptions } from "../src/http/gateway.js";
 import type { RunningServer } from "../src/server/serve.js";
 import type { Application, Body, Environ } from "../src/types.js";
 import { validator } from "../src/validator/index.js";
@@ -34,12 +34,13 @@ afterEach(async () => {
 });
 
 /** serveHttp, as `tsgi serve` runs it, on a free port. */
-async function serve(app: Application): Promise<number> {
+async function serve(app: Application, options: HttpServerOptions = {}): Promise<number> {
   accessLog = new LineCollector();
   server = await serveHttp(app, {
     listen: "127.0.0.1:0",
     accessLog,
     errors: new LineCollector(),
+    ...options,
   });
   return (server.server.address() as AddressInfo).port;
 }
@@ -111,6 +112,30 @@ const environEcho: Application = (environ: Environ, startResponse) => {
 };
 
 describe("the environ of `tsgi serve`", () => {
+  it.each([
+    ["/app/users/7?x=1", "/app", "/users/7", "/app/users/7?x=1"],
+    ["/app", "/app", "", "/app"],
+    ["/app?x=1", "/app", "", "/app?x=1"],
+    ["/app/", "/app", "/", "/app/"],
+  ])(
+    "--script-name /app [http.script-name]: %s has SCRIPT_NAME %s, PATH_INFO %j",
+    async (target, scriptName, pathInfo, requestUri) => {
+      const port = await serve(environEcho, { scriptName: "/app/" });
+      const reply = await send(port, { path: target });
+      expect(JSON.parse(reply.body.toString("latin1"))).toMatchObject({
+        SCRIPT_NAME: scriptName,
+        PATH_INFO: pathInfo,
+        REQUEST_URI: requestUri,
+      });
+    },
+  );
+
+  it("--script-name /app [http.script-name]: a path outside it is answered 404", async () => {
+    const port = await serve(environEcho, { scriptName: "/app" });
+    for (const path of ["/", "/application", "/other/app"])
+      expect((await send(port, { path })).status).toBe(404);
+  });
+
   it("is built as a CGI server builds it", async () => {
     const port = await serve(environEcho);
     const head =

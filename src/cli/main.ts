@@ -221,6 +221,10 @@ function addServeCommand(program: Command): void {
     .option("--port <port>", "TCP port (0: any free port)", port, 8000)
     .option("--no-access-log", "write no access log line per request (default: on stderr)")
     .option(
+      "--script-name <path>",
+      "URL path prefix the app is mounted at behind a proxy that passes the whole path: SCRIPT_NAME",
+    )
+    .option(
       "--keep-alive-timeout <seconds>",
       "how long an idle keep-alive connection stays open",
       number,

@@ -33,6 +33,19 @@ export interface HttpEnvironOptions {
   errors?: Writable | undefined;
   /** `tsgi.multiprocess`: other processes serve the same application (`tsgi serve --workers`). Default false. */
   multiprocess?: boolean | undefined;
+  /**
+   * The path prefix the application is mounted at behind a proxy that passes
+   * the whole path (`tsgi serve --script-name`): a request under it gets it as
+   * SCRIPT_NAME and the rest as PATH_INFO. The caller checks the request is under it.
+   */
+  scriptName?: string | undefined;
+}
+
+/** Whether the raw request target `url` lies under the path prefix `scriptName` (`/app`, `/app/…`, `/app?…`). */
+export function underScriptName(url: string, scriptName: string): boolean {
+  if (!url.startsWith(scriptName)) return false;
+  const next = url.charAt(scriptName.length);
+  return next === "" || next === "/" || next === "?";
 }
 
 /**
@@ -106,7 +119,17 @@ export function environFromHttpRequest(
   // [http.input] `tsgi.input` is the request itself (an `http.IncomingMessage`).
   // [http.flags] `tsgi.run_once` and `tsgi.multithread` are `false`; `tsgi.multiprocess` is `true` only
   // under `tsgi serve --workers` (or the option that says so).
-  return makeEnviron(cgiVariables(requestHead(req)), {
+  const head = requestHead(req);
+  // [http.script-name] Under `--script-name /app` (`scriptName`), a request for `/app` or `/app/…` gets
+  // `SCRIPT_NAME` `/app` and the rest of its path as `PATH_INFO` (`""` for `/app` itself); `REQUEST_URI` stays
+  // whole; any other path is answered `404`.
+  //
+  // The gateway (gateway.ts) answers the 404 and passes scriptName only for a request under it.
+  if (options.scriptName) {
+    head.scriptName = options.scriptName;
+    head.target = head.target.slice(options.scriptName.length);
+  }
+  return makeEnviron(cgiVariables(head), {
     input: req as IncomingMessage & InputStream,
     errors: options.errors ?? process.stderr,
     multithread: false,

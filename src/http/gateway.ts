@@ -26,6 +26,7 @@ import {
 import { builtInPage } from "../server/status.js";
 import type { Application } from "../types.js";
 import { accessLogLine, batchedWrites } from "./access-log.js";
+import { underScriptName, type HttpEnvironOptions } from "./environ.js";
 import { serveNodeRequest, type RequestWatch } from "./handler.js";
 import { HttpConnection } from "./http-connection.js";
 import { NodeResponseSink } from "./sink.js";
@@ -35,12 +36,19 @@ export interface HttpServerOptions extends GatewayServerOptions {
   accessLog?: Writable | false;
   /** Seconds an idle keep-alive connection stays open. Default 5 (node:http's). */
   keepAliveTimeout?: number;
+  /**
+   * The URL path prefix the application is mounted at, when the proxy in front
+   * passes the whole path (nginx `proxy_pass` without a URI), as Gunicorn's
+   * SCRIPT_NAME: it becomes SCRIPT_NAME, the rest PATH_INFO; other paths get a 404.
+   */
+  scriptName?: string | undefined;
 }
 
 export const HTTP_INHERITED_SOCKET_HINT =
   "tsgi serve listens on --host and --port, or on --listen (a unix socket path or host:port)";
 
 const OVERLOADED = statusApplication("503 Service Unavailable");
+const NOT_MOUNTED = statusApplication("404 Not Found");
 
 /** Serves `app` over HTTP/1.1 on `options.listen` (without it, on the listening socket on fd 0). */
 export function serveHttp(
@@ -68,7 +76,9 @@ class HttpGateway {
   readonly #app: Application;
   readonly #context: ConnectionContext;
   readonly #http: Server;
-  readonly #environ: { errors: Writable; multiprocess: boolean };
+  readonly #environ: HttpEnvironOptions;
+  /** The environ options under --script-name; undefined without it. */
+  readonly #mounted: HttpEnvironOptions | undefined;
   readonly #watch: RequestWatch | undefined;
   readonly #logLine: ((line: string) => void) | undefined;
   readonly #log: (message: string) => void;
@@ -86,6 +96,8 @@ class HttpGateway {
       errors: options.errors ?? process.stderr,
       multiprocess: defaultMultiprocess(options),
     };
+    const scriptName = options.scriptName?.replace(/\/+$/, "");
+    this.#mounted = scriptName ? { ...this.#environ, scriptName } : undefined;
     this.#watch = watch.requestTimeout > 0 || watch.slowRequest > 0 ? watch : undefined;
     const accessLog = options.accessLog ?? process.stderr;
     this.#logLine = accessLog ? batchedWrites(accessLog) : undefined;
@@ -115,13 +127,18 @@ class HttpGateway {
     if (hooks.shuttingDown) res.shouldKeepAlive = false;
     const admitted = hooks.admit();
     let app = this.#app;
+    let environ = this.#environ;
     if (!admitted) {
       this.#log(`overloaded: answered 503: ${req.method} ${req.url}`);
       app = OVERLOADED;
     } else if (this.#context.pages) {
       app = builtInPage({ REQUEST_URI: req.url ?? "/" }, this.#context.pages) ?? app;
     }
-    void serveNodeRequest(app, req, res, this.#environ, this.#watch, sink).then((served) => {
+    if (this.#mounted && app === this.#app) {
+      if (underScriptName(req.url ?? "/", this.#mounted.scriptName!)) environ = this.#mounted;
+      else app = NOT_MOUNTED;
+    }
+    void serveNodeRequest(app, req, res, environ, this.#watch, sink).then((served) => {
       if (admitted) hooks.release();
       hooks.requestFinished(served.outcome);
       connection?.requestFinished(sink);
