@@ -6,10 +6,25 @@
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { findBinary } from "./available.js";
-import { cgiEnvironment, fetchHttp, type HttpOptions, type HttpResult } from "./frontends.js";
+import {
+  cgiEnvironment,
+  example,
+  fetchHttp,
+  type HttpOptions,
+  type HttpResult,
+} from "./frontends.js";
 import { startNginxSite } from "./nginx.js";
-import { CLEAN_PATH, ProcessGroup, REPO, TSGI_BIN, sleep, type Proc } from "./processes.js";
-import { startTsgiFcgi } from "./tsgi.js";
+import {
+  CLEAN_PATH,
+  ProcessGroup,
+  REPO,
+  TSGI_BIN,
+  sleep,
+  tempDir,
+  waitForListening,
+  type Proc,
+} from "./processes.js";
+import { startTsgiFcgi, startTsgiServer } from "./tsgi.js";
 
 export interface Framework {
   name: string;
@@ -94,6 +109,11 @@ export const GATEWAYS: Gateway[] = [
     start: (context, fw) => startBehindNginx(context, fw, PREFIX),
   },
   { name: "tsgi serve", available: true, start: (context, fw) => startServe(context, fw) },
+  {
+    name: `tsgi serve --workers 2 behind nginx proxy_pass at ${PREFIX}`,
+    available: nginxBinary !== undefined,
+    start: (context, fw) => startServeBehindProxy(context, fw),
+  },
 ];
 
 // ---------------------------------------------------------------------------
@@ -191,6 +211,23 @@ async function startServe(context: Context, framework: Framework): Promise<Deplo
   );
   const match = await proc.waitForStderr(/on http:\/\/127\.0\.0\.1:(\d+)\//, 20_000);
   return httpDeployment(`http://127.0.0.1:${match[1]}`, "", () => proc.stderr);
+}
+
+/** examples/deploy/nginx-proxy: `tsgi serve --workers 2 --script-name PREFIX` on a unix socket, nginx in front. */
+async function startServeBehindProxy(context: Context, framework: Framework): Promise<Deployment> {
+  const socket = join(tempDir(context.group), "serve.sock");
+  const tsgi = await startTsgiServer(context.group, "serve", {
+    app: framework.app,
+    listen: socket,
+    args: ["--workers", "2", "--socket-mode", "666", "--script-name", PREFIX, "--no-access-log"],
+    env: context.env,
+    waitReady: false,
+  });
+  await waitForListening({ path: socket }, 20_000, () => tsgi.proc.running);
+  const nginx = await startNginxSite(context.group, nginxBinary!, (listen) =>
+    example("nginx-proxy", "tsgi-proxy.conf", { SOCKET: socket, PREFIX, LISTEN: listen }),
+  );
+  return httpDeployment(nginx.url(""), PREFIX, () => tsgi.proc.stderr + nginx.errorLog());
 }
 
 // ---------------------------------------------------------------------------
