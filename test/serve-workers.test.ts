@@ -26,7 +26,10 @@ import {
   until,
   type HttpAddress,
 } from "./helpers/proof.js";
-import { startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
+import { findBinary } from "./helpers/available.js";
+import { startTsgiOnFd0, startTsgiServer, type TsgiFcgi } from "./helpers/tsgi.js";
+
+const spawnFcgi = findBinary("spawn-fcgi", "spawn-fcgi");
 
 const group = new ProcessGroup();
 afterEach(() => group.cleanUp());
@@ -71,6 +74,18 @@ describe("tsgi serve --workers", () => {
     expect(server.proc.stderr).toMatch(/\[tsgi\] http: primary \d+ started 2 worker\(s\)/);
     expect((await ask(address, "/pid")).json).toMatchObject({ multiprocess: true });
   });
+
+  it.skipIf(!spawnFcgi)(
+    "--listen fd:0 --workers 2: both workers accept on the socket inherited on fd 0 (spawn-fcgi -n, as systemd hands it over)",
+    async () => {
+      const args = ["--listen", "fd:0", "--workers", "2"];
+      const server = await startTsgiOnFd0(group, "serve", spawnFcgi!, proofFixture("app.js"), args);
+      const address = { http: true, ...(server.address as { path: string }) } as const;
+      const workers = await listeningWorkers(address, 2);
+      expect(childPids(server.proc.pid)).toEqual(expect.arrayContaining(workers));
+      expect((await ask(address, "/pid")).json).toMatchObject({ multiprocess: true });
+    },
+  );
 
   it("a single process on TCP: tsgi.multiprocess is false, and it serves the access log", async () => {
     const { server, address } = await serve([], { listen: "tcp" });

@@ -78,7 +78,8 @@ function addRequestGatewayCommand(program: Command, name: keyof typeof REQUEST_G
   });
 }
 
-const LISTEN_HELP = "unix socket path, host:port or port (default: the listening socket on fd 0)";
+const LISTEN_HELP =
+  "unix socket path, host:port, port, or fd:0 (default: fd:0, the listening socket on fd 0)";
 
 /** Every option a long-lived server command takes, whatever its protocol. */
 function serverCommandOptions<A extends unknown[], O extends OptionValues>(

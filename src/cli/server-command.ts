@@ -39,6 +39,9 @@ function growYoungGenerationAtOnce(): void {
   setFlagsFromString("--semi-space-growth-factor=16");
 }
 
+/** The --listen value for the listening socket inherited on fd 0 (systemd, spawn-fcgi, mod_fcgid). */
+export const FD_0 = "fd:0";
+
 /** A gateway as its command runs it. */
 export interface GatewayCommand<O extends ServerCommandOptions> {
   /** Its name in log lines: `[tsgi] <name>: ...`. */
@@ -54,6 +57,8 @@ export async function runServerCommand<O extends ServerCommandOptions>(
   gateway: GatewayCommand<O>,
 ): Promise<void> {
   const log = (message: string) => process.stderr.write(`[tsgi] ${gateway.name}: ${message}\n`);
+  // `--listen fd:0` names the default of fcgi, scgi and uwsgi, and is how `tsgi serve` takes it.
+  if (options.listen === FD_0) options = { ...options, listen: undefined };
   if (options.workers !== undefined && cluster.isPrimary) {
     await startPrimary(options.workers, options, gateway.inheritedSocketHint, log);
     return;

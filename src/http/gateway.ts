@@ -45,7 +45,7 @@ export interface HttpServerOptions extends GatewayServerOptions {
 }
 
 export const HTTP_INHERITED_SOCKET_HINT =
-  "tsgi serve listens on --host and --port, or on --listen (a unix socket path or host:port)";
+  "with --listen fd:0, start tsgi serve with a listening socket on fd 0 (systemd, spawn-fcgi -n), or give --listen a path or host:port";
 
 const OVERLOADED = statusApplication("503 Service Unavailable");
 const NOT_MOUNTED = statusApplication("404 Not Found");

@@ -111,17 +111,18 @@ export async function startTsgiServer(group, command, options = {}) {
  * on fd 0, as under systemd's socket activation: `spawn-fcgi -n` binds the
  * socket (mode 666), puts it on fd 0 and execs tsgi in its own place.
  * @param {ProcessGroup} group
- * @param {"fcgi" | "scgi" | "uwsgi"} command
+ * @param {"fcgi" | "scgi" | "uwsgi" | "serve"} command
  * @param {string} spawnFcgi The spawn-fcgi binary.
  * @param {string} app
+ * @param {string[]} [args] More arguments (`tsgi serve` needs `--listen fd:0`).
  * @returns {Promise<TsgiFcgi>}
  */
-export async function startTsgiOnFd0(group, command, spawnFcgi, app) {
+export async function startTsgiOnFd0(group, command, spawnFcgi, app, args = []) {
   const path = join(tempDir(group), "fd0.sock");
   const proc = group.spawn(
     `tsgi ${command} (fd 0)`,
     spawnFcgi,
-    ["-n", "-s", path, "-M", "0666", "--", process.execPath, TSGI_BIN, command, app],
+    ["-n", "-s", path, "-M", "0666", "--", process.execPath, TSGI_BIN, command, app, ...args],
     { env: { PATH: CLEAN_PATH } },
   );
   await waitForListening({ path }, 10_000, () => proc.running);
