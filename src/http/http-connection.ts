@@ -97,7 +97,8 @@ export class HttpConnection implements ServerConnection {
   /** No request head within --receive-timeout: a connection that never said anything, or a head that stalled. */
   #headStalled(): void {
     if (this.#socket.bytesRead === this.#bytesAtWait) {
-      this.#socket.destroy();
+      // Idle between requests is --keep-alive-timeout's business (node:http closes it).
+      if (this.#requests === 0) this.#socket.destroy();
       return;
     }
     this.#log(`no input for ${this.#receiveTimeout / 1000} s in its request head, answered 408`);
