@@ -239,6 +239,18 @@ describe("tsgi serve: the limits around a request", () => {
     expect((await ask(address, "/pid")).ok).toBe(true);
   });
 
+  it("a request node:http cannot parse is answered 400 (a head over its limit 431) and logged; the next is served", async () => {
+    const { server, address, tcp } = await serve([], { listen: "tcp" });
+    const garbage = await exchange(tcp, Buffer.from("NOT HTTP AT ALL\r\n\r\n"));
+    expect(garbage.bytes.toString("latin1")).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    await server.proc.waitForStderr(/bad request, answered 400: HPE_/);
+    const huge = `GET /pid HTTP/1.1\r\nHost: x\r\nX-Big: ${"x".repeat(20_000)}\r\n\r\n`;
+    const tooBig = await exchange(tcp, Buffer.from(huge));
+    expect(tooBig.bytes.toString("latin1")).toMatch(/^HTTP\/1\.1 431 /);
+    await server.proc.waitForStderr(/bad request, answered 431: HPE_HEADER_OVERFLOW/);
+    expect((await ask(address, "/pid")).ok).toBe(true);
+  });
+
   it("a connection that never sends anything is closed after --receive-timeout, quietly", async () => {
     const { server, tcp: target } = await serve(["--receive-timeout", "0.5"], {
       listen: "tcp",

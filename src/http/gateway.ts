@@ -9,7 +9,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Writable } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import {
   coreOptions,
   defaultMultiprocess,
@@ -110,6 +110,29 @@ class HttpGateway {
       },
       (req, res) => this.#onRequest(req, res),
     );
+    this.#http.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) =>
+      this.#onClientError(error, socket),
+    );
+  }
+
+  /**
+   * A request node:http cannot parse: answered 400 (431 for a head over its
+   * limit) with a log line, as the other gateways answer bad input; the
+   * connection closes, and others go on.
+   */
+  #onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    // A response still going out on it cannot be followed by another: just close.
+    const busy = (HttpConnection.of(socket as Socket)?.activeRequests ?? 0) > 0;
+    if (error.code === "ECONNRESET" || !socket.writable || busy) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? "431 Request Header Fields Too Large"
+        : "400 Bad Request";
+    this.#log(`bad request, answered ${status.slice(0, 3)}: ${error.code ?? error.message}`);
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 
   open(socket: Socket, receiveTimeout: number, log: (message: string) => void): HttpConnection {
