@@ -16,7 +16,12 @@ import {
   requestTimes,
   type GatewayServerOptions,
 } from "../server/options.js";
-import { statusApplication } from "../server/request-watch.js";
+import {
+  statusApplication,
+  timeoutMessage,
+  watchRequest,
+  type WatchSettings,
+} from "../server/request-watch.js";
 import {
   serveConnections,
   gatewayLog,
@@ -27,7 +32,7 @@ import { builtInPage } from "../server/status.js";
 import type { Application } from "../types.js";
 import { accessLogLine, batchedWrites } from "./access-log.js";
 import { underScriptName, type HttpEnvironOptions } from "./environ.js";
-import { serveNodeRequest, type RequestWatch } from "./handler.js";
+import { serveNodeRequest, type AroundRequest } from "./handler.js";
 import { HttpConnection } from "./http-connection.js";
 import { NodeResponseSink } from "./sink.js";
 
@@ -49,6 +54,28 @@ export const HTTP_INHERITED_SOCKET_HINT =
 
 const OVERLOADED = statusApplication("503 Service Unavailable");
 const NOT_MOUNTED = statusApplication("404 Not Found");
+
+/** --request-timeout and --slow-request, and where they log. */
+interface RequestWatch extends WatchSettings {
+  log: (message: string) => void;
+}
+
+/** What runs around one call under --request-timeout or --slow-request (request-watch.ts). */
+function watching(watch: RequestWatch, res: ServerResponse, sink: NodeResponseSink): AroundRequest {
+  return (environ) => {
+    let timedOut = false;
+    const stop = watchRequest(environ, watch, watch.log, (line, elapsed) => {
+      if (res.writableEnded) return;
+      watch.log(timeoutMessage(line, elapsed, res.headersSent));
+      timedOut = true;
+      sink.giveUp("504 Gateway Timeout", "request timed out");
+    });
+    return (outcome) => {
+      stop?.();
+      return timedOut ? "failed" : outcome;
+    };
+  };
+}
 
 /** Serves `app` over HTTP/1.1 on `options.listen` (without it, on the listening socket on fd 0). */
 export function serveHttp(
@@ -161,7 +188,8 @@ class HttpGateway {
       if (underScriptName(req.url ?? "/", this.#mounted.scriptName!)) environ = this.#mounted;
       else app = NOT_MOUNTED;
     }
-    void serveNodeRequest(app, req, res, environ, this.#watch, sink).then((served) => {
+    const around = this.#watch && watching(this.#watch, res, sink);
+    void serveNodeRequest(app, req, res, environ, around, sink).then((served) => {
       if (admitted) hooks.release();
       hooks.requestFinished(served.outcome);
       connection?.requestFinished(sink);

@@ -4,8 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { runApplication, type Outcome } from "../engine.js";
-import type { Application } from "../types.js";
-import { timeoutMessage, watchRequest, type WatchSettings } from "../server/request-watch.js";
+import type { Application, Environ } from "../types.js";
 import { environFromHttpRequest, type HttpEnvironOptions } from "./environ.js";
 import { NodeResponseSink } from "./sink.js";
 
@@ -19,10 +18,12 @@ export interface ServedRequest {
   durationMs: number;
 }
 
-/** The HTTP gateway's server: --slow-request and --request-timeout (request-watch.ts), and where they log. */
-export interface RequestWatch extends WatchSettings {
-  log: (message: string) => void;
-}
+/**
+ * What a server runs around one application call (the HTTP gateway's
+ * --request-timeout and --slow-request): called with the environ before the
+ * call, it returns what to call after it, with the outcome, which it may change.
+ */
+export type AroundRequest = (environ: Environ) => (outcome: Outcome) => Outcome;
 
 /** Serves one request with `app`. Never rejects. */
 export async function serveNodeRequest(
@@ -30,24 +31,15 @@ export async function serveNodeRequest(
   req: IncomingMessage,
   res: ServerResponse,
   options: HttpEnvironOptions = {},
-  watch?: RequestWatch,
+  around?: AroundRequest,
   sink: NodeResponseSink = new NodeResponseSink(res),
 ): Promise<ServedRequest> {
   const started = performance.now();
   const environ = environFromHttpRequest(req, options);
-  let timedOut = false;
-  const stopWatching =
-    watch &&
-    watchRequest(environ, watch, watch.log, (line, elapsed) => {
-      if (res.writableEnded) return;
-      watch.log(timeoutMessage(line, elapsed, res.headersSent));
-      timedOut = true;
-      sink.giveUp("504 Gateway Timeout", "request timed out");
-    });
+  const after = around?.(environ);
   const outcome = await runApplication(app, environ, sink);
-  stopWatching?.();
   return {
-    outcome: timedOut ? "failed" : outcome,
+    outcome: after ? after(outcome) : outcome,
     status: sink.sentStatus,
     bytes: sink.bytesSent,
     durationMs: performance.now() - started,
