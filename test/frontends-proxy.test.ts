@@ -17,7 +17,7 @@ import {
   MATRIX_APP,
   MATRIX_GET,
   matrixTests,
-  randomUpload,
+  postChunkedUpload,
 } from "./helpers/frontends.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import {
@@ -100,18 +100,11 @@ describe.skipIf(!nginxBinary)("nginx-proxy: tsgi serve --workers 2 behind proxy_
   });
 
   it("an 8 MiB chunked upload streams to the application and is hashed whole", async () => {
-    const total = 8 * 1024 * 1024 + 3;
-    const upload = randomUpload(total, 256 * 1024);
-    const result = await fetchHttp(nginx.url("/app/sha256"), {
-      method: "POST",
-      body: upload.body,
-      headers: { "Content-Type": "application/octet-stream" },
-    });
-    expect(result.status, result.body.toString("utf8")).toBe(200);
-    expect(JSON.parse(result.body.toString("utf8"))).toMatchObject({
-      length: total,
-      sha256: upload.sha256(),
-    });
+    const { reported, sent } = await postChunkedUpload(
+      nginx.url("/app/sha256"),
+      8 * 1024 * 1024 + 3,
+    );
+    expect(reported).toMatchObject(sent);
   });
 
   it("a response streams through: the first Server-Sent Event arrives before the stream ends", async () => {

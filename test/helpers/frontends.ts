@@ -438,3 +438,23 @@ export function randomUpload(
     sha256: () => hash.digest("hex"),
   };
 }
+
+/**
+ * POSTs `total` random bytes, chunked (no Content-Length), to a matrix app's
+ * /sha256 at `url`; expects a 200 and returns what the app reports beside what
+ * it should: the length and SHA-256 sent.
+ */
+export async function postChunkedUpload(
+  url: string,
+  total: number,
+): Promise<{ reported: Record<string, unknown>; sent: { length: number; sha256: string } }> {
+  const upload = randomUpload(total, 256 * 1024);
+  const result = await fetchHttp(url, {
+    method: "POST",
+    body: upload.body,
+    headers: { "Content-Type": "application/octet-stream" },
+  });
+  expect(result.status, result.body.toString("utf8")).toBe(200);
+  const reported = JSON.parse(result.body.toString("utf8")) as Record<string, unknown>;
+  return { reported, sent: { length: total, sha256: upload.sha256() } };
+}
