@@ -3,11 +3,13 @@
 // argument, and headers a front end passes twice. Checked with a real Hono app.
 
 import { Hono } from "hono";
+import { execFileSync } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { fromFetchHandler } from "../src/adapters/index.js";
 import type { Environ } from "../src/types.js";
 import { start } from "./helpers/engine-harness.js";
+import { REPO } from "./helpers/processes.js";
 
 /** Runs `app` on the variables (and body) and returns status and body text. */
 async function serve(
@@ -370,5 +372,78 @@ describe("fromFetchHandler: a Response made from a string or bytes", () => {
     const failing = start(fromFetchHandler(() => used));
     // A used body cannot be sent again: the app's error, not the first source sent twice.
     expect(await failing.outcome).not.toBe("complete");
+  });
+});
+
+describe("fromFetchHandler: the light Response in place of the global one", () => {
+  // Installed by the first fromFetchHandler() call of this file, as in a process that runs one.
+  const make = () => new Response("héllo", { headers: { "X-A": "1" } });
+
+  it("is what `new Response` makes now, and behaves as Node's own: instanceof, status, headers, body, clone", async () => {
+    fromFetchHandler(() => make());
+    expect(Response.name).toBe("LightResponse");
+    const light = make();
+    const native = Response.json({ a: 1 }); // Node's own class still makes these
+    expect(light).toBeInstanceOf(Response);
+    expect(native).toBeInstanceOf(Response);
+    expect(Object.prototype.toString.call(light)).toBe("[object Response]");
+    expect([light.status, light.ok, light.statusText, light.headers.get("x-a")]).toEqual([
+      200,
+      true,
+      "",
+      "1",
+    ]);
+    expect(light.headers.get("content-type")).toBe("text/plain;charset=UTF-8");
+    expect(light.bodyUsed).toBe(false);
+    const copy = light.clone();
+    expect(await light.text()).toBe("héllo");
+    expect(light.bodyUsed).toBe(true);
+    expect(await copy.arrayBuffer()).toEqual(new TextEncoder().encode("héllo").buffer);
+    expect(await new Response(null, { status: 204 }).text()).toBe("");
+  });
+
+  it("refuses what Node's own refuses, with the same errors", () => {
+    expect(() => new Response("x", { status: 600 })).toThrow(RangeError);
+    expect(() => new Response("x", { status: 204 })).toThrow(TypeError);
+    expect(() => new Response("x", { headers: { "X-Bad": "a\r\nb" } })).toThrow(TypeError);
+    expect(() => new Response("x", { statusText: "bad\n" })).toThrow(TypeError);
+  });
+
+  it("keeps a copy of bytes: changing them after `new Response` changes nothing sent", async () => {
+    const bytes = new TextEncoder().encode("bytes");
+    const run = start(
+      fromFetchHandler(() => {
+        const response = new Response(bytes);
+        bytes[0] = 0x42;
+        return response;
+      }),
+    );
+    expect(await run.outcome).toBe("complete");
+    expect(run.sink.body()).toBe("bytes");
+    expect(run.sink.header("content-type")).toBeUndefined();
+  });
+
+  it("sends headers set on the response after it was made (Hono middleware after next())", async () => {
+    const hono = new Hono();
+    hono.use(async (c, next) => {
+      await next();
+      c.res.headers.set("X-After", "yes");
+    });
+    hono.get("/", (c) => c.text("hi", 201));
+    const run = start(fromFetchHandler(hono.fetch), { PATH_INFO: "/" });
+    expect(await run.outcome).toBe("complete");
+    expect(run.sink.status).toBe("201 Created");
+    expect(run.sink.header("x-after")).toBe("yes");
+    expect(run.sink.header("content-type")).toMatch(/^text\/plain/);
+    expect(run.sink.body()).toBe("hi");
+  });
+
+  it("overrideGlobalObjects: false keeps Node's own Response", () => {
+    const script = `import("./dist/fetch.js").then(({ fromFetchHandler }) => {
+      fromFetchHandler(() => new Response(""), { overrideGlobalObjects: false });
+      process.stdout.write(Response.name);
+    });`;
+    const name = execFileSync(process.execPath, ["-e", script], { cwd: REPO, encoding: "utf8" });
+    expect(name).toBe("Response");
   });
 });

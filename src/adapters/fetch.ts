@@ -6,6 +6,12 @@ import { isHopByHop } from "../headers.js";
 import type { Application, Body, Environ, HeaderList, StartResponse } from "../types.js";
 import { requestUrl } from "./fetch-request.js";
 import { lightRequest } from "./light-request.js";
+import {
+  installLightResponse,
+  lightParts,
+  nativeResponse,
+  STRING_CONTENT_TYPE,
+} from "./light-response.js";
 import { wholeBody } from "./response-body.js";
 import { bodyFromWebStream } from "./web-stream-body.js";
 
@@ -21,6 +27,12 @@ export interface FetchOptions {
    * PATH_INFO alone: for an app that knows where it is mounted (Hono's basePath).
    */
   fullPath?: boolean;
+  /**
+   * Put a light Response class in place of the global one (see
+   * light-response.ts), as @hono/node-server does by default. Default true;
+   * false keeps Node's own class, and every body goes through its stream.
+   */
+  overrideGlobalObjects?: boolean;
 }
 
 // Any UTF-16 code unit above U+00FF (surrogates included) is beyond Latin-1.
@@ -36,6 +48,7 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
   if (typeof handler !== "function")
     throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
   const fullPath = options.fullPath === true;
+  if (options.overrideGlobalObjects !== false) installLightResponse();
   return async (environ, startResponse) => {
     let request: Request;
     try {
@@ -50,15 +63,33 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
         `the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`,
       );
     }
-    startResponse(statusLine(response.status), responseHeaders(response.headers));
-    if (response.body === null) return [];
-    const whole = wholeBody(response);
-    return whole === undefined ? bodyFromWebStream(response.body) : [whole];
+    return sendResponse(response, startResponse);
   };
+}
+
+/** Starts the response and returns its body: as it is when the Response was made from a string or bytes. */
+function sendResponse(response: Response, startResponse: StartResponse): Body | Promise<Body> {
+  const light = lightParts(response);
+  if (light) {
+    const headers: HeaderList = light.headers
+      ? responseHeaders(light.headers)
+      : typeof light.body === "string"
+        ? [["content-type", STRING_CONTENT_TYPE]]
+        : [];
+    startResponse(statusLine(light.status), headers);
+    return light.body === null ? [] : [light.body];
+  }
+  const native = nativeResponse(response);
+  startResponse(statusLine(native.status), responseHeaders(native.headers));
+  if (native.body === null) return [];
+  const whole = wholeBody(native);
+  return whole === undefined ? bodyFromWebStream(native.body) : [whole];
 }
 
 /** Duck-typed: a Response from another copy of the fetch classes works as well. */
 function isResponse(value: unknown): value is Response {
+  // A light Response, asked nothing: its body getter would make it native.
+  if (typeof value === "object" && value !== null && lightParts(value)) return true;
   const response = value as Partial<Response> | null;
   return (
     typeof response?.status === "number" &&

@@ -8,9 +8,9 @@
 // making a Response and looking for it, and used only when the body has not
 // been touched. Where it is not found (another fetch implementation, a later
 // Node keeping it private) every body is read from its stream, as before.
-// The other way to get there, replacing the global Response with a class of
-// one's own as @hono/node-server does, would change the process for every
-// library in it.
+// A Response of the light class (light-response.ts) never gets here while it
+// is light; this serves Node's own, made where the light class is not installed
+// or turned native by a use of its body.
 
 import type { Chunk } from "../types.js";
 
