@@ -1,6 +1,7 @@
 // The least a Node.js process can do for one request per connection behind
 // uwsgi_pass (bench/anchors.js): accept, read the first bytes, write a fixed
-// uwsgi response (an HTTP status line and headers, as uWSGI sends), close. No
+// uwsgi response (an HTTP status line and headers, as uWSGI sends), and close
+// once the kernel has it (no shutdown and wait for the peer's end). No
 // parsing, no application: what any Node uwsgi or SCGI server pays per
 // connection in node:net before doing anything of its own.
 // usage: node bench/anchors/net-floor.js <port>   (listens on 127.0.0.1)
@@ -12,7 +13,7 @@ const RESPONSE = Buffer.from(
 );
 
 createServer((socket) => {
-  socket.once("data", () => socket.end(RESPONSE));
+  socket.once("data", () => socket.write(RESPONSE, () => socket.destroy()));
   socket.on("error", () => {});
 }).listen(Number(process.argv[2]), "127.0.0.1");
 
