@@ -24,6 +24,7 @@ export class StreamResponse implements ResponseSink {
   readonly #inputReceived: () => boolean;
   #pendingHead: Buffer | null = null;
   #outputStarted = false;
+  #noDelay = false;
   #finished = false;
   readonly abortWatch = new AbortWatch();
 
@@ -140,6 +141,12 @@ export class StreamResponse implements ResponseSink {
   }
 
   #send(data: Uint8Array | undefined): void {
+    // The first write goes out at once (nothing of the connection's is unacknowledged yet);
+    // a later one would wait for the peer's ACK under Nagle's algorithm.
+    if (this.#outputStarted && !this.#noDelay) {
+      this.#noDelay = true;
+      this.#socket.setNoDelay(true);
+    }
     this.#outputStarted = true;
     const head = this.#pendingHead;
     this.#pendingHead = null;
