@@ -46,9 +46,21 @@ export function urlScheme(vars: Record<string, unknown>): "http" | "https" {
     : "http";
 }
 
+/**
+ * A key whose value is built when first read. Its getter and setter are shared
+ * by every request (they find what they need through `this`): functions of
+ * their own would cost each environ its fast shape in V8.
+ */
+export interface LazyKey {
+  get: (this: object) => unknown;
+  set: (this: object, value: unknown) => void;
+}
+
 export interface GatewayKeys {
   /** Left out by a gateway that defines `tsgi.input` itself afterwards. */
   input?: InputStream;
+  /** `tsgi.input` built on first read, in place of `input`. */
+  lazyInput?: LazyKey;
   /** Left out by a gateway that defines `tsgi.errors` itself afterwards. */
   errors?: Writable;
   multithread: boolean;
@@ -70,6 +82,13 @@ export function makeEnviron(vars: Record<string, string | undefined>, keys: Gate
   environ["tsgi.version"] = TSGI_VERSION;
   environ["tsgi.url_scheme"] = urlScheme(vars);
   if (keys.input) environ["tsgi.input"] = keys.input;
+  else if (keys.lazyInput)
+    Object.defineProperty(environ, "tsgi.input", {
+      get: keys.lazyInput.get,
+      set: keys.lazyInput.set,
+      enumerable: true,
+      configurable: true,
+    });
   if (keys.errors) environ["tsgi.errors"] = keys.errors;
   environ["tsgi.multithread"] = keys.multithread;
   environ["tsgi.multiprocess"] = keys.multiprocess;

@@ -5,6 +5,7 @@
 
 import { decodeEnvironRange } from "../environ.js";
 import { BadRequest } from "../server/request-connection.js";
+import { VarNames } from "../server/var-names.js";
 
 /** Digits a netstring's length may have: more would be over any header limit. */
 const MAX_LENGTH_DIGITS = 9;
@@ -45,6 +46,8 @@ function firstName(head: Buffer): string {
   return head.toString("latin1", start, Math.max(start, head.indexOf(0, start)));
 }
 
+const names = new VarNames();
+
 function parseVariables(head: Buffer): Record<string, string> {
   const colon = head.indexOf(COLON);
   if (head[head.length - 1] !== COMMA)
@@ -52,16 +55,19 @@ function parseVariables(head: Buffer): Record<string, string> {
   const block = head.subarray(colon + 1, head.length - 1);
   if (block.length > 0 && block[block.length - 1] !== 0)
     throw new BadRequest("400 Bad Request", "malformed SCGI headers: the last one has no NUL");
+  // Decoded once (Latin-1: a character per byte, so offsets stay byte offsets); each
+  // name and value is then a piece of that string.
+  const text = decodeEnvironRange(block, 0, block.length);
   const vars: Record<string, string> = {};
   let at = 0;
-  while (at < block.length) {
-    const nameEnd = block.indexOf(0, at);
-    const valueEnd = block.indexOf(0, nameEnd + 1);
+  for (let index = 0; at < text.length; index++) {
+    const nameEnd = text.indexOf("\0", at);
+    const valueEnd = text.indexOf("\0", nameEnd + 1);
     if (valueEnd < 0)
       throw new BadRequest("400 Bad Request", "malformed SCGI headers: a name without a value");
     if (nameEnd === at)
       throw new BadRequest("400 Bad Request", "malformed SCGI headers: empty name");
-    vars[decodeEnvironRange(block, at, nameEnd)] = decodeEnvironRange(block, nameEnd + 1, valueEnd);
+    vars[names.name(index, text, at, nameEnd)] = text.slice(nameEnd + 1, valueEnd);
     at = valueEnd + 1;
   }
   return vars;

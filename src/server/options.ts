@@ -61,6 +61,12 @@ export interface ProtocolIdentity {
   inheritedSocketHint: string;
   /** The environment variable with more allowed peers (FastCGI's FCGI_WEB_SERVER_ADDRS), if any. */
   allowVariable?: string;
+  /**
+   * The protocol's connections turn Nagle's algorithm off themselves, and only
+   * when a response is written more than once (see StreamResponse); otherwise
+   * every accepted socket gets TCP_NODELAY at once.
+   */
+  ownNoDelay?: boolean;
 }
 
 /** The core's settings for a protocol's server. */
@@ -77,6 +83,7 @@ export function coreOptions(
     allow: options.allow,
     allowName: variable === undefined ? "--allow" : `${variable} / --allow`,
     inheritedSocketHint: protocol.inheritedSocketHint,
+    noDelay: !protocol.ownNoDelay,
     maxConnections: options.maxConnections ?? 1024,
     concurrency: options.concurrency ?? 1024,
     errors: options.errors ?? process.stderr,

@@ -9,7 +9,7 @@ import type { Writable } from "node:stream";
 import { ConnectionClosedError, runApplication, type Outcome } from "../engine.js";
 import { fillPathFromUri, makeEnviron, parseContentLength } from "../environ.js";
 import type { Application, Environ, HeaderList } from "../types.js";
-import { BodyInput } from "./body-input.js";
+import { BodyInput, EMPTY_INPUT_KEY, NO_BODY, type RequestInput } from "./body-input.js";
 import { bodyBytesReceived } from "./reclaim.js";
 import {
   statusApplication,
@@ -55,7 +55,7 @@ export interface RequestConnectionSettings extends WatchSettings {
   log: (message: string) => void;
 }
 
-const NO_BODY = Buffer.alloc(0);
+const NO_BYTES = Buffer.alloc(0);
 
 /** The variables of an answer given without the request (bad input, overload). */
 function noRequest(): Record<string, string> {
@@ -69,9 +69,10 @@ export class RequestConnection implements ServerConnection {
   readonly #app: Application;
   readonly #format: RequestFormat;
   readonly #response: StreamResponse;
-  #head: Buffer = NO_BODY;
+  #head: Buffer = NO_BYTES;
   #headSize: number | undefined;
-  #input: BodyInput | undefined;
+  /** The request's input once its head arrived (NO_BODY without a body: its stream is built if read). */
+  #input: RequestInput | undefined;
   #used = false;
   #paused = false;
   #admitted = false;
@@ -133,7 +134,7 @@ export class RequestConnection implements ServerConnection {
     if (this.#head.length < this.#headSize) return;
     const head = this.#head.subarray(0, this.#headSize);
     const rest = this.#head.subarray(this.#headSize);
-    this.#head = NO_BODY;
+    this.#head = NO_BYTES;
     this.#start(head, rest);
   }
 
@@ -151,7 +152,7 @@ export class RequestConnection implements ServerConnection {
     }
     this.#active = true;
     this.#unreceived = length;
-    this.#input = new BodyInput(length, () => this.#resumeReading());
+    this.#input = length === 0 ? NO_BODY : new BodyInput(length, () => this.#resumeReading());
     if (!this.#hooks.admit()) {
       this.#settings.log(
         `overloaded: answered 503: ${vars.REQUEST_METHOD} ${vars.REQUEST_URI ?? ""}`,
@@ -168,8 +169,10 @@ export class RequestConnection implements ServerConnection {
 
   #environ(vars: Record<string, string>): Environ {
     // [stream.flags] `tsgi.run_once` and `tsgi.multithread` are `false`; `tsgi.multiprocess` is as for FastCGI.
+    const input = this.#input;
     return makeEnviron(vars, {
-      input: this.#input,
+      input: input instanceof BodyInput ? input : undefined,
+      lazyInput: EMPTY_INPUT_KEY,
       errors: this.#settings.errors,
       multithread: false,
       multiprocess: this.#settings.multiprocess,
@@ -184,9 +187,9 @@ export class RequestConnection implements ServerConnection {
     const status = error instanceof BadRequest ? error.status : "400 Bad Request";
     const message = error instanceof Error ? error.message : String(error);
     this.#settings.log(`bad request, answered ${status.slice(0, 3)}: ${message}`);
-    this.#head = NO_BODY;
+    this.#head = NO_BYTES;
     this.#active = true;
-    this.#input = new BodyInput(0, () => {});
+    this.#input = NO_BODY;
     this.#run(statusApplication(status), this.#environ(noRequest()));
   }
 
@@ -302,7 +305,7 @@ export class RequestConnection implements ServerConnection {
     }
   }
 
-  #stalledBody(input: BodyInput): void {
+  #stalledBody(input: RequestInput): void {
     const message = this.#stallMessage("its body");
     this.#settings.log(`${message}, giving up`);
     const error = new ConnectionClosedError("the request body stopped arriving");

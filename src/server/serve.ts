@@ -61,6 +61,8 @@ export interface CoreOptions {
   /** Where the allow-list comes from, for the refusal's log line. */
   allowName: string;
   inheritedSocketHint: string;
+  /** TCP_NODELAY on every accepted socket (a setsockopt call per connection). */
+  noDelay: boolean;
   maxConnections: number;
   concurrency: number;
   errors: Writable;
@@ -138,8 +140,9 @@ class GatewayServer implements ServerHooks {
         ? { statusPath: options.statusPath, pingPath: options.pingPath, report }
         : undefined;
     this.#open = protocol({ hooks: this, pages });
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-      this.#accept(socket),
+    this.server = createServer(
+      { allowHalfOpen: true, noDelay: options.noDelay },
+      (socket: Socket) => this.#accept(socket),
     );
     this.server.maxConnections = options.maxConnections;
   }

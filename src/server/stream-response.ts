@@ -7,7 +7,7 @@
 import type { Socket } from "node:net";
 import { AbortWatch } from "../abort-watch.js";
 import { ConnectionClosedError, type ResponseSink } from "../engine.js";
-import type { HeaderList } from "../types.js";
+import type { Chunk, HeaderList } from "../types.js";
 
 /** Turns the final status and headers into the protocol's response head. */
 /** A first body chunk up to this size is joined to the head; a larger one goes out beside it, corked. */
@@ -24,6 +24,7 @@ export class StreamResponse implements ResponseSink {
   readonly #inputReceived: () => boolean;
   #pendingHead: Buffer | null = null;
   #outputStarted = false;
+  #noDelay = false;
   #finished = false;
   readonly abortWatch = new AbortWatch();
 
@@ -66,6 +67,35 @@ export class StreamResponse implements ResponseSink {
       this.#socket.on("drain", done);
       this.#socket.on("close", done);
     });
+  }
+
+  /**
+   * A response complete before anything went out (the engine's sendWhole): the
+   * head and every chunk in one buffer, one write, then the close; a larger
+   * one goes piece by piece, as the engine then sends it.
+   */
+  sendWhole(status: string, headers: HeaderList, body: readonly Chunk[]): boolean {
+    this.#checkOpen();
+    const head = this.#formatHead(status, headers);
+    let length = head.length;
+    for (const chunk of body)
+      length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    if (length > JOIN_LIMIT) return false;
+    const bytes = Buffer.allocUnsafe(length);
+    let at = head.copy(bytes, 0);
+    for (const chunk of body) {
+      if (typeof chunk === "string") {
+        at += bytes.write(chunk, at);
+      } else {
+        bytes.set(chunk, at);
+        at += chunk.length;
+      }
+    }
+    this.#outputStarted = true;
+    this.#socket.write(bytes);
+    this.#finished = true;
+    this.#close();
+    return true;
   }
 
   end(): void {
@@ -140,6 +170,12 @@ export class StreamResponse implements ResponseSink {
   }
 
   #send(data: Uint8Array | undefined): void {
+    // The first write goes out at once (nothing of the connection's is unacknowledged yet);
+    // a later one would wait for the peer's ACK under Nagle's algorithm.
+    if (this.#outputStarted && !this.#noDelay) {
+      this.#noDelay = true;
+      this.#socket.setNoDelay(true);
+    }
     this.#outputStarted = true;
     const head = this.#pendingHead;
     this.#pendingHead = null;

@@ -6,6 +6,7 @@
 
 import { decodeEnvironRange } from "../environ.js";
 import { BadRequest } from "../server/request-connection.js";
+import { VarNames } from "../server/var-names.js";
 
 const HEADER_BYTES = 4;
 /** modifier1 0: a WSGI-style request (what nginx's uwsgi_pass sends). */
@@ -29,27 +30,36 @@ export function parseUwsgiHead(head: Buffer): Record<string, string> {
       "501 Not Implemented",
       `uwsgi modifier1 ${modifier1} is not supported (only 0 and 30)`,
     );
-  const vars = parseVars(head.subarray(HEADER_BYTES));
+  const vars = parseVars(head);
   if (modifier1 === MODIFIER_STRIP_SCRIPT_NAME) stripScriptName(vars);
   return vars;
 }
 
-function parseVars(block: Buffer): Record<string, string> {
+const names = new VarNames();
+
+/** The vars block of a whole packet head (after its 4-byte header). */
+function parseVars(head: Buffer): Record<string, string> {
+  // Decoded once (Latin-1: a character per byte, so offsets stay byte offsets); each
+  // name and value is then a piece of that string.
+  const text = decodeEnvironRange(head, 0, head.length);
   const vars: Record<string, string> = {};
-  let at = 0;
-  const next = (what: string): string => {
-    if (at + 2 > block.length) throw malformed(`the length of a ${what} is cut short`);
-    const length = block.readUInt16LE(at);
+  let at = HEADER_BYTES;
+  /** The end of the string whose 16-bit length is at `at`, which then moves past it. */
+  const next = (what: string): number => {
+    if (at + 2 > head.length) throw malformed(`the length of a ${what} is cut short`);
+    const length = head[at] | (head[at + 1] << 8);
     const end = at + 2 + length;
-    if (end > block.length) throw malformed(`a ${what} of ${length} bytes runs past the block`);
-    const text = decodeEnvironRange(block, at + 2, end);
+    if (end > head.length) throw malformed(`a ${what} of ${length} bytes runs past the block`);
     at = end;
-    return text;
+    return end;
   };
-  while (at < block.length) {
-    const name = next("name");
-    if (name === "") throw malformed("empty name");
-    vars[name] = next("value");
+  for (let index = 0; at < head.length; index++) {
+    const nameStart = at + 2;
+    const nameEnd = next("name");
+    if (nameEnd === nameStart) throw malformed("empty name");
+    const valueStart = at + 2;
+    const valueEnd = next("value");
+    vars[names.name(index, text, nameStart, nameEnd)] = text.slice(valueStart, valueEnd);
   }
   return vars;
 }
