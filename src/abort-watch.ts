@@ -133,3 +133,11 @@ export function onSignalAbort(environ: object, listener: Listener): () => void {
   signal.addEventListener("abort", listener, { once: true });
   return () => signal.removeEventListener("abort", listener);
 }
+
+/** Whether the environ's signal has aborted (the client left), without building an AbortSignal where a watch stands behind it. */
+export function signalAborted(environ: object): boolean {
+  const get = (environ as Record<string, unknown>)["tsgi.get_signal"] as WatchedGetter | undefined;
+  if (typeof get !== "function") return false;
+  const watch = get[WATCH];
+  return watch !== undefined ? watch.aborted : get()?.aborted === true;
+}

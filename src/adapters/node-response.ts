@@ -7,6 +7,7 @@
 import { STATUS_CODES, ServerResponse, type IncomingMessage } from "node:http";
 import { isHopByHop } from "../headers.js";
 import type { Body, Environ, HeaderList, StartResponse, Write } from "../types.js";
+import { signalAborted } from "../abort-watch.js";
 import { ChunkQueue } from "./chunk-queue.js";
 import { bodyWasRead, dropUnreadBody } from "./node-request.js";
 import type { BridgeSocket, SocketOwner } from "./node-socket.js";
@@ -223,18 +224,24 @@ export class ResponseBridge implements SocketOwner {
     return queue;
   }
 
-  /** A body that is all there: an array (the engine adds Content-Length to one chunk) that notes when it was iterated to the end. */
+  /**
+   * A body that is all there: a plain array, which the engine adds
+   * Content-Length to (one chunk) and a gateway may send in one piece with its
+   * head (sendWhole).
+   */
   private completeBody(chunks: Uint8Array[]): ClosableBody {
     const body = chunks as CompleteBody;
     body[BRIDGE] = this;
-    (body as { [Symbol.iterator]: unknown })[Symbol.iterator] = iterateComplete;
     body.close = closeComplete;
     return body;
   }
 
-  /** The engine is done with a complete body: see closed(). */
-  completeBodyClosed(exhausted: boolean): void {
-    this.closed(exhausted);
+  /**
+   * The engine is done with a complete body: it went out whole unless the
+   * client left meanwhile (the gateway's signal tells; see closed()).
+   */
+  completeBodyClosed(): void {
+    this.closed(!signalAborted(this.environ));
   }
 
   /** Hands the engine the status, headers and body; the headers are final by now (writeHead has run). */
@@ -329,28 +336,14 @@ export class ResponseBridge implements SocketOwner {
 }
 
 const BRIDGE = Symbol("tsgi.bridge");
-const EXHAUSTED = Symbol("tsgi.exhausted");
-
 type CompleteBody = Uint8Array[] & {
   [BRIDGE]: ResponseBridge;
-  [EXHAUSTED]?: true;
   close(): void;
 };
 
-/** The iterator of a complete body: its chunks, then a note that the engine took them all. Shared by every response. */
-function iterateComplete(this: CompleteBody): Iterator<Uint8Array> {
-  let index = 0;
-  return {
-    next: () => {
-      if (index < this.length) return { done: false, value: this[index++] };
-      this[EXHAUSTED] = true;
-      return { done: true, value: undefined };
-    },
-  };
-}
-
+/** close() of a complete body; shared by every response. */
 function closeComplete(this: CompleteBody): void {
-  this[BRIDGE].completeBodyClosed(this[EXHAUSTED] === true);
+  this[BRIDGE].completeBodyClosed();
 }
 
 type OwnHead = ServerResponse & { _storeHeader(firstLine: string, headers: unknown): void };
