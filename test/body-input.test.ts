@@ -25,7 +25,8 @@ describe("tsgi.input of a request without a body", () => {
   it("is an enumerable key, built on first read: an ended Readable, the same one each read", async () => {
     const environ = emptyEnviron();
     expect(Object.keys(environ)).toContain("tsgi.input");
-    expect(Object.getOwnPropertyDescriptor(environ, "tsgi.input")?.get).toBeTypeOf("function");
+    const descriptor = Object.getOwnPropertyDescriptor(environ, "tsgi.input");
+    expect(typeof descriptor?.get).toBe("function");
     const input = environ["tsgi.input"];
     expect(input).toBeInstanceOf(Readable);
     expect(environ["tsgi.input"]).toBe(input);
