@@ -2,7 +2,9 @@
 // examples/deploy/nginx-proxy (tsgi-serve.service started as systemd would,
 // tsgi-proxy.conf): the request matrix under a prefix (--script-name), the
 // environ nginx's headers give, uploads and Server-Sent Events streaming
-// through, the status page, and SIGHUP under load with no failed request.
+// through, the status page, and SIGHUP under load with no failed request; then
+// what the example's README says of other settings (proxy_pass to a URI,
+// nginx's default buffering and HTTP/1.0, X-Accel-Buffering).
 // Needs `npm run build` first.
 
 import { join } from "node:path";
@@ -16,8 +18,10 @@ import {
   httpCell,
   MATRIX_APP,
   MATRIX_GET,
+  MATRIX_PATH_INFO,
   matrixTests,
   postChunkedUpload,
+  timedGet,
 } from "./helpers/frontends.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
 import {
@@ -32,6 +36,7 @@ import {
   type Proc,
 } from "./helpers/processes.js";
 import { until } from "./helpers/proof.js";
+import { startTsgiServer } from "./helpers/tsgi.js";
 
 const nginxBinary = findBinary("nginx", "nginx");
 
@@ -93,6 +98,39 @@ describe.skipIf(!nginxBinary)("nginx-proxy: tsgi serve --workers 2 behind proxy_
     expect(environ.REMOTE_ADDR).toBeUndefined();
   });
 
+  it("X-Forwarded-For: nginx appends the client's address to the one the client sent (only the last is nginx's word)", async () => {
+    const environ = await environFor(
+      {
+        request: (path) =>
+          fetchHttp(nginx.url(path), { headers: { "X-Forwarded-For": "203.0.113.9" } }),
+      },
+      "/app" + MATRIX_GET,
+    );
+    expect(environ.HTTP_X_FORWARDED_FOR).toBe("203.0.113.9, 127.0.0.1");
+  });
+
+  it("the path goes on as the client sent it: %2F and // reach REQUEST_URI unchanged, --script-name splits it", async () => {
+    const environ = await environFor(
+      { request: (path) => fetchHttp(nginx.url(path)) },
+      "/app/env/a%2Fb//c%3Fd?q=%2F",
+    );
+    expect({
+      SCRIPT_NAME: environ.SCRIPT_NAME,
+      PATH_INFO: environ.PATH_INFO,
+      REQUEST_URI: environ.REQUEST_URI,
+    }).toEqual({
+      SCRIPT_NAME: "/app",
+      PATH_INFO: "/env/a/b//c?d",
+      REQUEST_URI: "/app/env/a%2Fb//c%3Fd?q=%2F",
+    });
+  });
+
+  it("the prefix without its slash gets nginx's 301 to the prefix with it", async () => {
+    const result = await fetchHttp(nginx.url("/app"));
+    expect(result.status).toBe(301);
+    expect(result.headers.location).toBe(nginx.url("/app/"));
+  });
+
   it("a path outside the prefix never reaches the application: nginx's 404", async () => {
     const result = await fetchHttp(nginx.url("/other"));
     expect(result.status).toBe(404);
@@ -146,3 +184,122 @@ describe.skipIf(!nginxBinary)("nginx-proxy: tsgi serve --workers 2 behind proxy_
     for (const pid of old) expect(now).not.toContain(pid);
   });
 });
+
+/**
+ * tsgi-proxy.conf for the tsgi serve on `socket`, with `change` applied to its
+ * text; throws when a line it replaces is not there, so the variants follow the
+ * example as it changes.
+ */
+function variant(socket: string, prefix: string, change: [string, string][]) {
+  return (listen: string) => {
+    let conf = example("nginx-proxy", "tsgi-proxy.conf", {
+      SOCKET: socket,
+      PREFIX: prefix,
+      LISTEN: listen,
+    });
+    for (const [from, to] of change) {
+      if (!conf.includes(from)) throw new Error(`tsgi-proxy.conf has no ${JSON.stringify(from)}`);
+      conf = conf.replace(from, to);
+    }
+    return conf;
+  };
+}
+
+/** The SSE route's timings through `site` for `path`, the second event `WAIT_MS` after the first. */
+const WAIT_MS = 1000;
+const sseTimes = async (site: Nginx, path: string) => {
+  const result = await timedGet(`${site.url(path)}?wait=${WAIT_MS}`);
+  expect(result.body).toBe("data: first\n\ndata: second\n\n");
+  expect(result.endMs).toBeGreaterThanOrEqual(WAIT_MS - 50);
+  return result;
+};
+
+describe.skipIf(!nginxBinary)(
+  "nginx-proxy, what the README says of other settings (tsgi serve without --script-name)",
+  () => {
+    let strip: Nginx;
+    let buffered: Nginx;
+    let http10: Nginx;
+
+    beforeAll(async () => {
+      const socket = join(tempDir(group), "plain.sock");
+      await startTsgiServer(group, "serve", {
+        app: MATRIX_APP,
+        listen: socket,
+        args: ["--socket-mode", "666", "--no-access-log"],
+      });
+      [strip, buffered, http10] = await Promise.all([
+        // proxy_pass to a URI: nginx replaces the location's prefix with it.
+        startNginxSite(
+          group,
+          nginxBinary!,
+          variant(socket, "/app", [
+            ["proxy_pass http://tsgi_http;", "proxy_pass http://tsgi_http/;"],
+          ]),
+        ),
+        // nginx's default proxy_buffering on, the example's HTTP/1.1 kept.
+        startNginxSite(group, nginxBinary!, variant(socket, "", [["proxy_buffering off;", ""]])),
+        // nginx's defaults: HTTP/1.0 to the upstream (so no keepalive), buffering on.
+        startNginxSite(
+          group,
+          nginxBinary!,
+          variant(socket, "", [
+            ["proxy_buffering off;", ""],
+            ["proxy_http_version 1.1;", ""],
+            ['proxy_set_header Connection "";', ""],
+            ["keepalive 16;", ""],
+          ]),
+        ),
+      ]);
+    });
+
+    it("proxy_pass to a URI strips the prefix: SCRIPT_NAME empty, and the path nginx normalized (%2F decoded, // merged) re-encoded", async () => {
+      const request = (path: string) => fetchHttp(strip.url(path));
+      const plain = await environFor({ request }, "/app" + MATRIX_GET);
+      expect({
+        SCRIPT_NAME: plain.SCRIPT_NAME,
+        PATH_INFO: plain.PATH_INFO,
+        REQUEST_URI: plain.REQUEST_URI,
+      }).toEqual({
+        SCRIPT_NAME: "",
+        PATH_INFO: MATRIX_PATH_INFO,
+        REQUEST_URI: MATRIX_GET,
+      });
+      const odd = await environFor({ request }, "/app/env/a%2Fb//c%3Fd?q=%2F");
+      expect({
+        PATH_INFO: odd.PATH_INFO,
+        REQUEST_URI: odd.REQUEST_URI,
+        QUERY_STRING: odd.QUERY_STRING,
+      }).toEqual({
+        PATH_INFO: "/env/a/b/c?d",
+        REQUEST_URI: "/env/a/b/c%3Fd?q=%2F",
+        QUERY_STRING: "q=%2F",
+      });
+    });
+
+    it("with proxy_buffering on and HTTP/1.1, tsgi's chunked response still passes on event by event", async () => {
+      const result = await sseTimes(buffered, "/sse");
+      expect(
+        result.firstChunkMs,
+        `first ${result.firstChunkMs} ms, end ${result.endMs} ms`,
+      ).toBeLessThan(WAIT_MS / 2);
+    });
+
+    it("with nginx's defaults (HTTP/1.0, buffering on) the first event waits for the end, unless the application sends X-Accel-Buffering: no", async () => {
+      const [held, released] = await Promise.all([
+        sseTimes(http10, "/sse"),
+        sseTimes(http10, "/sse/unbuffered"),
+      ]);
+      expect(
+        held.firstChunkMs,
+        `first ${held.firstChunkMs} ms, end ${held.endMs} ms`,
+      ).toBeGreaterThanOrEqual(WAIT_MS - 50);
+      expect(
+        released.firstChunkMs,
+        `first ${released.firstChunkMs} ms, end ${released.endMs} ms`,
+      ).toBeLessThan(WAIT_MS / 2);
+      // nginx takes the header for itself.
+      expect(released.headers["x-accel-buffering"]).toBeUndefined();
+    });
+  },
+);
