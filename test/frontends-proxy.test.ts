@@ -155,7 +155,7 @@ describe.skipIf(!nginxBinary)("nginx-proxy: tsgi serve --workers 2 behind proxy_
     expect(result.body.toString("utf8")).toMatch(/process manager:\s+2 workers/);
   });
 
-  it("SIGHUP (ExecReload) under load through nginx: the workers are replaced and no request fails", async () => {
+  it("SIGHUP (ExecReload) under POST load through nginx: the workers are replaced and no request fails", async () => {
     const old = childPids(tsgi.pid);
     expect(old).toHaveLength(2);
     const failures: string[] = [];
@@ -163,9 +163,12 @@ describe.skipIf(!nginxBinary)("nginx-proxy: tsgi serve --workers 2 behind proxy_
     let stop = false;
     const loop = async () => {
       for (let n = 0; !stop && n < 2000; n++) {
-        const result = await fetchHttp(nginx.url("/app/counter"), { timeoutMs: 10_000 }).catch(
-          (error: Error) => ({ status: 0, body: Buffer.from(error.message) }),
-        );
+        // POSTs: nginx retries a GET that failed on a kept-alive connection, never a POST.
+        const result = await fetchHttp(nginx.url("/app/sha256"), {
+          method: "POST",
+          body: Buffer.from("reload"),
+          timeoutMs: 10_000,
+        }).catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
         if (result.status === 200) served++;
         else failures.push(`${result.status} ${result.body.toString("utf8").slice(0, 200)}`);
       }
@@ -300,6 +303,42 @@ describe.skipIf(!nginxBinary)(
       ).toBeLessThan(WAIT_MS / 2);
       // nginx takes the header for itself.
       expect(released.headers["x-accel-buffering"]).toBeUndefined();
+    });
+  },
+);
+
+describe.skipIf(!nginxBinary)(
+  "nginx-proxy: workers retiring under POST load (--max-requests)",
+  () => {
+    it("a worker that retires closes no kept-alive connection under nginx: no POST fails (nginx retries only idempotent requests)", async () => {
+      const socket = join(tempDir(group), "retire.sock");
+      const tsgi = await startTsgiServer(group, "serve", {
+        app: MATRIX_APP,
+        listen: socket,
+        args: ["--socket-mode", "666", "--no-access-log", "--workers", "2", "--max-requests", "25"],
+        waitReady: false,
+      });
+      await waitForListening({ path: socket }, 15_000, () => tsgi.proc.running);
+      const nginx = await startNginxSite(group, nginxBinary!, variant(socket, "", []));
+      const failures: string[] = [];
+      let served = 0;
+      const body = Buffer.from("retire");
+      const loop = async () => {
+        for (let n = 0; n < 200; n++) {
+          const result = await fetchHttp(nginx.url("/sha256"), {
+            method: "POST",
+            body,
+            timeoutMs: 10_000,
+          }).catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
+          if (result.status === 200) served++;
+          else failures.push(`${result.status} ${result.body.toString("utf8").slice(0, 200)}`);
+        }
+      };
+      await Promise.all([loop(), loop(), loop(), loop()]);
+      const retired = tsgi.proc.stderr.match(/reached --max-requests/g) ?? [];
+      expect(retired.length).toBeGreaterThanOrEqual(3);
+      expect(failures, nginx.errorLines().slice(0, 3).join("\n")).toEqual([]);
+      expect(served).toBe(800);
     });
   },
 );

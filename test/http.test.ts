@@ -297,6 +297,31 @@ describe("HTTP/1.1 through `tsgi serve`", () => {
     return ["hello"];
   };
 
+  it("shutting down, it answers a request still sent on an idle kept-alive connection (with Connection: close) rather than closing it under the client", async () => {
+    const port = await serve(hello);
+    const socket = connect(port, "127.0.0.1");
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("error", () => {});
+    socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const first = new Promise<void>((resolve) =>
+      socket.on("data", () => received.endsWith("hello") && resolve()),
+    );
+    await within(first, 2000, "the first response");
+    const stopping = server!.close(5);
+    server = undefined;
+    // A proxy picks its kept-alive connection and sends a POST as the server begins to stop.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    received = "";
+    socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    await within(closed, 3000, "the connection to close after the second response");
+    await stopping;
+    expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(received).toMatch(/\r\nConnection: close\r\n/i);
+    expect(received.endsWith("hello")).toBe(true);
+  });
+
   it("keeps the connection alive between requests", async () => {
     const port = await serve(hello);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });

@@ -36,6 +36,15 @@ export class HttpConnection implements ServerConnection {
   /** The request whose body may still be arriving. */
   #receiving: Receiving | undefined;
   #closeWhenIdle = false;
+  // [http.stop-keepalive] When the server stops (`SIGTERM`, a `SIGHUP` reload, `--max-requests`), a
+  // kept-alive connection is not closed under its client at once: a request sent on it within 1 s is
+  // answered, with `Connection: close`.
+  //
+  // The core waits for it (ServerConnection.closesItself); node:http answers
+  // such a request with Connection: close, as the gateway sees shuttingDown.
+  // Closing it at once fails the request a proxy (nginx upstream keepalive) may
+  // be sending on it, and nginx retries only idempotent ones.
+  readonly closesItself = true;
 
   static of(socket: Socket): HttpConnection | undefined {
     return connections.get(socket);

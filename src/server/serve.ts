@@ -12,6 +12,14 @@ import { listen, PeerAllowList, type Listening } from "./listen.js";
 import { RequestCounters, type ClusterStatus, type ServerStats } from "./stats.js";
 import { statusReport, type BuiltInPages } from "./status.js";
 
+/**
+ * How long connections that close themselves (ServerConnection.closesItself)
+ * are given at shutdown: a proxy reusing one sends its next request within
+ * this, while one it leaves idle this long sits at the back of its pool
+ * (nginx takes the most recently used first).
+ */
+const SELF_CLOSE_MS = 1000;
+
 /** What a connection needs from its server. */
 export interface ServerHooks {
   /** Takes a request slot; false when the process is at its limit. */
@@ -34,6 +42,14 @@ export interface ServerConnection {
   timeOutStalled(now: number): void;
   /** Called when the server shuts down: close now if nothing is in flight. */
   closeIfIdle(): void;
+  /**
+   * Whether a used connection is given a moment to close by itself when the
+   * server shuts down (its next response says so) rather than closed under a
+   * peer that may be sending a request on it at that moment: HTTP keep-alive,
+   * where a proxy retries a request that failed so only when it is idempotent
+   * (RFC 9110 9.2.2), and a POST would fail.
+   */
+  readonly closesItself?: boolean;
   /** Resolves when the socket has closed. */
   closed(): Promise<void>;
   /** Closes the socket at once. */
@@ -210,24 +226,47 @@ class GatewayServer implements ServerHooks {
   async close(graceSeconds: number): Promise<void> {
     if (this.#shuttingDown) return;
     this.#shuttingDown = true;
+    const deadline = Date.now() + graceSeconds * 1000;
     clearInterval(this.#sweeper);
     this.server.close();
-    await this.#closeIdleConnections();
+    const closingThemselves = await this.#closeIdleConnections();
     await this.#counters.idle(graceSeconds);
+    if (closingThemselves.length > 0) await this.#letClose(closingThemselves, deadline);
     const inFlight = this.#counters.inFlight;
     if (inFlight > 0) this.#log(`grace period over: cutting off ${inFlight} request(s) in flight`);
     await this.#closeConnections();
     await this.#listening?.cleanUp();
   }
 
-  async #closeIdleConnections(): Promise<void> {
+  /** Closes the idle connections, but those that close themselves (returned, to be waited for). */
+  async #closeIdleConnections(): Promise<ServerConnection[]> {
     // A connection accepted a moment ago has its first request on the way (or still
     // unread in the socket): give it a moment to arrive before idle ones are closed.
     const connections = [...this.#connections];
     if (connections.some((connection) => !connection.used && connection.activeRequests === 0))
       await new Promise((resolve) => setTimeout(resolve, 200));
-    for (const connection of this.#connections)
-      if (connection.used || connection.activeRequests > 0) connection.closeIfIdle();
+    const closingThemselves: ServerConnection[] = [];
+    for (const connection of this.#connections) {
+      if (!connection.used && connection.activeRequests === 0) continue;
+      if (connection.closesItself) closingThemselves.push(connection);
+      else connection.closeIfIdle();
+    }
+    return closingThemselves;
+  }
+
+  /**
+   * Gives the connections that close themselves a moment (within the grace):
+   * one a proxy is still reusing gets its next request answered with
+   * Connection: close; one left idle is closed with the rest. Requests that
+   * came on them meanwhile finish within the grace too.
+   */
+  async #letClose(connections: ServerConnection[], deadline: number): Promise<void> {
+    const until = Math.min(deadline, Date.now() + SELF_CLOSE_MS);
+    await Promise.race([
+      Promise.all(connections.map((connection) => connection.closed())),
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())).unref()),
+    ]);
+    await this.#counters.idle(Math.max(0, deadline - Date.now()) / 1000);
   }
 
   async #closeConnections(): Promise<void> {
