@@ -2,9 +2,10 @@
 // examples/deploy/nginx-proxy (tsgi-serve.service started as systemd would,
 // tsgi-proxy.conf): the request matrix under a prefix (--script-name), the
 // environ nginx's headers give, uploads and Server-Sent Events streaming
-// through, the status page, and SIGHUP under load with no failed request; then
-// what the example's README says of other settings (proxy_pass to a URI,
-// nginx's default buffering and HTTP/1.0, X-Accel-Buffering).
+// through, the status page, and SIGHUP and --max-requests under a load of POSTs
+// (which nginx never retries) with no failed request; then what the example's
+// README says of other settings (proxy_pass to a URI, nginx's default
+// buffering and HTTP/1.0, X-Accel-Buffering).
 // Needs `npm run build` first.
 
 import { join } from "node:path";
