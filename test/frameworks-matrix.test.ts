@@ -1,8 +1,9 @@
 // Real Express 4, Express 5, Koa, Fastify and Hono applications
 // (test/fixtures/frameworks/) under every gateway: `tsgi cgi` spawned with a
 // CGI environment, `tsgi fcgi` behind a real nginx at / and under a prefix
-// (fastcgi_split_path_info), and `tsgi serve`. One server per framework per
-// gateway, reused by every case. Needs `npm run build` first.
+// (fastcgi_split_path_info), and `tsgi serve`, alone and with --workers 2
+// behind nginx proxy_pass at a prefix (examples/deploy/nginx-proxy). One server
+// per framework per gateway, reused by every case. Needs `npm run build` first.
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
