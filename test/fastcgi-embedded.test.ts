@@ -78,6 +78,43 @@ describe("a response the application aborts itself", () => {
   });
 });
 
+describe("a server that stops with kept connections ([fcgi.stop-keepalive])", () => {
+  const hello: Application = (_environ, startResponse) => {
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return ["hello\n"];
+  };
+
+  it("a request sent on an idle kept connection just after close() begins is served, then that connection closes and close() resolves", async () => {
+    const { path } = await serve(hello);
+    const server = servers.pop()!;
+    const client = await open({ path });
+    await client.request({ keepConn: true, params: paramsFor("/") });
+    const started = Date.now();
+    const closing = server.close(10);
+    // The web server sends on the connection it kept as the stop begins.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(client.closed).toBe(false);
+    const result = await client.request({ requestId: 2, keepConn: true, params: paramsFor("/") });
+    expect(result.response().body.toString()).toBe("hello\n");
+    await client.waitForClose(500);
+    await closing;
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("an idle kept connection the web server sends nothing more on is closed after about 1 s, and close() resolves", async () => {
+    const { path } = await serve(hello);
+    const server = servers.pop()!;
+    const client = await open({ path });
+    await client.request({ keepConn: true, params: paramsFor("/") });
+    const started = Date.now();
+    await server.close(10);
+    await client.waitForClose(500);
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(2000);
+  });
+});
+
 describe("V8 flags of the host process", () => {
   const group = new ProcessGroup();
   afterEach(() => group.cleanUp());

@@ -138,26 +138,35 @@ describe("--request-timeout and --slow-request", () => {
 });
 
 describe("shutting down with a kept connection", () => {
-  it("does not run a request that arrives on a connection already closed for shutdown", async () => {
+  it("serves a request that arrives on a kept connection within 1 s of the stop, then closes it; does not run one that arrives on a connection already closed for shutdown", async () => {
     const server = await startTsgiFcgi(group, { app: APP, listen: "tcp", args: ["--grace", "5"] });
     // A web server may keep writing after our FIN: allowHalfOpen keeps its side open.
-    const client = await FastCgiClient.connect(server.address, { allowHalfOpen: true });
-    clients.push(client);
-    const first = await client.request({ params: paramsFor("/counted"), keepConn: true });
-    expect(first.response().body.toString()).toBe("app answered /counted\n");
+    const connect = async () => {
+      const client = await FastCgiClient.connect(server.address, { allowHalfOpen: true });
+      clients.push(client);
+      const first = await client.request({ params: paramsFor("/counted"), keepConn: true });
+      expect(first.response().body.toString()).toBe("app answered /counted\n");
+      return client;
+    };
+    const [early, late] = [await connect(), await connect()];
     server.proc.child.kill("SIGTERM");
     await server.proc.waitForStderr(/SIGTERM: no new connections/);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // Its response could never be delivered, so the application must not be called for it.
-    const second = client
-      .request({ params: paramsFor("/counted"), keepConn: true, timeoutMs: 3000 })
-      .then(
+    const served = await early.request({ params: paramsFor("/counted"), keepConn: true });
+    expect(served.response().body.toString()).toBe("app answered /counted\n");
+    // That connection closed after its response, and the other one, left idle, after
+    // the second: a response to either could never be delivered, so the application
+    // must not be called for them.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const attempt = (client: FastCgiClient) =>
+      client.request({ params: paramsFor("/counted"), keepConn: true, timeoutMs: 3000 }).then(
         () => "answered",
         () => "refused",
       );
-    expect(await second).toBe("refused");
+    expect(await attempt(early)).toBe("refused");
+    expect(await attempt(late)).toBe("refused");
     const exit = await server.proc.exited;
     expect(exit.code).toBe(0);
-    expect(server.proc.stderr.match(/app called for \/counted/g)).toHaveLength(1);
+    expect(server.proc.stderr.match(/app called for \/counted/g)).toHaveLength(3);
   });
 });

@@ -1479,7 +1479,7 @@ describe("signals and shutdown", () => {
     expect(exit.code).not.toBe(0);
   });
 
-  it("idle (even with a kept connection open, as nginx's pool holds), SIGTERM or SIGINT exits 0 within a second", async () => {
+  it("idle (even with a kept connection open, as nginx's pool holds), SIGTERM or SIGINT exits 0 within about a second (the kept connection's second for a last request)", async () => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const server = await startTsgiFcgi(local);
       const client = await open(server.address);
@@ -1487,7 +1487,7 @@ describe("signals and shutdown", () => {
       const signalled = Date.now();
       server.proc.signal(signal);
       expect(await server.proc.waitForExit(2000)).toEqual({ code: 0, signal: null });
-      expect(Date.now() - signalled).toBeLessThan(1000);
+      expect(Date.now() - signalled).toBeLessThan(1600);
       await client.waitForClose(1000);
     }
   });

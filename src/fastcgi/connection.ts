@@ -61,6 +61,10 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
   private drainWaiters: (() => void)[] = [];
   private readonly pausedBy = new Set<ChannelRequest>();
   private recordsSeen = false;
+  /** Whether the web server asked to keep the connection (FCGI_KEEP_CONN) on its last request. */
+  private kept = false;
+  /** Closing a kept connection as the server stops: see closeOutput(). */
+  private closeAtOnce = false;
   /**
    * Ids of responses cut off on this connection. They never get END_REQUEST, so
    * the web server still holds them as active: the connection takes no new
@@ -178,6 +182,7 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
 
   /** Starts the request, or refuses it with an END_REQUEST saying why. */
   private admit(id: number, role: number, keepConn: boolean): void {
+    this.kept = keepConn;
     const refusal = this.refusal(id, role);
     if (refusal !== undefined) {
       this.send(encodeEndRequest(id, 0, refusal));
@@ -338,7 +343,15 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
    * yet (the same reason Go's fcgi drains before closing).
    */
   private closeOutput(): void {
-    this.socket.end();
+    const socket = this.socket;
+    // A kept connection closing because the server stops ([fcgi.stop-keepalive]):
+    // its response is in the kernel and nothing is left to read, so the close
+    // can follow the write within the same turn rather than a turn later, as
+    // end() does. The web server then finds the connection closed as it takes
+    // it back, instead of sending a request on it in between.
+    if (this.closeAtOnce && socket.writableLength === 0 && socket.readableLength === 0)
+      socket.destroy();
+    else socket.end();
   }
 
   /** A request sent END_REQUEST (or was cut off): free its id, and close the connection if it is no longer wanted. */
@@ -348,8 +361,11 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
     if (this.pausedBy.has(request)) this.resume(request);
     this.server.release();
     if (this.requests.size > 0) return;
-    if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded || this.server.shuttingDown)
+    if (this.cutIds.size > 0 || !request.keepConn || this.peerEnded) this.endAfterFlush();
+    else if (this.server.shuttingDown) {
+      this.closeAtOnce = request.inputComplete;
       this.endAfterFlush();
+    }
   }
 
   /**
@@ -384,6 +400,19 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
 
   get activeRequests(): number {
     return this.requests.size;
+  }
+
+  // [fcgi.stop-keepalive] When the server stops (`SIGTERM`, a `SIGHUP` reload, `--max-requests`), a
+  // connection the web server keeps (`FCGI_KEEP_CONN`) is not closed under it at once: a request it
+  // sends on it within 1 s is served, and the connection closes after that response.
+  //
+  // The web server may be writing a request on it at the moment it would be
+  // closed: nginx answers such a request 502 and retries only idempotent ones
+  // (a POST would fail). Once a response has gone out, ended() closes the
+  // connection (shuttingDown), so nginx sees the close as it takes the
+  // connection back.
+  get closesItself(): boolean {
+    return this.kept;
   }
 
   closeIfIdle(): void {
