@@ -3,13 +3,17 @@
 // own Node server, behind the same nginx (1 worker), measured in one run.
 // For each of Express 5, Koa, Fastify and Hono, a hello ("Hello, world!",
 // text/plain, on GET /; bench/apps/hello/) runs twice:
-//   tsgi:   `tsgi fcgi` through tsgi's adapters (fromNodeHandler for Express,
-//           Koa's callback() and Fastify's routing after ready(),
+//   tsgi:   `node --max-semi-space-size=32 bin/tsgi.js fcgi` (the young
+//           generation tsgi's workers get, and the README recommends for a
+//           single process) through tsgi's adapters (fromNodeHandler for
+//           Express, Koa's callback() and Fastify's routing after ready(),
 //           fromFetchHandler for Hono's fetch), behind fastcgi_pass with the
 //           upstream kept alive (fastcgi_keep_conn, keepalive 32);
 //   native: express listen / http.createServer(koa.callback()) /
 //           fastify.listen / @hono/node-server serve, behind proxy_pass with
-//           the upstream kept alive (HTTP/1.1, keepalive 32).
+//           the upstream kept alive (HTTP/1.1, keepalive 32), as `node app.js`
+//           runs it; and the same with --max-semi-space-size=32 ("native 32"),
+//           so the table also shows what the flag alone gives.
 // Each round runs `wrk -t1 -c16` for --duration s on each backend, the two of
 // a framework back to back (A,B in one round, B,A in the next), then
 // `wrk -t1 -c1` for as long, for the median latency at concurrency 1. The
@@ -51,6 +55,7 @@ const FRAMEWORKS = ["express", "koa", "fastify", "hono"];
 /** @type {Record<string, string>} */
 const NAMES = { express: "Express 5", koa: "Koa", fastify: "Fastify", hono: "Hono" };
 const HELLO = "Hello, world!";
+const SEMI_SPACE = "--max-semi-space-size=32";
 const apps = join(REPO, "bench/apps/hello");
 
 function options() {
@@ -98,23 +103,37 @@ function targets(group, framework) {
             listen: `127.0.0.1:${port}`,
             args: ["--grace", "1"],
             env: cleanEnv(),
+            nodeArgs: [SEMI_SPACE],
           })
         ).proc,
     },
-    {
-      key: `${framework}-native`,
-      name: `${name} on its own server (proxy_pass)`,
-      front: "http",
-      start: (port) =>
-        spawnListening(
-          group,
-          `${framework} native`,
-          process.execPath,
-          [join(apps, "native.js"), framework, String(port)],
-          port,
-        ),
-    },
+    nativeTarget(group, framework, "native", []),
+    nativeTarget(group, framework, "native32", [SEMI_SPACE]),
   ];
+}
+
+/**
+ * The framework on its own server, started with `nodeArgs`.
+ * @param {ProcessGroup} group
+ * @param {string} framework
+ * @param {string} key
+ * @param {string[]} nodeArgs
+ * @returns {Target}
+ */
+function nativeTarget(group, framework, key, nodeArgs) {
+  return {
+    key: `${framework}-${key}`,
+    name: `${NAMES[framework] ?? framework} on its own server (proxy_pass) ${nodeArgs.join(" ")}`,
+    front: "http",
+    start: (port) =>
+      spawnListening(
+        group,
+        `${framework} ${key}`,
+        process.execPath,
+        [...nodeArgs, join(apps, "native.js"), framework, String(port)],
+        port,
+      ),
+  };
 }
 
 /**
@@ -126,11 +145,17 @@ function rows(frameworks, samples) {
   return frameworks.map((framework) => {
     const tsgi = /** @type {Samples} */ (samples.get(`${framework}-tsgi`));
     const native = /** @type {Samples} */ (samples.get(`${framework}-native`));
+    const native32 = /** @type {Samples} */ (samples.get(`${framework}-native32`));
     return {
       framework: NAMES[framework] ?? framework,
       rpsTsgi: median(tsgi.rps),
       rpsNative: median(native.rps),
       ratio: medianRatio(tsgi, native),
+      rpsNative32: median(native32.rps),
+      ratio32: medianRatio(tsgi, native32),
+      cpuTsgi: median(tsgi.cpu),
+      cpuNative: median(native.cpu),
+      cpuNative32: median(native32.cpu),
       p50TsgiMs: median(tsgi.p50),
       p50NativeMs: median(native.p50),
       perRound: { tsgi: tsgi.rps, native: native.rps },
@@ -145,16 +170,28 @@ function rows(frameworks, samples) {
 function printMarkdown(table, chosen) {
   console.log(
     `\nFramework hellos behind nginx (1 worker), wrk -t1 -c16, ${chosen.rounds} rounds × ${chosen.duration} s, ` +
-      "upstream kept alive; tsgi: `tsgi fcgi` + adapter behind fastcgi_pass; native: the framework's own server behind proxy_pass",
+      "upstream kept alive; tsgi: `node --max-semi-space-size=32 bin/tsgi.js fcgi` + adapter behind fastcgi_pass; " +
+      "native: the framework's own server behind proxy_pass (`node app.js`; native 32: with the same flag)",
   );
   console.log(
-    "| framework | req/s tsgi | req/s native | median ratio tsgi/native | median latency at -c1, tsgi | native |",
+    "| framework | req/s tsgi | req/s native | median ratio tsgi/native | req/s native 32 | ratio tsgi/native 32 | median latency at -c1, tsgi | native |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of table)
     console.log(
       `| ${r.framework} | ${Math.round(r.rpsTsgi)} | ${Math.round(r.rpsNative)} | ${r.ratio.toFixed(2)}× | ` +
+        `${Math.round(r.rpsNative32)} | ${r.ratio32.toFixed(2)}× | ` +
         `${(r.p50TsgiMs * 1000).toFixed(0)} µs | ${(r.p50NativeMs * 1000).toFixed(0)} µs |`,
+    );
+  console.log(
+    "\nCPU of the backend process per request (user + system from /proc, median over the rounds):",
+  );
+  console.log("| framework | tsgi | native | native 32 | tsgi/native |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const r of table)
+    console.log(
+      `| ${r.framework} | ${r.cpuTsgi.toFixed(0)} µs | ${r.cpuNative.toFixed(0)} µs | ` +
+        `${r.cpuNative32.toFixed(0)} µs | ${(r.cpuTsgi / r.cpuNative).toFixed(2)}× |`,
     );
   console.log("\nPer-round req/s, tsgi / native (ratio):");
   for (const r of table)

@@ -29,6 +29,7 @@ import {
   sleep,
   tempDir,
   TSGI_BIN,
+  waitForListening,
 } from "./helpers/processes.js";
 import { fcgiFixture, startTsgiFcgi, type TsgiFcgi } from "./helpers/tsgi.js";
 import { sha256, streamPattern } from "./helpers/bytes.js";
@@ -1139,6 +1140,35 @@ describe("young generation sizing", () => {
     // Node 20's default maximum is 32 MiB (two 16 MiB semi-spaces); V8 alone gets there from 1 MiB by doubling, step by step.
     expect(sizes.at(-1), seen).toBeGreaterThanOrEqual(16);
     expect(sizes[0] >= 16 || steps.some((step) => step >= 4), seen).toBe(true);
+    server.proc.signal("SIGTERM");
+  }, 40_000);
+
+  it("--workers: each worker's young generation reaches 64 MiB (two 32 MiB semi-spaces), twice V8's default, in one step", async () => {
+    const path = join(tempDir(group), "young.sock");
+    const server = await startTsgiFcgi(group, {
+      listen: path,
+      args: ["--workers", "1"],
+      waitReady: false,
+    });
+    await waitForListening({ path }, 15_000, () => server.proc.running);
+    const { sizes, steps } = await growth({ ...server, address: { path } });
+    const seen = `sizes (MiB): ${sizes.join(" -> ")}`;
+    expect(sizes.at(-1), seen).toBe(64);
+    expect(sizes[0] >= 32 || steps.some((step) => step >= 4), seen).toBe(true);
+    server.proc.signal("SIGTERM");
+  }, 40_000);
+
+  it("--workers with the user's own semi-space flag: the workers keep it", async () => {
+    const path = join(tempDir(group), "young.sock");
+    const server = await startTsgiFcgi(group, {
+      listen: path,
+      args: ["--workers", "1"],
+      nodeArgs: ["--max-semi-space-size=8"],
+      waitReady: false,
+    });
+    await waitForListening({ path }, 15_000, () => server.proc.running);
+    const { sizes } = await growth({ ...server, address: { path } });
+    expect(sizes.at(-1), `sizes (MiB): ${sizes.join(" -> ")}`).toBe(16);
     server.proc.signal("SIGTERM");
   }, 40_000);
 

@@ -43,6 +43,7 @@ import { median, wrk } from "./wrk.js";
  * @typedef {object} Samples What the rounds measured for one backend.
  * @property {number[]} rps req/s at the load's concurrency, one per round.
  * @property {number[]} p50 Median latency (ms) at concurrency 1, one per round.
+ * @property {number[]} cpu The backend process's CPU time (user + system, µs) per request under the load, one per round.
  * @property {number} non2xx
  * @property {string[]} socketErrors
  */
@@ -245,7 +246,7 @@ export function sideProblems(running, samples, dir) {
 export async function measureRounds(groups, options) {
   /** @type {Map<string, Samples>} */
   const samples = new Map(
-    groups.flat().map((t) => [t.key, { rps: [], p50: [], non2xx: 0, socketErrors: [] }]),
+    groups.flat().map((t) => [t.key, { rps: [], p50: [], cpu: [], non2xx: 0, socketErrors: [] }]),
   );
   for (let round = 0; round < options.rounds; round++) {
     const line = [];
@@ -254,11 +255,13 @@ export async function measureRounds(groups, options) {
         if (!target.proc.running) throw new Error(`${target.name} died:\n${tail(target.proc)}`);
         const got = /** @type {Samples} */ (samples.get(target.key));
         await sleep(300);
+        const before = cpuMicros(target.proc.pid);
         const load = await wrk(target.listenPort, {
           seconds: options.duration,
           connections: options.connections,
         });
         got.rps.push(load.rps);
+        got.cpu.push((cpuMicros(target.proc.pid) - before) / (load.rps * options.duration));
         note(got, load);
         if (options.latency) {
           const one = await wrk(target.listenPort, { seconds: options.duration, connections: 1 });
@@ -270,6 +273,16 @@ export async function measureRounds(groups, options) {
     process.stderr.write(`round ${round + 1}/${options.rounds}: ${line.join(", ")} req/s\n`);
   }
   return samples;
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in µs, from /proc
+ * (clock ticks of 10 ms: over a few seconds of load, enough to compare).
+ * @param {number} pid
+ */
+function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** @param {Samples} samples @param {WrkResult} result */

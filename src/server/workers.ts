@@ -15,6 +15,8 @@ export interface PrimaryOptions {
   /** What the user should do when fd 0 is no listening socket. */
   inheritedSocketHint: string;
   grace: number;
+  /** Node flags the workers start with. */
+  execArgv: string[];
   log: (message: string) => void;
 }
 
@@ -74,6 +76,7 @@ export class Primary {
   start(): void {
     // Workers accept on the shared socket themselves: no extra hop through the primary.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ execArgv: this.#options.execArgv });
     cluster.on("exit", (worker, code, signal) => this.#onExit(worker, code, signal));
     for (let i = 0; i < this.#options.workers; i++) this.#fork();
     this.#log(`primary ${process.pid} started ${this.#options.workers} worker(s)`);
