@@ -55,7 +55,7 @@ function semiSpaceFlagsGiven(): boolean {
  * 2 × 32 MiB instead of V8's 2 × 16 MiB. An application framework allocates
  * tens of KiB per request, and each scavenge costs about as much whether the
  * young generation is 32 or 64 MiB: half as many scavenges cut an Express
- * hello's CPU per request by about a sixth (bench/README.md), for about 30 MiB
+ * hello's CPU per request by about a quarter (bench/README.md), for about 30 MiB
  * more RSS under load. The maximum is fixed when a process starts, so only a
  * process started with it gets it: workers here, a single process from its
  * own command line (`node --max-semi-space-size=32 bin/tsgi.js …`).
