@@ -17,6 +17,7 @@ import {
   MATRIX_PATH_INFO,
   matrixTests,
   peakRssKb,
+  postLoad,
   waitForLog,
 } from "./helpers/frontends.js";
 import { startNginxSite, type Nginx } from "./helpers/nginx.js";
@@ -252,21 +253,7 @@ describe.skipIf(!nginxBinary)(
       });
       await waitForListening({ path: socketOf(tsgi) }, 15_000, () => tsgi.proc.running);
       const nginx = await startExample(tsgi, "/app");
-      const failures: string[] = [];
-      let served = 0;
-      const body = Buffer.from("retire");
-      const loop = async () => {
-        for (let n = 0; n < 300; n++) {
-          const result = await fetchHttp(nginx.url("/app/sha256"), {
-            method: "POST",
-            body,
-            timeoutMs: 10_000,
-          }).catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
-          if (result.status === 200) served++;
-          else failures.push(`${result.status} ${result.body.toString("utf8").slice(0, 200)}`);
-        }
-      };
-      await Promise.all(Array.from({ length: 8 }, loop));
+      const { served, failures } = await postLoad(nginx.url("/app/sha256"), 8, 300);
       const retired = tsgi.proc.stderr.match(/reached --max-requests/g) ?? [];
       console.log(
         `frontends-nginx: ${retired.length} retirements, ${failures.length} of 2400 POSTs failed`,

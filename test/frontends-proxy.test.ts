@@ -22,6 +22,7 @@ import {
   MATRIX_PATH_INFO,
   matrixTests,
   postChunkedUpload,
+  postLoad,
   timedGet,
   type TimedResponse,
 } from "./helpers/frontends.js";
@@ -312,21 +313,7 @@ describe.skipIf(!nginxBinary)(
       });
       await waitForListening({ path: socket }, 15_000, () => tsgi.proc.running);
       const nginx = await startNginxSite(group, nginxBinary!, variant(socket, "", []));
-      const failures: string[] = [];
-      let served = 0;
-      const body = Buffer.from("retire");
-      const loop = async () => {
-        for (let n = 0; n < 200; n++) {
-          const result = await fetchHttp(nginx.url("/sha256"), {
-            method: "POST",
-            body,
-            timeoutMs: 10_000,
-          }).catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
-          if (result.status === 200) served++;
-          else failures.push(`${result.status} ${result.body.toString("utf8").slice(0, 200)}`);
-        }
-      };
-      await Promise.all([loop(), loop(), loop(), loop()]);
+      const { served, failures } = await postLoad(nginx.url("/sha256"), 4, 200);
       const retired = tsgi.proc.stderr.match(/reached --max-requests/g) ?? [];
       expect(retired.length).toBeGreaterThanOrEqual(3);
       expect(failures, nginx.errorLines().slice(0, 3).join("\n")).toEqual([]);

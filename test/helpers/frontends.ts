@@ -135,6 +135,33 @@ export interface HttpOptions {
   timeoutMs?: number;
 }
 
+/**
+ * `clients` loops, each sending `each` POSTs of a small body to `url` one after
+ * another (a load that keeps a proxy's upstream connections busy): how many got
+ * a 200, and what came instead for the others (status and the start of the body,
+ * or the connection error).
+ */
+export async function postLoad(
+  url: string,
+  clients: number,
+  each: number,
+): Promise<{ served: number; failures: string[] }> {
+  const failures: string[] = [];
+  let served = 0;
+  const body = Buffer.from("load");
+  const loop = async () => {
+    for (let n = 0; n < each; n++) {
+      const result = await fetchHttp(url, { method: "POST", body, timeoutMs: 10_000 }).catch(
+        (error: Error) => ({ status: 0, body: Buffer.from(error.message) }),
+      );
+      if (result.status === 200) served++;
+      else failures.push(`${result.status} ${result.body.toString("utf8").slice(0, 200)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, loop));
+  return { served, failures };
+}
+
 /** One HTTP request, its whole response collected. Rejects on a connection error or after `timeoutMs`. */
 export function fetchHttp(url: string, options: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
