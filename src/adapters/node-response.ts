@@ -50,6 +50,15 @@ export class ResponseBridge implements SocketOwner {
     private readonly startResponse: StartResponse,
   ) {
     const res = new ServerResponse(req);
+    // statusCode and statusMessage live on ServerResponse.prototype until
+    // writeHead() makes them own properties. Here the response also carries the
+    // bridge's own methods, and Express swaps its prototype: adding two more
+    // properties that late left V8 a slow shape for it, which cost an Express
+    // hello about a quarter of its throughput in process. Made own properties
+    // now, with the values the prototype gives, they are part of its shape from
+    // the start.
+    res.statusCode = 200;
+    (res as { statusMessage: string | undefined }).statusMessage = undefined;
     // writeHead(code, headers) keeps its headers where getHeaders() sees them only
     // once some header has been set; otherwise it renders them straight to text.
     res.setHeader("x-tsgi", "");
