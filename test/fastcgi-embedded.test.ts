@@ -84,11 +84,17 @@ describe("a server that stops with kept connections ([fcgi.stop-keepalive])", ()
     return ["hello\n"];
   };
 
-  it("a request sent on an idle kept connection just after close() begins is served, then that connection closes and close() resolves", async () => {
+  /** A server of its own (closed by the test) and a connection kept after one request. */
+  async function keptConnection() {
     const { path } = await serve(hello);
     const server = servers.pop()!;
     const client = await open({ path });
     await client.request({ keepConn: true, params: paramsFor("/") });
+    return { server, client };
+  }
+
+  it("a request sent on an idle kept connection just after close() begins is served, then that connection closes and close() resolves", async () => {
+    const { server, client } = await keptConnection();
     const started = Date.now();
     const closing = server.close(10);
     // The web server sends on the connection it kept as the stop begins.
@@ -102,10 +108,7 @@ describe("a server that stops with kept connections ([fcgi.stop-keepalive])", ()
   });
 
   it("an idle kept connection the web server sends nothing more on is closed after about 1 s, and close() resolves", async () => {
-    const { path } = await serve(hello);
-    const server = servers.pop()!;
-    const client = await open({ path });
-    await client.request({ keepConn: true, params: paramsFor("/") });
+    const { server, client } = await keptConnection();
     const started = Date.now();
     await server.close(10);
     await client.waitForClose(500);

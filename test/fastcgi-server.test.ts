@@ -1143,33 +1143,30 @@ describe("young generation sizing", () => {
     server.proc.signal("SIGTERM");
   }, 40_000);
 
-  it("--workers: each worker's young generation reaches 64 MiB (two 32 MiB semi-spaces), twice V8's default, in one step", async () => {
+  /** The young generation of `tsgi fcgi --workers 1`'s worker, started with `nodeArgs`. */
+  async function workerGrowth(nodeArgs: string[] = []) {
     const path = join(tempDir(group), "young.sock");
     const server = await startTsgiFcgi(group, {
       listen: path,
       args: ["--workers", "1"],
+      nodeArgs,
       waitReady: false,
     });
     await waitForListening({ path }, 15_000, () => server.proc.running);
-    const { sizes, steps } = await growth({ ...server, address: { path } });
-    const seen = `sizes (MiB): ${sizes.join(" -> ")}`;
+    const result = await growth({ ...server, address: { path } });
+    server.proc.signal("SIGTERM");
+    return { ...result, seen: `sizes (MiB): ${result.sizes.join(" -> ")}` };
+  }
+
+  it("--workers: each worker's young generation reaches 64 MiB (two 32 MiB semi-spaces), twice V8's default, in one step", async () => {
+    const { sizes, steps, seen } = await workerGrowth();
     expect(sizes.at(-1), seen).toBe(64);
     expect(sizes[0] >= 32 || steps.some((step) => step >= 4), seen).toBe(true);
-    server.proc.signal("SIGTERM");
   }, 40_000);
 
   it("--workers with the user's own semi-space flag: the workers keep it", async () => {
-    const path = join(tempDir(group), "young.sock");
-    const server = await startTsgiFcgi(group, {
-      listen: path,
-      args: ["--workers", "1"],
-      nodeArgs: ["--max-semi-space-size=8"],
-      waitReady: false,
-    });
-    await waitForListening({ path }, 15_000, () => server.proc.running);
-    const { sizes } = await growth({ ...server, address: { path } });
-    expect(sizes.at(-1), `sizes (MiB): ${sizes.join(" -> ")}`).toBe(16);
-    server.proc.signal("SIGTERM");
+    const { sizes, seen } = await workerGrowth(["--max-semi-space-size=8"]);
+    expect(sizes.at(-1), seen).toBe(16);
   }, 40_000);
 
   it("a process given its own semi-space flag (NODE_OPTIONS=--max-semi-space-size) keeps V8's own growth", async () => {

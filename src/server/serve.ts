@@ -44,10 +44,11 @@ export interface ServerConnection {
   closeIfIdle(): void;
   /**
    * Whether a used connection is given a moment to close by itself when the
-   * server shuts down (its next response says so) rather than closed under a
-   * peer that may be sending a request on it at that moment: HTTP keep-alive,
-   * where a proxy retries a request that failed so only when it is idempotent
-   * (RFC 9110 9.2.2), and a POST would fail.
+   * server shuts down (after its next response: HTTP says Connection: close in
+   * it, FastCGI closes once it is written) rather than closed under a peer that
+   * may be sending a request on it at that moment: a proxy retries a request
+   * that failed so only when it is idempotent (RFC 9110 9.2.2), and a POST
+   * would fail.
    */
   readonly closesItself?: boolean;
   /** Resolves when the socket has closed. */
