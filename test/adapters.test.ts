@@ -439,6 +439,20 @@ describe("fromNodeHandler", () => {
     expect(run.sink.body()).toBe("x");
   });
 
+  it("gives an empty body no Content-Length when the application set Transfer-Encoding [length.empty]", async () => {
+    for (const end of [(res: ServerResponse) => res.end(""), (res: ServerResponse) => res.end()]) {
+      const run = start(
+        fromNodeHandler((_req, res) => {
+          res.setHeader("Transfer-Encoding", "gzip");
+          end(res);
+        }),
+      );
+      expect(await run.outcome).toBe("complete");
+      expect(run.sink.headers).toEqual([]);
+      expect(run.sink.body()).toBe("");
+    }
+  });
+
   it("tells a handler that has not written yet that the client left: 'aborted' and 'close' [env.signal]", async () => {
     const events: string[] = [];
     const closed = deferred();

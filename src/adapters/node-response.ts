@@ -201,8 +201,8 @@ export class ResponseBridge implements SocketOwner {
         return this.lateWrite(res.destroyed ? "destroyed" : "ended", callback);
       if (!res.headersSent) implicitHeader(res);
       const bytes = toBytes(chunk, encoding);
-      // An application's own Transfer-Encoding asks for no Content-Length: streamed, the gateway frames it.
-      if (this.queue || res.hasHeader("transfer-encoding")) this.streaming().push(bytes);
+      if (this.queue) this.queue.push(bytes);
+      else if (res.hasHeader("transfer-encoding")) this.ownFraming(bytes);
       else this.deliver(this.completeBody([bytes]));
     } else if (res.writableEnded) {
       if (callback) {
@@ -216,11 +216,26 @@ export class ResponseBridge implements SocketOwner {
       return;
     } else {
       if (!res.headersSent) implicitHeader(res);
-      if (!this.queue) this.deliver(this.completeBody([]));
+      if (!this.queue) {
+        if (res.hasHeader("transfer-encoding")) this.ownFraming(EMPTY);
+        else this.deliver(this.completeBody([]));
+      }
     }
     if (callback) res.once("finish", callback);
     res.finished = true;
     this.queue?.end();
+  }
+
+  /**
+   * An application's own Transfer-Encoding asks for no Content-Length, as
+   * node:http gives none then: the body is streamed, and the gateway, whose
+   * header that is, frames it. An empty one sends its head first, or the
+   * engine would give it `Content-Length: 0` (SPEC: length.empty).
+   */
+  private ownFraming(bytes: Uint8Array): void {
+    const queue = this.streaming();
+    if (bytes.length === 0) this.flushHead();
+    else queue.push(bytes);
   }
 
   /** The queue that written chunks go to, handed to the engine as the body on first use. */
