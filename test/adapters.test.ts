@@ -15,13 +15,18 @@ import {
 import type { AddressInfo } from "node:net";
 import { PassThrough, Readable, pipeline } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { fromFetchHandler, fromNodeHandler, toNodeHandler } from "../src/adapters/index.js";
+import {
+  fromFetchHandler,
+  fromNodeHandler,
+  toNodeHandler,
+  type FetchHandler,
+} from "../src/adapters/index.js";
 import { ConnectionClosedError, type Outcome } from "../src/engine.js";
 import type { Application, Environ } from "../src/types.js";
 import { REPO } from "./helpers/processes.js";
 import { parseCgiResponse, runCgi, spawnCgi } from "./helpers/cgi.js";
 import { RecordingSink } from "./helpers/sinks.js";
-import { deferred, start, within, type Run } from "./helpers/engine-harness.js";
+import { deferred, start, testEnviron, within, type Run } from "./helpers/engine-harness.js";
 import {
   FRAMEWORK_APPS,
   SCENARIOS,
@@ -273,6 +278,38 @@ describe("fromFetchHandler", () => {
     expect(await within(run.outcome, 2000, "the aborted response")).toBe("aborted");
     await within(cancelled.promise, 2000, "the stream's cancel()");
     expect(pulls).toBeLessThan(10);
+  });
+
+  it("returns the body at once for a Response returned at once, and a promise for one awaited", async () => {
+    const { environ } = testEnviron();
+    const statuses: string[] = [];
+    const startResponse = (status: string) => {
+      statuses.push(status);
+      return () => {};
+    };
+    const now = fromFetchHandler(() => new Response("now"))(environ, startResponse);
+    expect(now).toEqual(["now"]);
+    const later = fromFetchHandler(async () => new Response("later"))(environ, startResponse);
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toEqual(["later"]);
+    expect(statuses).toEqual(["200 OK", "200 OK"]);
+  });
+
+  it("gives a 500 for a handler that throws or returns no Response, at once or awaited", async () => {
+    const handlers: FetchHandler[] = [
+      () => {
+        throw new Error("boom");
+      },
+      () => Promise.reject(new Error("boom")),
+      () => "text" as unknown as Response,
+      () => Promise.resolve(null as unknown as Response),
+    ];
+    for (const handler of handlers) {
+      const run = start(fromFetchHandler(handler));
+      expect(await run.outcome).toBe("failed");
+      expect(run.sink.status).toBe("500 Internal Server Error");
+      expect(run.errors.text).toMatch(/boom|must return a Response/);
+    }
   });
 
   it("answers 400 to a request that cannot become a fetch Request (TRACE)", async () => {

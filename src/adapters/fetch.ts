@@ -3,6 +3,7 @@
 
 import { STATUS_CODES } from "node:http";
 import { isHopByHop } from "../headers.js";
+import { isThenable } from "../values.js";
 import type { Application, Body, Environ, HeaderList, StartResponse } from "../types.js";
 import { requestUrl } from "./fetch-request.js";
 import { lightRequest } from "./light-request.js";
@@ -49,7 +50,7 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
     throw new TypeError("fromFetchHandler() takes a function (request: Request) => Response");
   const fullPath = options.fullPath === true;
   if (options.overrideGlobalObjects !== false) installLightResponse();
-  return async (environ, startResponse) => {
+  return (environ, startResponse) => {
     let request: Request;
     try {
       // Throws TypeError for what fetch cannot represent (a TRACE method, a Host that is no host).
@@ -57,18 +58,22 @@ export function fromFetchHandler(handler: FetchHandler, options: FetchOptions = 
     } catch (error) {
       return badRequest(environ, startResponse, error);
     }
-    const response: unknown = await handler(request, environ);
-    if (!isResponse(response)) {
-      throw new TypeError(
-        `the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`,
-      );
-    }
-    return sendResponse(response, startResponse);
+    const response: unknown = handler(request, environ);
+    // A handler that answers at once (Hono's, for a route whose handler is not
+    // async) gets its body back at once: the engine sends it without awaiting.
+    return isThenable(response)
+      ? Promise.resolve(response).then((settled) => sendResponse(settled, startResponse))
+      : sendResponse(response, startResponse);
   };
 }
 
 /** Starts the response and returns its body: as it is when the Response was made from a string or bytes. */
-function sendResponse(response: Response, startResponse: StartResponse): Body | Promise<Body> {
+function sendResponse(response: unknown, startResponse: StartResponse): Body | Promise<Body> {
+  if (!isResponse(response)) {
+    throw new TypeError(
+      `the fetch handler must return a Response, not ${response === null ? "null" : typeof response}`,
+    );
+  }
   const light = lightParts(response);
   if (light) {
     const headers: HeaderList = light.headers
