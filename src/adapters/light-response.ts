@@ -40,11 +40,9 @@ function headersOf(light: LightParts): Headers {
 /** Statuses whose response must have no body (fetch's "null body status"). */
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
-const parts = new WeakMap<object, LightParts>();
-
 /** The parts of a light Response nothing has turned native yet; undefined otherwise. */
 export function lightParts(response: object): LightParts | undefined {
-  return parts.get(response);
+  return LightResponse.partsOf(response);
 }
 
 /** The body as the fast path keeps it (a copy of bytes, as the native class keeps); undefined when it cannot. */
@@ -68,6 +66,10 @@ function simpleStatus(init: ResponseInit | undefined, hasBody: boolean): number 
 
 class LightResponse {
   #native: Response | undefined;
+  // A field, not a WeakMap beside the class: a WeakMap entry per response
+  // cost about as much as the rest of the constructor, and its ephemerons are
+  // extra work for every scavenge.
+  #light: LightParts | undefined;
 
   constructor(body?: BodyInit | null, init?: ResponseInit) {
     const simple = simpleBody(body);
@@ -83,14 +85,14 @@ class LightResponse {
       if (typeof simple === "string" && !headers.has("content-type"))
         headers.set("content-type", STRING_CONTENT_TYPE);
     }
-    parts.set(this, { status, headers, body: simple });
+    this.#light = { status, headers, body: simple };
   }
 
   /** The native Response this one stands for, built on first need. */
   native(): Response {
     if (this.#native) return this.#native;
-    const light = parts.get(this)!;
-    parts.delete(this);
+    const light = this.#light!;
+    this.#light = undefined;
     this.#native = new NativeResponse(light.body as BodyInit | null, {
       status: light.status,
       headers: headersOf(light),
@@ -99,7 +101,7 @@ class LightResponse {
   }
 
   get status(): number {
-    return parts.get(this)?.status ?? this.native().status;
+    return this.#light?.status ?? this.native().status;
   }
 
   get ok(): boolean {
@@ -108,11 +110,11 @@ class LightResponse {
   }
 
   get statusText(): string {
-    return parts.has(this) ? "" : this.native().statusText;
+    return this.#light ? "" : this.native().statusText;
   }
 
   get headers(): Headers {
-    const light = parts.get(this);
+    const light = this.#light;
     return light ? headersOf(light) : this.native().headers;
   }
 
@@ -122,6 +124,10 @@ class LightResponse {
 
   static isLight(value: object): value is LightResponse {
     return #native in value;
+  }
+
+  static partsOf(value: object): LightParts | undefined {
+    return #light in value ? value.#light : undefined;
   }
 }
 
