@@ -870,6 +870,22 @@ describe("backpressure", () => {
     expect(growthMb).toBeLessThanOrEqual(16);
   });
 
+  it("a body that arrives in many reads while the app is not reading yet is kept byte-exact (the connection's read buffer is reused for every read)", async () => {
+    const client = await open(main.address, { keepRaw: false });
+    await client.beginRequest(1);
+    await client.sendParams(1, paramsFor("/late-read?delay=400", { REQUEST_METHOD: "POST" }));
+    // 40 records of 1000 distinct bytes, each written on its own so that each is its own read.
+    const body = Buffer.alloc(40_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 8)) & 0xff;
+    for (let offset = 0; offset < body.length; offset += 1000) {
+      await client.sendStream(RecordType.STDIN, 1, body.subarray(offset, offset + 1000), false);
+      await sleep(3);
+    }
+    await client.sendStream(RecordType.STDIN, 1, Buffer.alloc(0));
+    const result = await client.response(1, { timeoutMs: 5000 });
+    expect(bodyJson(result)).toEqual({ length: body.length, sha256: sha256(body) });
+  });
+
   it("a slow web server does not make the server buffer the response: a client that stops reading a 2 GiB response, RSS growth < 100 MB", async () => {
     const from = main.proc.stderr.length;
     const client = await open(main.address, { keepRaw: false });

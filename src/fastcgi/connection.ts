@@ -78,6 +78,8 @@ export class FastCgiConnection implements RecordHandler, RequestChannel, ServerC
     private readonly server: ServerHooks,
     private readonly app: Application,
   ) {
+    // A chunk may be a view into a read buffer the socket reuses (server/read-buffer.ts): it is
+    // parsed at once, and what a request keeps of it (its body) is copied.
     socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
     socket.on("drain", () => this.releaseDrainWaiters());
     socket.on("end", () => this.onPeerEnd());

@@ -114,7 +114,8 @@ class RecordInput extends Readable {
       return true;
     }
     if (this.destroyed) return true;
-    this.#full = !this.push(piece);
+    // A copy: the piece is a view into the connection's read buffer, reused by its next read.
+    this.#full = !this.push(Buffer.from(piece));
     return !this.#full;
   }
 }

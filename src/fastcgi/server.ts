@@ -47,6 +47,9 @@ export function serveFastCgi(
     name: "fastcgi",
     inheritedSocketHint: FASTCGI_INHERITED_SOCKET_HINT,
     allowVariable: "FCGI_WEB_SERVER_ADDRS",
+    // Records are parsed as they are read; of what is read, only a request body's bytes are
+    // kept, and those are copied (RecordInput.add).
+    reuseReadBuffer: true,
   };
   return serveConnections(coreOptions(identity, options), ({ hooks, pages }) => {
     const withPages = { ...settings, pages };

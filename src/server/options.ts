@@ -67,6 +67,8 @@ export interface ProtocolIdentity {
    * every accepted socket gets TCP_NODELAY at once.
    */
   ownNoDelay?: boolean;
+  /** The protocol's connections copy what they keep of a chunk read, so reads may reuse one buffer. */
+  reuseReadBuffer?: boolean;
 }
 
 /** The core's settings for a protocol's server. */
@@ -84,6 +86,7 @@ export function coreOptions(
     allowName: variable === undefined ? "--allow" : `${variable} / --allow`,
     inheritedSocketHint: protocol.inheritedSocketHint,
     noDelay: !protocol.ownNoDelay,
+    reuseReadBuffer: protocol.reuseReadBuffer ?? false,
     maxConnections: options.maxConnections ?? 1024,
     concurrency: options.concurrency ?? 1024,
     errors: options.errors ?? process.stderr,

@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Writable } from "node:stream";
 import type { Outcome } from "../engine.js";
 import { listen, PeerAllowList, type Listening } from "./listen.js";
+import { withOwnReadBuffer } from "./read-buffer.js";
 import { RequestCounters, type ClusterStatus, type ServerStats } from "./stats.js";
 import { statusReport, type BuiltInPages } from "./status.js";
 
@@ -80,6 +81,11 @@ export interface CoreOptions {
   inheritedSocketHint: string;
   /** TCP_NODELAY on every accepted socket (a setsockopt call per connection). */
   noDelay: boolean;
+  /**
+   * The protocol's connections parse what they read at once and copy what they
+   * keep, so their sockets may read into one reused buffer (server/read-buffer.ts).
+   */
+  reuseReadBuffer: boolean;
   maxConnections: number;
   concurrency: number;
   errors: Writable;
@@ -158,7 +164,8 @@ class GatewayServer implements ServerHooks {
         : undefined;
     this.#open = protocol({ hooks: this, pages });
     this.server = createServer(
-      { allowHalfOpen: true, noDelay: options.noDelay },
+      // Paused: a socket's reading starts in #accept, into a buffer of its own or as usual.
+      { allowHalfOpen: true, noDelay: options.noDelay, pauseOnConnect: true },
       (socket: Socket) => this.#accept(socket),
     );
     this.server.maxConnections = options.maxConnections;
@@ -195,11 +202,17 @@ class GatewayServer implements ServerHooks {
       socket.destroy();
       return;
     }
-    if (this.#shuttingDown) {
+    // node:net's own limit does not see sockets moved to a buffer of their own (read-buffer.ts).
+    if (this.#shuttingDown || this.#connections.size >= this.#options.maxConnections) {
       socket.destroy();
       return;
     }
-    this.#connections.add(this.#open(socket));
+    if (this.#options.reuseReadBuffer) {
+      this.#connections.add(this.#open(withOwnReadBuffer(socket)));
+    } else {
+      this.#connections.add(this.#open(socket));
+      socket.resume();
+    }
   }
 
   // ServerHooks
