@@ -357,33 +357,42 @@ export class ParamsDecoder {
 
 // Every request repeats the same few dozen param names. Reusing the string made
 // for a name the last time spares decoding it, and lets V8 reuse the property
-// key it already interned when the name became an environ key.
+// key it already interned when the name became an environ key. The slot comes
+// from the length and three of the name's bytes, not a hash of all of them: the
+// bytes are compared in full anyway, so a weaker spread only costs a miss now
+// and then, while hashing every byte cost as much as the comparison.
 const NAME_CACHE_SLOTS = 512;
-const cachedNameBytes = new Array<Buffer | undefined>(NAME_CACHE_SLOTS);
-const cachedNames = new Array<string>(NAME_CACHE_SLOTS);
+const NAME_CACHE_BYTES = 64;
+const cachedNameBytes = new Uint8Array(NAME_CACHE_SLOTS * NAME_CACHE_BYTES);
+const cachedNameLengths = new Int32Array(NAME_CACHE_SLOTS).fill(-1);
+const cachedNames = new Array<string>(NAME_CACHE_SLOTS).fill("");
 
 /** The cache slot of the name knownName() returned last (-1 if it is not cached), for knownValue(). */
 let lastNameSlot = -1;
 
+/** The name's cache slot (`end > start`): its length, its 6th (or first), middle and last bytes, mixed. */
+function nameSlot(chunk: Buffer, start: number, end: number): number {
+  const length = end - start;
+  const sixth = start + 5 < end ? chunk[start + 5] : chunk[start];
+  const mixed =
+    length ^ (sixth << 8) ^ (chunk[end - 1] << 16) ^ (chunk[start + (length >> 1)] << 24);
+  return Math.imul(mixed, 0x9e3779b1) >>> 23; // the top 9 bits: NAME_CACHE_SLOTS
+}
+
 function knownName(chunk: Buffer, start: number, end: number): string {
-  let hash = 0x811c9dc5;
-  for (let i = start; i < end; i++) hash = Math.imul(hash ^ chunk[i], 0x01000193);
-  const slot = (hash >>> 0) & (NAME_CACHE_SLOTS - 1);
+  const length = end - start;
+  const slot = nameSlot(chunk, start, end);
+  const base = slot * NAME_CACHE_BYTES;
   lastNameSlot = slot;
-  const bytes = cachedNameBytes[slot];
-  if (bytes !== undefined && bytes.length === end - start) {
-    let same = true;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] !== chunk[start + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return cachedNames[slot];
+  if (cachedNameLengths[slot] === length) {
+    let i = 0;
+    while (i < length && cachedNameBytes[base + i] === chunk[start + i]) i++;
+    if (i === length) return cachedNames[slot];
   }
   const name = chunk.toString("latin1", start, end);
-  if (end - start <= 64) {
-    cachedNameBytes[slot] = Buffer.from(chunk.subarray(start, end));
+  if (length <= NAME_CACHE_BYTES) {
+    for (let i = 0; i < length; i++) cachedNameBytes[base + i] = chunk[start + i]!;
+    cachedNameLengths[slot] = length;
     cachedNames[slot] = name;
   } else {
     lastNameSlot = -1;
