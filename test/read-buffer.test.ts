@@ -1,9 +1,9 @@
-// withOwnReadBuffer (src/server/read-buffer.ts): an accepted socket moved to a
-// Socket that reads into one reused buffer, over real TCP connections.
+// withReusedReadBuffer (src/server/read-buffer.ts): accepted sockets moved to
+// Sockets that read into one reused buffer, over real TCP connections.
 
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { withOwnReadBuffer } from "../src/server/read-buffer.js";
+import { withReusedReadBuffer } from "../src/server/read-buffer.js";
 import { sleep } from "./helpers/processes.js";
 
 let server: Server | undefined;
@@ -22,7 +22,12 @@ async function pair(onAccept: (socket: Socket) => void): Promise<Socket> {
     onAccept(socket);
   });
   await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  return another();
+}
+
+/** One more client connected to the server. */
+async function another(): Promise<Socket> {
+  const { port } = server!.address() as AddressInfo;
   const client = connect(port, "127.0.0.1");
   sockets.push(client);
   await new Promise((resolve) => client.once("connect", resolve));
@@ -39,13 +44,13 @@ async function sendApart(client: Socket, pieces: string[], received: () => numbe
   }
 }
 
-describe("withOwnReadBuffer", () => {
+describe("withReusedReadBuffer", () => {
   it("hands every read as a view into the same buffer, in order, and the socket writes and half-closes as usual", async () => {
     const views: { text: string; buffer: ArrayBufferLike; offset: number }[] = [];
     let ended = false;
     let serverSide: Socket | undefined;
     const client = await pair((accepted) => {
-      const socket = withOwnReadBuffer(accepted);
+      const socket = withReusedReadBuffer(accepted);
       serverSide = socket;
       sockets.push(socket);
       socket.on("data", (chunk: Buffer) => {
@@ -72,11 +77,40 @@ describe("withOwnReadBuffer", () => {
     expect(Buffer.concat(reply).toString()).toBe("bye");
   });
 
+  it("serves every socket from the same buffer, each its own bytes, when their reads alternate", async () => {
+    const received = new Map<Socket, string>();
+    const buffers = new Set<ArrayBufferLike>();
+    const first = await pair((accepted) => {
+      const socket = withReusedReadBuffer(accepted);
+      sockets.push(socket);
+      received.set(socket, "");
+      socket.on("data", (chunk: Buffer) => {
+        buffers.add(chunk.buffer);
+        received.set(socket, received.get(socket)! + chunk.toString());
+      });
+    });
+    const second = await another();
+    const total = () => [...received.values()].join("").length;
+    let sent = 0;
+    for (let i = 0; i < 5; i++) {
+      for (const [client, text] of [
+        [first, `a${i}`],
+        [second, `bb${i}`],
+      ] as const) {
+        client.write(text);
+        sent += text.length;
+        for (let wait = 0; wait < 200 && total() < sent; wait++) await sleep(5);
+      }
+    }
+    expect([...received.values()].sort()).toEqual(["a0a1a2a3a4", "bb0bb1bb2bb3bb4"]);
+    expect(buffers.size).toBe(1);
+  });
+
   it("pause() stops reading and resume() goes on where it stopped: nothing lost", async () => {
     let socket: Socket | undefined;
     let received = "";
     const client = await pair((accepted) => {
-      socket = withOwnReadBuffer(accepted);
+      socket = withReusedReadBuffer(accepted);
       sockets.push(socket);
       socket.on("data", (chunk: Buffer) => {
         received += chunk.toString();
@@ -96,7 +130,7 @@ describe("withOwnReadBuffer", () => {
     let first: Socket | undefined;
     await pair((socket) => {
       first = socket;
-      sockets.push(withOwnReadBuffer(socket));
+      sockets.push(withReusedReadBuffer(socket));
     });
     await sleep(50);
     expect(first!.destroyed).toBe(true);
@@ -112,7 +146,7 @@ describe("withOwnReadBuffer", () => {
       const handle = (accepted as unknown as { _handle: unknown })._handle;
       // A socket of another kind: the handle is out of reach.
       Object.defineProperty(accepted, "_handle", { value: undefined, configurable: true });
-      const socket = withOwnReadBuffer(accepted);
+      const socket = withReusedReadBuffer(accepted);
       expect(socket).toBe(accepted);
       Object.defineProperty(accepted, "_handle", {
         value: handle,

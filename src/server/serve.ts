@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Writable } from "node:stream";
 import type { Outcome } from "../engine.js";
 import { listen, PeerAllowList, type Listening } from "./listen.js";
-import { withOwnReadBuffer } from "./read-buffer.js";
+import { withReusedReadBuffer } from "./read-buffer.js";
 import { RequestCounters, type ClusterStatus, type ServerStats } from "./stats.js";
 import { statusReport, type BuiltInPages } from "./status.js";
 
@@ -164,7 +164,7 @@ class GatewayServer implements ServerHooks {
         : undefined;
     this.#open = protocol({ hooks: this, pages });
     this.server = createServer(
-      // Paused: a socket's reading starts in #accept, into a buffer of its own or as usual.
+      // Paused: a socket's reading starts in #accept, into the reused read buffer or as usual.
       { allowHalfOpen: true, noDelay: options.noDelay, pauseOnConnect: true },
       (socket: Socket) => this.#accept(socket),
     );
@@ -202,13 +202,13 @@ class GatewayServer implements ServerHooks {
       socket.destroy();
       return;
     }
-    // node:net's own limit does not see sockets moved to a buffer of their own (read-buffer.ts).
+    // node:net's own limit does not count sockets moved to the reused read buffer (read-buffer.ts).
     if (this.#shuttingDown || this.#connections.size >= this.#options.maxConnections) {
       socket.destroy();
       return;
     }
     if (this.#options.reuseReadBuffer) {
-      this.#connections.add(this.#open(withOwnReadBuffer(socket)));
+      this.#connections.add(this.#open(withReusedReadBuffer(socket)));
     } else {
       this.#connections.add(this.#open(socket));
       socket.resume();
