@@ -114,7 +114,7 @@ class RecordInput extends Readable {
       return true;
     }
     if (this.destroyed) return true;
-    // A copy: the piece is a view into the connection's read buffer, reused by its next read.
+    // A copy: the piece is a view into the read buffer the next read reuses (read-buffer.ts).
     this.#full = !this.push(Buffer.from(piece));
     return !this.#full;
   }
