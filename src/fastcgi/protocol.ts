@@ -404,6 +404,9 @@ function knownName(chunk: Buffer, start: number, end: number): string {
 // HTTP_HOST, ...): the last short value seen under each name slot is kept, and
 // bytes equal to it give back the same string instead of a new one. Equal bytes
 // are compared in full, so a slot shared by two names can only miss, never lie.
+// knownName and knownValue compare and store the same way on purpose: one helper
+// reaching the arrays through an object (a class or a parameter) instead of
+// module constants measured about 0.1 µs slower per request's params.
 const VALUE_CACHE_BYTES = 64;
 const cachedValueBytes = new Uint8Array(NAME_CACHE_SLOTS * VALUE_CACHE_BYTES);
 const cachedValueLengths = new Int32Array(NAME_CACHE_SLOTS).fill(-1);
